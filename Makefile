@@ -1,0 +1,47 @@
+# The two commands a newcomer needs: `make run` (the local stack) and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+PORT   ?= 8000
+
+.PHONY: run test lint format bench unit integration e2e clean
+
+$(STAMP): requirements.txt requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $(STAMP)
+
+node_modules/.installed: package.json
+	npm install --no-audit --no-fund --silent
+	touch node_modules/.installed
+
+run: $(STAMP)
+	$(PY) -m chalicelib.local.stack --port $(PORT)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: $(STAMP)
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+test: $(STAMP) node_modules/.installed lint
+	$(PY) -m pytest -n 2 --dist loadgroup
+
+unit: $(STAMP)
+	$(PY) -m pytest tests/unit
+
+integration: $(STAMP)
+	$(PY) -m pytest tests/integration
+
+e2e: $(STAMP) node_modules/.installed
+	$(PY) -m pytest tests/e2e
+
+bench: $(STAMP)
+	$(PY) -m bench
+
+clean:
+	rm -rf $(VENV) node_modules .local

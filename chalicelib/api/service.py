@@ -1,0 +1,26 @@
+"""Service routes: health and the OpenAPI document."""
+
+from __future__ import annotations
+
+from chalicelib import health
+from chalicelib.http import RequestContext, Router, json_response
+from chalicelib.models import Health
+
+router = Router(__name__, "service")
+
+
+@router.route("/v1/health", "GET", auth=False, response=Health)
+def get_health(ctx: RequestContext):
+    """Health of Shipyard and its dependencies (503 if one is down)."""
+    state = health.check()
+    return json_response(
+        {"data": state.model_dump(mode="json")}, 200 if state.status == "ok" else 503
+    )
+
+
+@router.route("/v1/openapi.json", "GET", auth=False)
+def get_openapi(ctx: RequestContext):
+    """The OpenAPI 3.1 document of this API."""
+    from chalicelib.openapi import document
+
+    return json_response(document(), 200)

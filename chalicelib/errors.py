@@ -1,0 +1,99 @@
+"""Domain errors. Raised anywhere; turned into the contract's error envelope in http.py."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class ApiError(Exception):
+    status = 500
+    code = "internal_error"
+    default_message = "An internal error occurred"
+
+    def __init__(
+        self,
+        message: str | None = None,
+        details: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message or self.default_message)
+        self.message = message or self.default_message
+        self.details = details
+        self.headers = headers or {}
+
+
+class BadRequest(ApiError):
+    status, code, default_message = 400, "bad_request", "Malformed request"
+
+
+class InvalidCursor(ApiError):
+    status, code, default_message = 400, "invalid_cursor", "The cursor is not valid for this list"
+
+
+class Unauthorized(ApiError):
+    status, code, default_message = 401, "unauthorized", "A valid API key or token is required"
+
+
+class Forbidden(ApiError):
+    status, code, default_message = 403, "forbidden", "This credential lacks the required scope"
+
+    def __init__(self, required_scope: str) -> None:
+        super().__init__(
+            f"This credential lacks the scope {required_scope}",
+            {"required_scope": required_scope},
+        )
+
+
+class FeatureLimitReached(ApiError):
+    status, code = 403, "feature_limit_reached"
+
+    def __init__(self, feature: str, limit: int, used: int) -> None:
+        super().__init__(
+            f"The {feature} limit of your plan ({limit}) is reached",
+            {"feature": feature, "limit": limit, "used": used},
+        )
+
+
+class NotFound(ApiError):
+    status, code = 404, "not_found"
+
+    def __init__(self, what: str = "Resource") -> None:
+        super().__init__(f"{what} not found")
+
+
+class Conflict(ApiError):
+    status, code, default_message = 409, "conflict", "The request conflicts with existing data"
+
+
+class InvalidState(ApiError):
+    status, code, default_message = 409, "invalid_state", "Not allowed in the current state"
+
+
+class PayloadTooLarge(ApiError):
+    status, code, default_message = 413, "payload_too_large", "The request body is too large"
+
+
+class ValidationFailed(ApiError):
+    status, code, default_message = 422, "validation_failed", "The request is not valid"
+
+    def __init__(self, fields: dict[str, list[str]], message: str | None = None) -> None:
+        super().__init__(message, {"fields": fields})
+
+
+class RateLimited(ApiError):
+    status, code, default_message = 429, "rate_limited", "Too many requests"
+
+
+class QuotaExceeded(ApiError):
+    status, code = 429, "quota_exceeded"
+
+    def __init__(self, feature: str, limit: int, used: int, retry_after: int) -> None:
+        super().__init__(
+            f"The {feature} quota of your plan ({limit}) is used up for this period",
+            {"feature": feature, "limit": limit, "used": used},
+            {"Retry-After": str(retry_after)},
+        )
+
+
+class ServiceUnavailable(ApiError):
+    status, code, default_message = 503, "service_unavailable", "A dependency is unavailable"

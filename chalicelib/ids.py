@@ -1,0 +1,26 @@
+"""Opaque, prefixed, time-sortable identifiers (`prj_01j...`).
+
+The body is a ULID in lowercase Crockford base32: 48 bits of milliseconds and 80 random
+bits. Sorting ids sorts by creation time, so a DynamoDB sort key on an id lists newest
+first without a second index.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+
+_ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"
+
+
+def _b32(value: int, length: int) -> str:
+    chars = []
+    for _ in range(length):
+        chars.append(_ALPHABET[value & 31])
+        value >>= 5
+    return "".join(reversed(chars))
+
+
+def new_id(prefix: str) -> str:
+    millis = time.time_ns() // 1_000_000
+    return f"{prefix}_{_b32(millis, 10)}{_b32(secrets.randbits(80), 16)}"

@@ -1,0 +1,148 @@
+"""The local stack: moto in server mode as AWS, the resources of infra/, the API on
+127.0.0.1:8000 and the pump that does what AWS would do (local/pump.py).
+
+    python -m chalicelib.local.stack [--port 8000]
+
+If a moto server already listens on SHIPYARD_MOTO_PORT (default 5000), it is used and
+left running on exit, so its data outlives restarts of the API; otherwise one is started
+and stopped with the stack, and its data (everything: it lives in memory) goes with it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+
+from chalicelib.local import env
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as probe:
+        probe.settimeout(0.2)
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+def start_moto(port: int) -> subprocess.Popen | None:
+    """Start moto unless one already listens; None if an existing one is reused."""
+    if _listening(port):
+        print(f"Using the moto server already on 127.0.0.1:{port}", flush=True)
+        return None
+    log = open(env.STATE_DIR / "moto.log", "ab")  # noqa: SIM115 - the child keeps it open
+    process = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 30
+    while not _listening(port):
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise SystemExit(f"moto did not start; see {env.STATE_DIR / 'moto.log'}")
+        time.sleep(0.1)
+    return process
+
+
+def configure_moto(port: int) -> None:
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/moto-api/config",
+        data=json.dumps({"stepfunctions": {"execute_state_machine": True}}).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    urllib.request.urlopen(request, timeout=10).close()
+
+
+def first_workspace() -> tuple[str, str]:
+    """The workspace made on first start (remade if moto lost it) and its key."""
+    from chalicelib.store import workspaces as store
+    from chalicelib.workspaces import create_with_key
+
+    path = env.STATE_DIR / "first-workspace.json"
+    if path.exists():
+        saved = json.loads(path.read_text())
+        if store.get_workspace(saved["workspace_id"]) is not None:
+            return saved["workspace_id"], saved["api_key"]
+    workspace, key = create_with_key("My workspace")
+    path.write_text(json.dumps({"workspace_id": workspace["id"], "api_key": key}))
+    path.chmod(0o600)
+    return workspace["id"], key
+
+
+def serve(host: str, port: int):
+    from chalice.config import Config
+    from chalice.local import CustomLocalChalice, LocalChalice, LocalDevServer
+
+    from app import app
+    from chalicelib.local.gateway import handler_class
+
+    # Thread-local current_request, as `chalice local` does, for the threaded server.
+    CustomLocalChalice.__bases__ = (LocalChalice, app.__class__)
+    app.__class__ = CustomLocalChalice
+    config = Config.create(chalice_app=app, app_name="shipyard", chalice_stage="local")
+    handler = handler_class(app, config)
+    return LocalDevServer(app, config, host, port, handler_cls=handler)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m chalicelib.local.stack")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", 8000)))
+    args = parser.parse_args(argv)
+
+    env.STATE_DIR.mkdir(parents=True, exist_ok=True)
+    moto_port = env.moto_port()
+    os.environ.setdefault("SHIPYARD_PUBLIC_URL", f"http://{args.host}:{args.port}")
+    env.apply(moto_port)
+    if _listening(args.port):
+        print(f"error: port {args.port} is in use; pick another with PORT=...", file=sys.stderr)
+        return 1
+    moto = start_moto(moto_port)
+    stopping = threading.Event()
+
+    def stop(*_: object) -> None:
+        stopping.set()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    server = None
+    try:
+        configure_moto(moto_port)
+        from infra.provision import provision
+
+        provision(os.environ.get("SHIPYARD_RESOURCE_PREFIX", "shipyard"))
+        workspace_id, key = first_workspace()
+        server = serve(args.host, args.port)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        print(
+            f"\nShipyard is running on http://{args.host}:{args.port}\n"
+            f"  workspace: {workspace_id}\n"
+            f"  API key:   {key}\n\n"
+            f"  export SHIPYARD_URL=http://{args.host}:{args.port}\n"
+            f"  export SHIPYARD_API_KEY={key}\n\n"
+            "Press Ctrl-C to stop.",
+            flush=True,
+        )
+        stopping.wait()
+    finally:
+        print("Stopping...", flush=True)
+        if server is not None:
+            server.shutdown()
+        if moto is not None:
+            os.killpg(moto.pid, signal.SIGTERM)
+            try:
+                moto.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(moto.pid, signal.SIGKILL)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,114 @@
+"""Request and response models of the public API (pydantic v2). openapi.py renders them."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Name = Annotated[str, Field(min_length=1, max_length=255)]
+Slug = Annotated[str, Field(pattern=r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")]
+Command = Annotated[str, Field(min_length=1, max_length=2000)]
+RelativePath = Annotated[str, Field(min_length=1, max_length=255, pattern=r"^[^/\x00][^\x00]*$")]
+EnvKey = Annotated[str, Field(pattern=r"^[A-Z_][A-Z0-9_]*$", max_length=255)]
+Timestamp = Annotated[str, Field(examples=["2026-02-25T14:30:00Z"])]
+Runtime = Literal["auto", "static", "node", "python"]
+ProjectStatus = Literal["idle", "deploying", "running", "failed"]
+PROJECT_STATUSES: tuple[str, ...] = ("idle", "deploying", "running", "failed")
+
+
+class Input(BaseModel):
+    """A request body: unknown fields are refused, not ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class BuildSettings(Input):
+    install_command: Command | None = None
+    build_command: Command | None = None
+    output_directory: RelativePath | None = None
+    root_directory: RelativePath | None = None
+
+
+class RunSettings(Input):
+    start_command: Command | None = None
+    port: Annotated[int, Field(ge=1, le=65535)] | None = None
+    health_check_path: Annotated[str, Field(pattern=r"^/", max_length=255)] = "/"
+    health_check_timeout_s: Annotated[int, Field(ge=1, le=300)] = 30
+
+
+class GitSettingsInput(Input):
+    repository: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$", max_length=200)]
+    branch: Annotated[str, Field(min_length=1, max_length=255)] = "main"
+    webhook_secret: Annotated[str, Field(min_length=16, max_length=255)] | None = None
+
+
+class GitSettings(BaseModel):
+    repository: str
+    branch: str
+
+
+class ProjectCreate(Input):
+    name: Name
+    slug: Slug | None = None
+    description: Annotated[str, Field(max_length=1000)] | None = None
+    runtime: Runtime = "auto"
+    build: BuildSettings = Field(default_factory=BuildSettings)
+    run: RunSettings = Field(default_factory=RunSettings)
+    git: GitSettingsInput | None = None
+
+
+class ProjectUpdate(Input):
+    name: Name | None = None
+    slug: Slug | None = None
+    description: Annotated[str, Field(max_length=1000)] | None = None
+    runtime: Runtime | None = None
+    build: BuildSettings | None = None
+    run: RunSettings | None = None
+    git: GitSettingsInput | None = None
+
+
+class Project(BaseModel):
+    id: str
+    workspace_id: str
+    name: str
+    slug: str
+    description: str | None
+    runtime: Runtime
+    build: BuildSettings
+    run: RunSettings
+    git: GitSettings | None
+    status: ProjectStatus
+    url: str | None
+    current_deployment_id: str | None
+    created_at: Timestamp
+    updated_at: Timestamp
+
+
+class EnvVarInput(Input):
+    value: Annotated[str, Field(max_length=32768)]
+    secret: bool = False
+
+
+class EnvUpdate(Input):
+    vars: Annotated[dict[EnvKey, EnvVarInput], Field(max_length=200)]
+
+
+class EnvVar(BaseModel):
+    value: str | None
+    secret: bool
+
+
+class EnvVars(BaseModel):
+    vars: dict[str, EnvVar]
+
+
+class DependencyState(BaseModel):
+    status: Literal["ok", "down"]
+    latency_ms: float
+    error: str | None = None
+
+
+class Health(BaseModel):
+    status: Literal["ok", "degraded"]
+    dependencies: dict[str, DependencyState]

@@ -1,0 +1,252 @@
+"""A thin layer over the DynamoDB client: typed (de)serialisation, conditional writes,
+and paginated queries. Repositories in this package are the only users of DynamoDB."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from decimal import Decimal
+from typing import Any
+
+from chalicelib.aws.clients import client
+from chalicelib.settings import get_settings
+
+_serializer = None
+_deserializer = None
+
+
+def _codec():
+    global _serializer, _deserializer
+    if _serializer is None:
+        from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+
+        _serializer, _deserializer = TypeSerializer(), TypeDeserializer()
+    return _serializer, _deserializer
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, set):
+        return sorted(_plain(v) for v in value)
+    return value
+
+
+def _number_safe(value: Any) -> Any:
+    if isinstance(value, float):
+        return Decimal(str(value))
+    if isinstance(value, dict):
+        return {k: _number_safe(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_number_safe(v) for v in value]
+    return value
+
+
+def serialize(item: dict[str, Any]) -> dict[str, Any]:
+    ser, _ = _codec()
+    return {k: ser.serialize(_number_safe(v)) for k, v in item.items() if v is not None}
+
+
+def serialize_value(value: Any) -> dict[str, Any]:
+    ser, _ = _codec()
+    return ser.serialize(_number_safe(value))
+
+
+def deserialize(item: dict[str, Any]) -> dict[str, Any]:
+    _, de = _codec()
+    return {k: _plain(de.deserialize(v)) for k, v in item.items()}
+
+
+def is_condition_failure(error: Exception) -> bool:
+    code = getattr(error, "response", {}).get("Error", {}).get("Code")
+    return code in ("ConditionalCheckFailedException", "TransactionCanceledException")
+
+
+class Table:
+    """One DynamoDB table, by its logical name in infra/resources.json."""
+
+    def __init__(self, logical_name: str) -> None:
+        self.logical_name = logical_name
+
+    @property
+    def name(self) -> str:
+        return get_settings().table(self.logical_name)
+
+    @property
+    def ddb(self) -> Any:
+        return client("dynamodb")
+
+    def get(self, key: dict[str, Any], consistent: bool = True) -> dict[str, Any] | None:
+        found = self.ddb.get_item(
+            TableName=self.name, Key=serialize(key), ConsistentRead=consistent
+        )
+        item = found.get("Item")
+        return deserialize(item) if item else None
+
+    def put(
+        self,
+        item: dict[str, Any],
+        condition: str | None = None,
+        names: dict[str, str] | None = None,
+        values: dict[str, Any] | None = None,
+    ) -> None:
+        kwargs: dict[str, Any] = {"TableName": self.name, "Item": serialize(item)}
+        _add_expression(kwargs, condition, names, values)
+        self.ddb.put_item(**kwargs)
+
+    def update(
+        self,
+        key: dict[str, Any],
+        update: str,
+        condition: str | None = None,
+        names: dict[str, str] | None = None,
+        values: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {
+            "TableName": self.name,
+            "Key": serialize(key),
+            "UpdateExpression": update,
+            "ReturnValues": "ALL_NEW",
+        }
+        _add_expression(kwargs, condition, names, values)
+        return deserialize(self.ddb.update_item(**kwargs)["Attributes"])
+
+    def delete(
+        self,
+        key: dict[str, Any],
+        condition: str | None = None,
+        names: dict[str, str] | None = None,
+        values: dict[str, Any] | None = None,
+    ) -> None:
+        kwargs: dict[str, Any] = {"TableName": self.name, "Key": serialize(key)}
+        _add_expression(kwargs, condition, names, values)
+        self.ddb.delete_item(**kwargs)
+
+    def query_page(
+        self,
+        key_condition: str,
+        values: dict[str, Any],
+        limit: int,
+        start_key: dict[str, Any] | None = None,
+        names: dict[str, str] | None = None,
+        filter_expression: str | None = None,
+        index: str | None = None,
+        newest_first: bool = True,
+        key_of=None,
+    ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+        """Up to `limit` items after `start_key`, and the key to continue from (or None).
+
+        DynamoDB applies `Limit` before the filter, so this reads on until it has `limit`
+        matches; the continuation key is that of the last item returned, not DynamoDB's.
+        `key_of(item)` gives an item's full key (table and index attributes).
+        """
+        items: list[dict[str, Any]] = []
+        exclusive = start_key
+        while True:
+            kwargs: dict[str, Any] = {
+                "TableName": self.name,
+                "KeyConditionExpression": key_condition,
+                "ExpressionAttributeValues": {k: serialize_value(v) for k, v in values.items()},
+                "ScanIndexForward": not newest_first,
+                "Limit": limit + 1 if filter_expression is None else max(limit * 2, 25),
+            }
+            if names:
+                kwargs["ExpressionAttributeNames"] = names
+            if filter_expression:
+                kwargs["FilterExpression"] = filter_expression
+            if index:
+                kwargs["IndexName"] = index
+            if exclusive:
+                kwargs["ExclusiveStartKey"] = serialize(exclusive)
+            page = self.ddb.query(**kwargs)
+            for raw in page.get("Items", []):
+                item = deserialize(raw)
+                if len(items) == limit:
+                    return items, key_of(items[-1])
+                items.append(item)
+            last = page.get("LastEvaluatedKey")
+            if not last:
+                return items, None
+            exclusive = deserialize(last)
+
+    def query_all(
+        self,
+        key_condition: str,
+        values: dict[str, Any],
+        names: dict[str, str] | None = None,
+        index: str | None = None,
+        filter_expression: str | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        kwargs: dict[str, Any] = {
+            "TableName": self.name,
+            "KeyConditionExpression": key_condition,
+            "ExpressionAttributeValues": {k: serialize_value(v) for k, v in values.items()},
+        }
+        if names:
+            kwargs["ExpressionAttributeNames"] = names
+        if index:
+            kwargs["IndexName"] = index
+        if filter_expression:
+            kwargs["FilterExpression"] = filter_expression
+        while True:
+            page = self.ddb.query(**kwargs)
+            for raw in page.get("Items", []):
+                yield deserialize(raw)
+            if not page.get("LastEvaluatedKey"):
+                return
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def transact(operations: list[dict[str, Any]]) -> None:
+    """A TransactWriteItems of operations built with `put_op`/`update_op`/`delete_op`/`check_op`."""
+    client("dynamodb").transact_write_items(TransactItems=operations)
+
+
+def _expr(
+    table: Table,
+    key_or_item: dict[str, Any],
+    key_field: str,
+    condition: str | None,
+    names: dict[str, str] | None,
+    values: dict[str, Any] | None,
+) -> dict[str, Any]:
+    op: dict[str, Any] = {"TableName": table.name, key_field: serialize(key_or_item)}
+    _add_expression(op, condition, names, values)
+    return op
+
+
+def put_op(table: Table, item: dict[str, Any], condition=None, names=None, values=None) -> dict:
+    return {"Put": _expr(table, item, "Item", condition, names, values)}
+
+
+def delete_op(table: Table, key: dict[str, Any], condition=None, names=None, values=None) -> dict:
+    return {"Delete": _expr(table, key, "Key", condition, names, values)}
+
+
+def check_op(table: Table, key: dict[str, Any], condition: str, names=None, values=None) -> dict:
+    return {"ConditionCheck": _expr(table, key, "Key", condition, names, values)}
+
+
+def update_op(
+    table: Table, key: dict[str, Any], update: str, condition=None, names=None, values=None
+) -> dict:
+    op = _expr(table, key, "Key", condition, names, values)
+    op["UpdateExpression"] = update
+    return {"Update": op}
+
+
+def _add_expression(
+    kwargs: dict[str, Any],
+    condition: str | None,
+    names: dict[str, str] | None,
+    values: dict[str, Any] | None,
+) -> None:
+    if condition:
+        kwargs["ConditionExpression"] = condition
+    if names:
+        kwargs["ExpressionAttributeNames"] = names
+    if values:
+        kwargs["ExpressionAttributeValues"] = {k: serialize_value(v) for k, v in values.items()}

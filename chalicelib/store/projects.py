@@ -1,0 +1,184 @@
+"""Projects in DynamoDB: one item per project (sort key = its id) and one uniqueness item
+per slug (sort key `slug#<slug>`) in the same partition, written in one transaction so a
+slug can never be taken twice, whatever runs concurrently."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from chalicelib.errors import Conflict, NotFound
+from chalicelib.store.dynamo import (
+    Table,
+    delete_op,
+    is_condition_failure,
+    put_op,
+    transact,
+    update_op,
+)
+
+projects = Table("projects")
+SLUG = "slug#"
+
+
+def _slug_item(workspace_id: str, slug: str, project_id: str) -> dict[str, Any]:
+    return {"workspace_id": workspace_id, "sk": SLUG + slug, "project_id": project_id}
+
+
+def _key(workspace_id: str, project_id: str) -> dict[str, str]:
+    return {"workspace_id": workspace_id, "sk": project_id}
+
+
+def create(item: dict[str, Any], extra_operations: list[dict] | None = None) -> None:
+    """Write a project and claim its slug; `extra_operations` join the same transaction
+    (the project counter of quotas, for one)."""
+    operations = [
+        put_op(projects, {**item, "sk": item["id"]}, "attribute_not_exists(sk)"),
+        put_op(
+            projects,
+            _slug_item(item["workspace_id"], item["slug"], item["id"]),
+            "attribute_not_exists(sk)",
+        ),
+        *(extra_operations or []),
+    ]
+    try:
+        transact(operations)
+    except Exception as error:
+        if is_condition_failure(error):
+            _raise_cancellation(error, item["slug"])
+        raise
+
+
+def _raise_cancellation(error: Exception, slug: str) -> None:
+    reasons = getattr(error, "response", {}).get("CancellationReasons") or []
+    codes = [reason.get("Code") for reason in reasons]
+    if len(codes) > 1 and codes[1] == "ConditionalCheckFailed":
+        raise Conflict(f"The slug '{slug}' is already taken in this workspace") from None
+    raise error
+
+
+def get(workspace_id: str, project_id: str) -> dict[str, Any]:
+    if not project_id.startswith("prj_"):
+        raise NotFound("Project")
+    item = projects.get(_key(workspace_id, project_id))
+    if item is None:
+        raise NotFound("Project")
+    return item
+
+
+def list_page(
+    workspace_id: str,
+    limit: int,
+    start: dict[str, Any] | None,
+    status: str | None,
+    search: str | None,
+) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+    filters, values, names = [], {":ws": workspace_id, ":prefix": "prj_"}, {}
+    if status:
+        filters.append("#status = :status")
+        names["#status"] = "status"
+        values[":status"] = status
+    if search:
+        filters.append("(contains(name_lc, :q) OR contains(slug, :q))")
+        values[":q"] = search.lower()
+    return projects.query_page(
+        "workspace_id = :ws AND begins_with(sk, :prefix)",
+        values,
+        limit,
+        start_key=start,
+        names=names or None,
+        filter_expression=" AND ".join(filters) or None,
+        key_of=lambda item: {"workspace_id": item["workspace_id"], "sk": item["sk"]},
+    )
+
+
+def update(workspace_id: str, project_id: str, changes: dict[str, Any], old_slug: str) -> None:
+    """Apply field changes; a new slug is claimed and the old one released atomically."""
+    names = {f"#f{i}": name for i, name in enumerate(changes)}
+    values = {f":v{i}": value for i, value in enumerate(changes.values())}
+    sets = [f"#f{i} = :v{i}" for i in range(len(changes)) if changes[names[f"#f{i}"]] is not None]
+    removes = [f"#f{i}" for i in range(len(changes)) if changes[names[f"#f{i}"]] is None]
+    values = {k: v for k, v in values.items() if v is not None}
+    expression = ("SET " + ", ".join(sets) if sets else "") + (
+        " REMOVE " + ", ".join(removes) if removes else ""
+    )
+    names["#slug"] = "slug"
+    values[":old_slug"] = old_slug
+    condition = "attribute_exists(sk) AND #slug = :old_slug"
+    new_slug = changes.get("slug")
+    operations = [
+        update_op(projects, _key(workspace_id, project_id), expression, condition, names, values)
+    ]
+    if new_slug and new_slug != old_slug:
+        operations += [
+            put_op(
+                projects,
+                _slug_item(workspace_id, new_slug, project_id),
+                "attribute_not_exists(sk)",
+            ),
+            delete_op(projects, {"workspace_id": workspace_id, "sk": SLUG + old_slug}),
+        ]
+    try:
+        transact(operations)
+    except Exception as error:
+        if is_condition_failure(error):
+            reasons = getattr(error, "response", {}).get("CancellationReasons") or []
+            codes = [reason.get("Code") for reason in reasons]
+            if len(codes) > 1 and codes[1] == "ConditionalCheckFailed":
+                raise Conflict(
+                    f"The slug '{new_slug}' is already taken in this workspace"
+                ) from None
+            raise Conflict("The project changed while it was being updated; retry") from None
+        raise
+
+
+def delete(workspace_id: str, project_id: str, slug: str, extra_operations=None) -> None:
+    operations = [
+        delete_op(projects, _key(workspace_id, project_id), "attribute_exists(sk)"),
+        delete_op(projects, {"workspace_id": workspace_id, "sk": SLUG + slug}),
+        *(extra_operations or []),
+    ]
+    try:
+        transact(operations)
+    except Exception as error:
+        if is_condition_failure(error):
+            raise NotFound("Project") from None
+        raise
+
+
+def set_env(workspace_id: str, project_id: str, entries: dict[str, dict[str, Any]]) -> dict:
+    names = {"#env": "env"}
+    values: dict[str, Any] = {}
+    sets = []
+    for i, (key, entry) in enumerate(entries.items()):
+        names[f"#k{i}"] = key
+        values[f":e{i}"] = entry
+        sets.append(f"#env.#k{i} = :e{i}")
+    values[":now"] = next(iter(entries.values()))["updated_at"]
+    names["#updated"] = "updated_at"
+    try:
+        return projects.update(
+            _key(workspace_id, project_id),
+            "SET " + ", ".join(sets) + ", #updated = :now",
+            "attribute_exists(sk)",
+            names,
+            values,
+        )
+    except Exception as error:
+        if is_condition_failure(error):
+            raise NotFound("Project") from None
+        raise
+
+
+def delete_env(workspace_id: str, project_id: str, key: str, now: str) -> None:
+    try:
+        projects.update(
+            _key(workspace_id, project_id),
+            "REMOVE #env.#k SET #updated = :now",
+            "attribute_exists(sk) AND attribute_exists(#env.#k)",
+            {"#env": "env", "#k": key, "#updated": "updated_at"},
+            {":now": now},
+        )
+    except Exception as error:
+        if is_condition_failure(error):
+            raise NotFound("Environment variable") from None
+        raise

@@ -1,0 +1,90 @@
+"""Create the resources declared in infra/resources.json, idempotently.
+
+Used by the local stack (against moto in server mode) and by the tests (inside moto's
+`mock_aws`). On AWS the same declaration is rendered by infra/cloudformation.py.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+INFRA = Path(__file__).resolve().parent
+
+
+def declaration() -> dict[str, Any]:
+    return json.loads((INFRA / "resources.json").read_text())
+
+
+def table_definitions(prefix: str) -> list[dict[str, Any]]:
+    """CreateTable arguments for every declared table."""
+    spec = declaration()
+    numbers = set(spec["number_attributes"])
+    definitions = []
+
+    def key_schema(attributes: dict, hash_key: str, range_key: str | None) -> list[dict]:
+        schema = [{"AttributeName": hash_key, "KeyType": "HASH"}]
+        if range_key:
+            schema.append({"AttributeName": range_key, "KeyType": "RANGE"})
+        for name in filter(None, (hash_key, range_key)):
+            attributes[name] = "N" if name in numbers else "S"
+        return schema
+
+    for logical, table in spec["tables"].items():
+        attributes: dict[str, str] = {}
+        definition: dict[str, Any] = {
+            "TableName": f"{prefix}-{logical}",
+            "KeySchema": key_schema(attributes, table["hash"], table.get("range")),
+            "BillingMode": "PAY_PER_REQUEST",
+        }
+        indexes = [
+            {
+                "IndexName": name,
+                "KeySchema": key_schema(attributes, index["hash"], index.get("range")),
+                "Projection": {"ProjectionType": "ALL"},
+            }
+            for name, index in table.get("indexes", {}).items()
+        ]
+        if indexes:
+            definition["GlobalSecondaryIndexes"] = indexes
+        definition["AttributeDefinitions"] = [
+            {"AttributeName": name, "AttributeType": kind} for name, kind in attributes.items()
+        ]
+        definitions.append(definition)
+    return definitions
+
+
+def provision(prefix: str = "shipyard", region: str = "us-east-1") -> dict[str, str]:
+    """Create what is missing; return the environment the app needs to find it."""
+    import boto3
+
+    spec = declaration()
+    ddb = boto3.client("dynamodb", region_name=region)
+    existing = set(ddb.list_tables()["TableNames"])
+    for definition in table_definitions(prefix):
+        if definition["TableName"] not in existing:
+            ddb.create_table(**definition)
+
+    s3 = boto3.client("s3", region_name=region)
+    for bucket in spec["buckets"]:
+        name = f"{prefix}-{bucket}"
+        if name not in {b["Name"] for b in s3.list_buckets().get("Buckets", [])}:
+            s3.create_bucket(Bucket=name)
+
+    sqs = boto3.client("sqs", region_name=region)
+    for queue, attributes in spec["queues"].items():
+        sqs.create_queue(
+            QueueName=f"{prefix}-{queue}",
+            Attributes={k: str(v) for k, v in attributes.items()},
+        )
+
+    kms = boto3.client("kms", region_name=region)
+    aliases = {a["AliasName"] for a in kms.list_aliases()["Aliases"]}
+    for key in spec["kms_keys"]:
+        alias = f"alias/{prefix}" if key == "shipyard" else f"alias/{prefix}-{key}"
+        if alias not in aliases:
+            key_id = kms.create_key(Description=f"Shipyard {key}")["KeyMetadata"]["KeyId"]
+            kms.create_alias(AliasName=alias, TargetKeyId=key_id)
+
+    return {"SHIPYARD_RESOURCE_PREFIX": prefix, "SHIPYARD_KMS_KEY_ALIAS": f"alias/{prefix}"}

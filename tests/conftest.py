@@ -1,0 +1,122 @@
+"""Fixtures shared by the integration tests: moto's mock_aws with the resources of infra/,
+the app behind chalice's test client, and factories of workspaces and keys."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+TEST_ENV = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "SHIPYARD_STAGE": "test",
+    "SHIPYARD_CURSOR_SECRET": "test-cursor-secret-0123456789",
+}
+
+
+@pytest.fixture(autouse=True)
+def test_environment(monkeypatch):
+    for name, value in TEST_ENV.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    from chalicelib.settings import get_settings
+
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
+
+
+@pytest.fixture
+def aws():
+    """moto's in-process AWS, with every resource of infra/resources.json created."""
+    from moto import mock_aws
+
+    from chalicelib.auth import forget_cached
+    from chalicelib.aws.clients import reset_clients
+    from infra.provision import provision
+
+    with mock_aws():
+        reset_clients()
+        forget_cached()
+        provision("shipyard")
+        yield
+        reset_clients()
+        forget_cached()
+
+
+@pytest.fixture
+def client(aws):
+    from chalice.test import Client
+
+    from app import app
+
+    with Client(app) as test_client:
+        yield test_client
+
+
+class Api:
+    """The test client with JSON in and out, and a default key."""
+
+    def __init__(self, client, key: str | None = None) -> None:
+        self.client = client
+        self.key = key
+
+    def request(self, method: str, path: str, body=None, key: str | None = None, headers=None):
+        sent = {"Content-Type": "application/json"}
+        if key or self.key:
+            sent["Authorization"] = f"Bearer {key or self.key}"
+        sent.update(headers or {})
+        raw = body if isinstance(body, (str, bytes)) or body is None else json.dumps(body)
+        response = self.client.http.request(method, path, headers=sent, body=raw or b"")
+        response.json = json.loads(response.body) if response.body else None
+        return response
+
+    def get(self, path, **kw):
+        return self.request("GET", path, **kw)
+
+    def post(self, path, body=None, **kw):
+        return self.request("POST", path, body, **kw)
+
+    def patch(self, path, body=None, **kw):
+        return self.request("PATCH", path, body, **kw)
+
+    def put(self, path, body=None, **kw):
+        return self.request("PUT", path, body, **kw)
+
+    def delete(self, path, **kw):
+        return self.request("DELETE", path, **kw)
+
+
+@pytest.fixture
+def make_workspace(aws):
+    """Factory: a new workspace and its all-scopes key -> (workspace_id, key)."""
+    from chalicelib.workspaces import create_with_key
+
+    def make(name: str = "Acme", tier: str = "free") -> tuple[str, str]:
+        workspace, key = create_with_key(name, tier)
+        return workspace["id"], key
+
+    return make
+
+
+@pytest.fixture
+def api(client, make_workspace):
+    """The API as one workspace's all-scopes key sees it."""
+    _, key = make_workspace()
+    return Api(client, key)
+
+
+@pytest.fixture
+def anonymous(client):
+    return Api(client)
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if os.sep + "e2e" + os.sep in str(item.fspath):
+            item.add_marker(pytest.mark.e2e)

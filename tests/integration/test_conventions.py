@@ -1,0 +1,98 @@
+"""The contract's section 1 and minimal authentication, through the test client."""
+
+
+def test_missing_or_garbled_authorization_is_401(anonymous, api):
+    for headers in ({}, {"Authorization": "Basic abc"}, {"Authorization": "Bearer"}):
+        response = anonymous.get("/v1/projects", headers=headers)
+        assert response.status_code == 401
+        assert response.json["error"]["code"] == "unauthorized"
+    key = api.key
+    broken = key[:-1] + ("A" if key[-1] != "A" else "B")
+    for token in (broken, key[:-3], key + " ", "sk_live_" + "0" * 38):
+        response = anonymous.get("/v1/projects", headers={"Authorization": f"Bearer {token}"})
+        assert response.status_code == 401, token
+
+
+def test_checksum_failure_does_not_touch_the_database(anonymous, api, monkeypatch):
+    from chalicelib.store import keys
+
+    def fail(*args):
+        raise AssertionError("the database was read")
+
+    monkeypatch.setattr(keys.api_keys, "get", fail)
+    broken = api.key[:-1] + ("A" if api.key[-1] != "A" else "B")
+    response = anonymous.get("/v1/projects", headers={"Authorization": f"Bearer {broken}"})
+    assert response.status_code == 401
+
+
+def test_other_workspace_project_is_404(api, client, make_workspace):
+    from tests.conftest import Api
+
+    project = api.post("/v1/projects", {"name": "Mine"}).json["data"]
+    other = Api(client, make_workspace("Other")[1])
+    for method, body in (("GET", None), ("PATCH", {"name": "x"}), ("DELETE", None)):
+        response = other.request(method, f"/v1/projects/{project['id']}", body)
+        assert response.status_code == 404, method
+    assert other.get(f"/v1/projects/{project['id']}/env").status_code == 404
+    assert other.get("/v1/projects").json["data"] == []
+    assert api.get(f"/v1/projects/{project['id']}").status_code == 200
+
+
+def test_scopes_are_enforced(api, client):
+    from chalicelib.keys import issue
+    from tests.conftest import Api
+
+    workspace_id = api.get("/v1/projects").json and None
+    project = api.post("/v1/projects", {"name": "Scoped"}).json["data"]
+    workspace_id = project["workspace_id"]
+    _, read_only = issue(name="ro", scopes=["projects:read"], workspace_id=workspace_id)
+    reader = Api(client, read_only)
+    assert reader.get(f"/v1/projects/{project['id']}").status_code == 200
+    denied = reader.post("/v1/projects", {"name": "Nope"})
+    assert denied.status_code == 403
+    assert denied.json["error"]["details"] == {"required_scope": "projects:write"}
+
+
+def test_method_not_allowed_and_unhandled_errors_use_the_envelope(api, monkeypatch):
+    response = api.request("PUT", "/v1/projects")
+    assert response.status_code == 405
+    assert response.json["error"]["code"] == "method_not_allowed"
+    assert response.headers["X-Request-ID"] == response.json["error"]["request_id"]
+
+    from chalicelib import projects
+
+    def explode(*args, **kwargs):
+        raise RuntimeError("secret internals")
+
+    monkeypatch.setattr(projects, "get", explode)
+    failed = api.get("/v1/projects/prj_x")
+    assert failed.status_code == 500
+    assert failed.json["error"]["code"] == "internal_error"
+    assert "secret internals" not in failed.body.decode()
+    assert "Traceback" not in failed.body.decode()
+
+
+def test_health_reports_dependencies(anonymous):
+    response = anonymous.get("/v1/health")
+    assert response.status_code == 200
+    assert set(response.json["data"]["dependencies"]) == {"dynamodb", "s3", "sqs"}
+
+
+def test_health_is_503_when_a_dependency_is_down(anonymous):
+    from chalicelib.aws.clients import client
+    from chalicelib.settings import get_settings
+
+    client("s3").delete_bucket(Bucket=get_settings().bucket)
+    response = anonymous.get("/v1/health")
+    assert response.status_code == 503
+    assert response.json["data"]["dependencies"]["s3"]["status"] == "down"
+
+
+def test_openapi_is_valid_3_1_and_lists_routes(anonymous):
+    from openapi_spec_validator import validate
+
+    document = anonymous.get("/v1/openapi.json").json
+    validate(document)
+    assert document["openapi"].startswith("3.1")
+    assert "post" in document["paths"]["/v1/projects"]
+    assert "ProjectCreate" in document["components"]["schemas"]
