@@ -1,0 +1,3 @@
+from shipyard_cli.cli import run
+
+run()
