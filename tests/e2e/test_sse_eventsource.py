@@ -1,0 +1,149 @@
+"""The log stream proven with a real EventSource client (npm `eventsource`, run by node):
+a deployment's whole log arrives once, in order, across several reconnects, and a
+reconnect after the end gets the 204 that makes EventSource stop.
+
+The test stack ends each stream response after SHIPYARD_SSE_WAIT_S (conftest.STACK_ENV),
+and the build below prints for several times that long, so EventSource must reconnect
+with Last-Event-ID many times while the log is still being written."""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import subprocess
+import uuid
+
+import pytest
+
+from shipyard_cli.api import post_form
+from shipyard_cli.pack import pack, read_chunks
+from tests.e2e.cli import EXAMPLES
+from tests.e2e.stack import ROOT
+
+BUILD_LINES = 40
+# About 4 s of output, a line every 0.1 s; POSIX sh, nothing else needed.
+SLOW_BUILD = (
+    f'i=1; while [ "$i" -le {BUILD_LINES} ]; do echo "build line $i"; i=$((i + 1)); sleep 0.1; done'
+)
+SCRIPT = ROOT / "tests" / "e2e" / "sse_client.mjs"
+
+
+@pytest.fixture(scope="module")
+def node():
+    path = shutil.which("node")
+    if path is None or not (ROOT / "node_modules" / "eventsource").is_dir():
+        pytest.fail("node and `npm install` (make node_modules/.installed) are needed")
+    return path
+
+
+def event_source(node: str, stack, url: str, *flags: str) -> dict:
+    result = subprocess.run(
+        [node, str(SCRIPT), url, stack.api_key, *flags],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        cwd=ROOT,
+    )
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def start_slow_deployment(stack) -> tuple[str, str]:
+    """A static site whose build prints BUILD_LINES lines over ~4 s: (project, deployment)."""
+    name = f"sse-{uuid.uuid4().hex[:8]}"
+    status, project = stack.request(
+        "POST",
+        "/v1/projects",
+        {"name": name, "runtime": "static", "build": {"build_command": SLOW_BUILD}},
+    )
+    assert status == 201, project
+    project_id = project["data"]["id"]
+    archive = io.BytesIO()
+    packed = pack(EXAMPLES / "static-site", archive)
+    status, upload = stack.request(
+        "POST", f"/v1/projects/{project_id}/uploads", {"sha256": packed.sha256}
+    )
+    assert status == 201, upload
+    upload = upload["data"]
+    post_form(upload["url"], upload["fields"], read_chunks(archive), packed.size, "site.tar.gz")
+    status, deployment = stack.request(
+        "POST",
+        f"/v1/projects/{project_id}/deployments",
+        {"upload_id": upload["id"]},
+        headers={"Idempotency-Key": f"sse-test-{uuid.uuid4()}"},
+    )
+    assert status == 202, deployment
+    return project_id, deployment["data"]["id"]
+
+
+def whole_log(stack, project_id: str, deployment_id: str) -> list[dict]:
+    lines: list[dict] = []
+    after = 0
+    while True:
+        status, page = stack.request(
+            "GET",
+            f"/v1/projects/{project_id}/deployments/{deployment_id}/logs?after={after}&limit=1000",
+        )
+        assert status == 200, page
+        lines += page["data"]
+        if not page["pagination"]["has_more"]:
+            return lines
+        after = page["data"][-1]["seq"]
+
+
+def test_the_whole_log_arrives_once_in_order_across_reconnects(local_stack, node):
+    # Given: a deployment building slowly
+    project_id, deployment_id = start_slow_deployment(local_stack)
+    stream = f"{local_stack.url}/v1/projects/{project_id}/deployments/{deployment_id}/logs/stream"
+
+    # When: EventSource follows it from the start to the `done` frame
+    seen = event_source(node, local_stack, stream)
+
+    # Then: it ended on `done`, after several connections that each resumed where the last
+    # one stopped
+    assert seen["closed_by"] == "done", seen
+    assert seen["opens"] > 2, seen["requests"]
+    assert [r["status"] for r in seen["requests"]] == [200] * seen["opens"]
+    resumed_from = [r["last_event_id"] for r in seen["requests"][1:]]
+    assert all(resumed_from), seen["requests"]
+    assert [int(i) for i in resumed_from] == sorted(int(i) for i in resumed_from)
+
+    # and every line of the log arrived exactly once, in order, as `GET .../logs` has it
+    log = whole_log(local_stack, project_id, deployment_id)
+    seqs = [line["seq"] for line in seen["logs"]]
+    assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))
+    assert seqs == [line["seq"] for line in log]
+    assert [(x["phase"], x["message"]) for x in seen["logs"]] == [
+        (line["phase"], line["message"]) for line in log
+    ]
+    assert [x["id"] for x in seen["logs"]] == [str(seq) for seq in seqs]
+    build_lines = [x["message"] for x in seen["logs"] if x["message"].startswith("build line ")]
+    assert build_lines == [f"build line {i}" for i in range(1, BUILD_LINES + 1)]
+
+    # and the status frames and `done` agree with the deployment
+    status, deployment = local_stack.request(
+        "GET", f"/v1/projects/{project_id}/deployments/{deployment_id}"
+    )
+    assert status == 200
+    assert seen["done"] == deployment["data"]["status"] == "running"
+    assert "building" in seen["statuses"]
+
+
+def test_after_the_end_a_reconnect_gets_204_and_eventsource_stops(local_stack, node):
+    # Given: a deployment that has ended
+    project_id, deployment_id = start_slow_deployment(local_stack)
+    stream = f"{local_stack.url}/v1/projects/{project_id}/deployments/{deployment_id}/logs/stream"
+    event_source(node, local_stack, stream)
+    log = whole_log(local_stack, project_id, deployment_id)
+
+    # When: EventSource reads it from half-way (`?after=`) and keeps reconnecting after `done`
+    middle = log[len(log) // 2]["seq"]
+    seen = event_source(node, local_stack, f"{stream}?after={middle}", "--until-closed")
+
+    # Then: it got the second half once, then `done`, then a 204 closed it for good
+    assert [x["seq"] for x in seen["logs"]] == [line["seq"] for line in log if line["seq"] > middle]
+    assert seen["done"] == "running"
+    assert seen["closed_by"] == "204", seen
+    assert seen["requests"][-1]["status"] == 204
+    assert int(seen["requests"][-1]["last_event_id"]) >= log[-1]["seq"]
