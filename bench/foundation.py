@@ -16,8 +16,8 @@ def cold_start() -> None:
         baseline += median_subprocess_seconds("import chalice, boto3", 1)
         app_import += median_subprocess_seconds("import app", 1)
     base, ours = statistics.median(baseline), statistics.median(app_import)
-    show("import chalice+boto3 (median of %d)" % RUNS, f"{base * 1000:.0f} ms")
-    show("import app (median of %d)" % RUNS, f"{ours * 1000:.0f} ms")
+    show(f"import chalice+boto3 (median of {RUNS})", f"{base * 1000:.0f} ms")
+    show(f"import app (median of {RUNS})", f"{ours * 1000:.0f} ms")
     show("cold-start ratio app / (chalice+boto3)   [target <= 1.5]", f"{ours / base:.2f}")
 
 
