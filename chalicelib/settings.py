@@ -17,6 +17,7 @@ class Settings(BaseModel):
     public_url: str = "http://127.0.0.1:8000"
     max_body_bytes: int = 1024 * 1024
     key_cache_ttl_s: float = 5.0
+    bucket_name: str | None = None
 
     def table(self, name: str) -> str:
         return f"{self.resource_prefix}-{name}"
@@ -26,7 +27,8 @@ class Settings(BaseModel):
 
     @property
     def bucket(self) -> str:
-        return f"{self.resource_prefix}-artifacts"
+        """S3 names are global: on AWS the bucket's generated name comes in SHIPYARD_BUCKET."""
+        return self.bucket_name or f"{self.resource_prefix}-artifacts"
 
 
 _ENV = {
@@ -38,6 +40,7 @@ _ENV = {
     "public_url": "SHIPYARD_PUBLIC_URL",
     "max_body_bytes": "SHIPYARD_MAX_BODY_BYTES",
     "key_cache_ttl_s": "SHIPYARD_KEY_CACHE_TTL_S",
+    "bucket_name": "SHIPYARD_BUCKET",
 }
 
 

@@ -12,19 +12,17 @@ import time
 import urllib.error
 import urllib.request
 
-from tests.e2e.stack import ROOT, LocalStack
+from tests.e2e.conftest import ROOT, Stack
 
 EXAMPLES = ROOT / "examples"
 CLI_TIMEOUT_S = 300
 
 
-def run_cli(stack: LocalStack | None, *args: str, env: dict[str, str] | None = None):
+def run_cli(stack: Stack | None, *args: str, env: dict[str, str] | None = None):
+    """The CLI with the environment a user has: the URL, the key, and nothing of AWS."""
+    environment = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "SHIPYARD_"))}
     if stack is not None:
-        environment = stack.cli_env()
-    else:
-        environment = {
-            k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "SHIPYARD_"))
-        }
+        environment.update(SHIPYARD_URL=stack.url, SHIPYARD_API_KEY=stack.key)
     environment.update(env or {})
     return subprocess.run(
         [sys.executable, "-m", "shipyard_cli", *args],
@@ -74,7 +72,7 @@ def fetch_until(url: str, wanted: str, timeout_s: float = 15.0) -> str:
         time.sleep(0.2)
 
 
-def deployments(stack: LocalStack, project: str) -> list[dict]:
+def deployments(stack: Stack, project: str) -> list[dict]:
     result = run_cli(stack, "deployments", "list", "--project", project, "--json")
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)

@@ -15,7 +15,7 @@ from tests.e2e.cli import (
     run_cli,
     succeeded,
 )
-from tests.e2e.stack import free_port
+from tests.e2e.conftest import free_port
 
 
 def slug(prefix: str) -> str:
@@ -51,7 +51,7 @@ def test_static_site_deploys_and_a_rollback_brings_the_old_page_back(local_stack
     assert listed[0]["id"] == deployment_id(rollback)
     assert listed[0]["source"]["type"] == "rollback"
     assert listed[1]["note"] == "v2"
-    status, current = local_stack.request("GET", f"/v1/projects/{listed[0]['project_id']}")
+    status, _, current = local_stack.request("GET", f"/v1/projects/{listed[0]['project_id']}")
     assert status == 200 and current["data"]["current_deployment_id"] == listed[0]["id"]
 
 
@@ -85,7 +85,7 @@ def test_python_app_deploys_with_its_env_and_rolls_back_to_the_old_env(local_sta
 def test_a_failing_build_exits_non_zero_with_its_error_and_output(local_stack, tmp_path):
     # Given: a project whose build command fails
     project = slug("broken")
-    status, _ = local_stack.request(
+    status, _, _ = local_stack.request(
         "POST",
         "/v1/projects",
         {
@@ -123,7 +123,7 @@ def test_logs_prints_the_whole_log_as_the_api_has_it(local_stack):
 
     # Then
     project_id = deployments(local_stack, project)[0]["project_id"]
-    status, log = local_stack.request(
+    status, _, log = local_stack.request(
         "GET", f"/v1/projects/{project_id}/deployments/{dep}/logs?limit=1000"
     )
     assert status == 200

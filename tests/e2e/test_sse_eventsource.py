@@ -19,7 +19,7 @@ import pytest
 from shipyard_cli.api import post_form
 from shipyard_cli.pack import pack, read_chunks
 from tests.e2e.cli import EXAMPLES
-from tests.e2e.stack import ROOT
+from tests.e2e.conftest import ROOT
 
 BUILD_LINES = 40
 # About 4 s of output, a line every 0.1 s; POSIX sh, nothing else needed.
@@ -39,7 +39,7 @@ def node():
 
 def event_source(node: str, stack, url: str, *flags: str) -> dict:
     result = subprocess.run(
-        [node, str(SCRIPT), url, stack.api_key, *flags],
+        [node, str(SCRIPT), url, stack.key, *flags],
         capture_output=True,
         text=True,
         timeout=180,
@@ -52,7 +52,7 @@ def event_source(node: str, stack, url: str, *flags: str) -> dict:
 def start_slow_deployment(stack) -> tuple[str, str]:
     """A static site whose build prints BUILD_LINES lines over ~4 s: (project, deployment)."""
     name = f"sse-{uuid.uuid4().hex[:8]}"
-    status, project = stack.request(
+    status, _, project = stack.request(
         "POST",
         "/v1/projects",
         {"name": name, "runtime": "static", "build": {"build_command": SLOW_BUILD}},
@@ -61,13 +61,13 @@ def start_slow_deployment(stack) -> tuple[str, str]:
     project_id = project["data"]["id"]
     archive = io.BytesIO()
     packed = pack(EXAMPLES / "static-site", archive)
-    status, upload = stack.request(
+    status, _, upload = stack.request(
         "POST", f"/v1/projects/{project_id}/uploads", {"sha256": packed.sha256}
     )
     assert status == 201, upload
     upload = upload["data"]
     post_form(upload["url"], upload["fields"], read_chunks(archive), packed.size, "site.tar.gz")
-    status, deployment = stack.request(
+    status, _, deployment = stack.request(
         "POST",
         f"/v1/projects/{project_id}/deployments",
         {"upload_id": upload["id"]},
@@ -81,7 +81,7 @@ def whole_log(stack, project_id: str, deployment_id: str) -> list[dict]:
     lines: list[dict] = []
     after = 0
     while True:
-        status, page = stack.request(
+        status, _, page = stack.request(
             "GET",
             f"/v1/projects/{project_id}/deployments/{deployment_id}/logs?after={after}&limit=1000",
         )
@@ -122,7 +122,7 @@ def test_the_whole_log_arrives_once_in_order_across_reconnects(local_stack, node
     assert build_lines == [f"build line {i}" for i in range(1, BUILD_LINES + 1)]
 
     # and the status frames and `done` agree with the deployment
-    status, deployment = local_stack.request(
+    status, _, deployment = local_stack.request(
         "GET", f"/v1/projects/{project_id}/deployments/{deployment_id}"
     )
     assert status == 200
