@@ -42,6 +42,9 @@ class Follower:
     last_seq: int = 0
     last_status: str | None = None
     connections: int = 0
+    # Status changes seen but not printed yet: a response opens with the status as it is
+    # then, so it is shown after the lines that led to it, at the end of the response.
+    unshown: list[str] = field(default_factory=list)
 
     @property
     def path(self) -> str:
@@ -86,10 +89,6 @@ class Follower:
                 if final is not None:
                     return final
                 failures = 0
-            if self.last_status in FINAL_STATUSES:
-                # A server that ends the stream without a `done` frame for a final
-                # status must not keep us reconnecting forever.
-                return self.last_status
             self.sleep((parser.retry if parser.retry is not None else DEFAULT_RETRY_MS) / 1000)
 
     def _failed(self, error: ApiError, failures: int) -> int:
@@ -100,12 +99,15 @@ class Follower:
         return failures + 1
 
     def _read(self, response: Any, parser: Parser) -> str | None:
-        while chunk := response.read1(64 * 1024):
-            for event in parser.feed(chunk):
-                final = self._event(event)
-                if final is not None:
-                    return final
-        return None
+        try:
+            while chunk := response.read1(64 * 1024):
+                for event in parser.feed(chunk):
+                    final = self._event(event)
+                    if final is not None:
+                        return final
+            return None
+        finally:
+            self._show_statuses()
 
     def _event(self, event: Event) -> str | None:
         try:
@@ -138,7 +140,12 @@ class Follower:
     def _status(self, status: str | None) -> None:
         if status and status != self.last_status:
             self.last_status = status
+            self.unshown.append(status)
+
+    def _show_statuses(self) -> None:
+        for status in self.unshown:
             self.on_status(status)
+        self.unshown.clear()
 
     def poll(self) -> str:
         """Follow by polling `GET .../logs?after=` until the deployment is final."""
@@ -148,6 +155,7 @@ class Follower:
                 self._line(item)
             status = page.get("status")
             self._status(status)
+            self._show_statuses()
             if page.get("pagination", {}).get("has_more"):
                 continue
             if status in FINAL_STATUSES:

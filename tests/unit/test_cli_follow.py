@@ -105,6 +105,50 @@ def test_reconnects_with_last_event_id_after_the_servers_retry_until_done():
     assert follow.connections == 4
 
 
+def test_a_status_change_is_shown_after_the_lines_of_its_response():
+    # Given: responses that open with the status as it is then, as the server sends them
+    api = ScriptedApi(
+        streams=[
+            StreamResponse(
+                200, [frame({"type": "status", "status": "building"}), log_frame(1, "a")]
+            ),
+            StreamResponse(
+                200,
+                [
+                    frame({"type": "status", "status": "built"}),
+                    log_frame(2, "b"),
+                    frame({"type": "status", "status": "deploying"}),
+                    log_frame(3, "c"),
+                    frame({"type": "done", "status": "running"}),
+                ],
+            ),
+        ]
+    )
+    shown: list[str] = []
+    follow = Follower(
+        api,
+        "prj_1",
+        "dep_1",
+        lambda line: shown.append(line.message),
+        lambda status: shown.append(f"status {status}"),
+        sleep=lambda seconds: None,
+    )
+
+    # When
+    follow.follow()
+
+    # Then
+    assert shown == [
+        "a",
+        "status building",
+        "b",
+        "c",
+        "status built",
+        "status deploying",
+        "status running",
+    ]
+
+
 def test_starts_after_a_given_seq_and_ends_on_204():
     api = ScriptedApi(streams=[StreamResponse(200, [log_frame(6, "six")]), StreamResponse(204, [])])
     follow, lines, _, _ = follower(api)
