@@ -87,4 +87,74 @@ def provision(prefix: str = "shipyard", region: str = "us-east-1") -> dict[str, 
             key_id = kms.create_key(Description=f"Shipyard {key}")["KeyMetadata"]["KeyId"]
             kms.create_alias(AliasName=alias, TargetKeyId=key_id)
 
+    provision_codebuild(spec, prefix, region)
+
     return {"SHIPYARD_RESOURCE_PREFIX": prefix, "SHIPYARD_KMS_KEY_ALIAS": f"alias/{prefix}"}
+
+
+def codebuild_policy(prefix: str) -> dict[str, Any]:
+    """What a build may do: read uploads, write artifacts, write its own logs."""
+    bucket = f"arn:aws:s3:::{prefix}-artifacts"
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Action": ["s3:GetObject"], "Resource": f"{bucket}/*"},
+            {"Effect": "Allow", "Action": ["s3:PutObject"], "Resource": f"{bucket}/artifacts/*"},
+            {
+                "Effect": "Allow",
+                "Action": ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
+                "Resource": "*",
+            },
+        ],
+    }
+
+
+def provision_codebuild(spec: dict[str, Any], prefix: str, region: str) -> None:
+    """The build projects and their service role. Every build overrides the source,
+    buildspec, env and artifacts, so the project holds only the machine and the role."""
+    import boto3
+
+    projects = spec.get("codebuild_projects", {})
+    if not projects:
+        return
+    iam = boto3.client("iam", region_name=region)
+    role_name = f"{prefix}-codebuild"
+    try:
+        role_arn = iam.get_role(RoleName=role_name)["Role"]["Arn"]
+    except iam.exceptions.NoSuchEntityException:
+        trust = {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Principal": {"Service": "codebuild.amazonaws.com"},
+                    "Action": "sts:AssumeRole",
+                }
+            ],
+        }
+        role_arn = iam.create_role(RoleName=role_name, AssumeRolePolicyDocument=json.dumps(trust))[
+            "Role"
+        ]["Arn"]
+        iam.put_role_policy(
+            RoleName=role_name,
+            PolicyName="builds",
+            PolicyDocument=json.dumps(codebuild_policy(prefix)),
+        )
+    codebuild = boto3.client("codebuild", region_name=region)
+    names = [f"{prefix}-{name}" for name in projects]
+    existing = {p["name"] for p in codebuild.batch_get_projects(names=names)["projects"]}
+    for name, project in projects.items():
+        if f"{prefix}-{name}" in existing:
+            continue
+        codebuild.create_project(
+            name=f"{prefix}-{name}",
+            source={"type": "S3", "location": f"{prefix}-artifacts/uploads/"},
+            artifacts={"type": "NO_ARTIFACTS"},
+            environment={
+                "type": "LINUX_CONTAINER",
+                "image": project["image"],
+                "computeType": project["compute_type"],
+            },
+            serviceRole=role_arn,
+            timeoutInMinutes=project["timeout_minutes"],
+        )
