@@ -34,8 +34,9 @@ HEADER_ALLOWANCE = 4096
 METADATA_MAX_BYTES = 1024 * 1024
 MAX_LINK_HOPS = 40
 
-# Files read for the build plan: (basename -> kept). Kept up to MANIFEST_MAX_BYTES each,
-# at most MANIFEST_MAX_DEPTH directories deep, never from dependency or VCS directories.
+# Files read for the build plan, by name: their first MANIFEST_MAX_BYTES, at most
+# MANIFEST_MAX_DEPTH directories deep, never from dependency or VCS directories, and no
+# more than MANIFEST_MAX_TOTAL bytes in all.
 MANIFEST_NAMES = frozenset(
     {
         "package.json",
@@ -62,6 +63,7 @@ MANIFEST_NAMES = frozenset(
     }
 )
 MANIFEST_MAX_BYTES = 256 * 1024
+MANIFEST_MAX_TOTAL = 8 * 1024 * 1024
 MANIFEST_MAX_DEPTH = 3
 MANIFEST_SKIP_DIRS = frozenset(
     {"node_modules", ".git", ".venv", "venv", "__pycache__", ".deps", "site-packages"}
@@ -430,6 +432,7 @@ def inspect_archive(
     checker = _Checker(limits)
     extractor = _Extractor(dest) if dest is not None else None
     files: dict[str, bytes] = {}
+    kept = 0
     inflater = _Inflater(stream, limits.max_stream_bytes)
     try:
         with tarfile.open(fileobj=inflater, mode="r|", tarinfo=_CheckedTarInfo) as archive:
@@ -438,7 +441,11 @@ def inspect_archive(
                 if not parts:
                     continue
                 path = "/".join(parts)
-                keep = bytearray() if member.isreg() and _manifest_name(parts) else None
+                keep = (
+                    bytearray()
+                    if member.isreg() and _manifest_name(parts) and kept < MANIFEST_MAX_TOTAL
+                    else None
+                )
                 if extractor is None:
                     if keep is not None:
                         for _ in _chunks(archive.extractfile(member), keep):
@@ -455,6 +462,7 @@ def inspect_archive(
                     extractor.hardlink(parts, member.name, member.linkname)
                 if keep is not None:
                     files[path] = bytes(keep)
+                    kept += len(keep)
                 else:
                     files.pop(path, None)
     except (tarfile.TarError, EOFError, IndexError, ValueError) as error:

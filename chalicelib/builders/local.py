@@ -36,6 +36,7 @@ OnLog = Callable[[str, str], None]
 INHERITED_ENV = ("PATH", "LANG", "LC_ALL", "TZ")
 MAX_LINE_CHARS = 8192
 KILL_GRACE_S = 1.0
+DRAIN_GRACE_S = 2.0
 POLL_S = 0.05
 
 
@@ -82,8 +83,10 @@ class LocalBuilder:
             deadline = time.monotonic() + job.timeout_s
             env = _clean_env(workdir, job.env)
             for step, command in plan.commands():
+                _check_canceled(cancel)
                 on_log("system", f"Running the {step} command: {command}")
                 _run(command, app_dir, env, on_log, cancel, deadline, job.timeout_s, step)
+            _check_canceled(cancel)
             key = artifacts.artifact_key(job.project_id, job.deployment_id)
             include, exclude = plan.artifact_content()
             try:
@@ -137,6 +140,11 @@ class LocalBuilder:
             + (f", root directory {plan.root_directory}" if plan.root_directory else ""),
         )
         return plan, app_dir
+
+
+def _check_canceled(cancel: threading.Event) -> None:
+    if cancel.is_set():
+        raise _Failed("canceled", "the build was canceled")
 
 
 def _clean_env(workdir: Path, project_env: dict[str, str]) -> dict[str, str]:
@@ -195,6 +203,7 @@ def _stream(
     os.set_blocking(fd, False)
     pending = b""
     stopped: str | None = None
+    exited_at: float | None = None
     with selectors.DefaultSelector() as selector:
         selector.register(fd, selectors.EVENT_READ)
         while True:
@@ -205,8 +214,12 @@ def _stream(
             if stopped and process.poll() is None:
                 _terminate(process)
             if process.poll() is not None:
-                # The shell is gone: nothing it started may hold the pipe open.
+                # The shell is gone: nothing it started may hold the pipe open. A process
+                # that left the group could; its output is not waited for past the grace.
                 _kill_group(process)
+                exited_at = exited_at or time.monotonic()
+                if time.monotonic() - exited_at > DRAIN_GRACE_S:
+                    break
             if not selector.select(POLL_S):
                 continue
             try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import signal
 import subprocess
 import tarfile
 import threading
@@ -338,3 +339,23 @@ def test_python_dependencies_live_in_the_artifact_and_the_start_command_finds_th
     )
     assert started.returncode == 0, started.stderr
     assert started.stdout == "hello from greet 4321\n"
+
+
+def test_a_detached_process_holding_the_output_does_not_hang_the_build(builder):
+    # Given a build that leaves a process in its own session, holding stdout open
+    key = upload({"index.html": ""})
+    job = make_job(key, build={"build_command": "setsid sleep 30 & echo detached=$!"})
+    logs = Logs()
+
+    # When it is built
+    started = time.monotonic()
+    outcome = builder.build(job, logs, threading.Event())
+
+    # Then the build ends shortly after its shell does
+    try:
+        assert outcome.ok, outcome
+        assert time.monotonic() - started < 10
+    finally:
+        detached = int(logs.of("build")[0].split("=")[1])
+        if _alive(detached):
+            os.kill(detached, signal.SIGKILL)
