@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
+import time
 import urllib.request
 
 from tests.e2e.conftest import ROOT, start_stack, stop_stack
@@ -83,6 +85,10 @@ def test_state_survives_an_api_restart_while_moto_keeps_running(tmp_path):
         start_new_session=True,
     )
     try:
+        deadline = time.monotonic() + 60
+        while socket.socket().connect_ex(("127.0.0.1", moto_port)) != 0:
+            assert time.monotonic() < deadline and moto.poll() is None, "moto did not start"
+            time.sleep(0.1)
         env = {"SHIPYARD_MOTO_PORT": str(moto_port)}
         first = start_stack(tmp_path, env)
         _, _, body = first.request("POST", "/v1/projects", {"name": "Kept"})
