@@ -20,6 +20,11 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def _listening(port: int) -> bool:
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
 def _children(pid: int) -> list[int]:
     listed = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True)
     found = [int(p) for p in listed.stdout.split()]
@@ -86,7 +91,7 @@ def test_state_survives_an_api_restart_while_moto_keeps_running(tmp_path):
     )
     try:
         deadline = time.monotonic() + 60
-        while socket.socket().connect_ex(("127.0.0.1", moto_port)) != 0:
+        while not _listening(moto_port):
             assert time.monotonic() < deadline and moto.poll() is None, "moto did not start"
             time.sleep(0.1)
         env = {"SHIPYARD_MOTO_PORT": str(moto_port)}
