@@ -19,6 +19,7 @@ from chalice import Blueprint, Response
 from pydantic import BaseModel, ValidationError
 
 from chalicelib import cursor as cursors
+from chalicelib import ratelimit
 from chalicelib.auth import authenticate
 from chalicelib.errors import (
     ApiError,
@@ -184,6 +185,7 @@ def _handle(spec: RouteSpec, request: Any, params: dict[str, str]) -> Response:
     try:
         if spec.auth:
             ctx.principal = authenticate(request.headers)
+            add_response_headers(ratelimit.check(ctx.principal))
             if spec.scope and not ctx.principal.grants(spec.scope):
                 raise Forbidden(spec.scope)
         if spec.body is not None:
