@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 PORT   ?= 8000
 
-.PHONY: run test lint format bench unit integration e2e clean
+.PHONY: run test lint format bench unit integration e2e package clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,13 @@ e2e: $(STAMP) node_modules/.installed
 
 bench: $(STAMP)
 	$(PY) -m bench
+
+# The CloudFormation/SAM template of the whole platform, for `aws cloudformation deploy`.
+package: $(STAMP)
+	mkdir -p infra/build
+	$(PY) -m infra.cloudformation > infra/build/resources.json
+	AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-us-east-1} $(VENV)/bin/chalice package --stage prod \
+		--merge-template infra/build/resources.json infra/build/out
 
 clean:
 	rm -rf $(VENV) node_modules .local

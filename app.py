@@ -6,7 +6,8 @@ from chalice import Chalice
 from chalicelib.api import projects, service, usage
 from chalicelib.http import middleware
 
-app = Chalice(app_name="shipyard")
+# Logs go through the Powertools JSON logger (chalicelib/log.py), not chalice's text handler.
+app = Chalice(app_name="shipyard", configure_logs=False)
 app.register_middleware(middleware, "http")
 app.register_blueprint(service.router.blueprint)
 app.register_blueprint(projects.router.blueprint)

@@ -18,6 +18,7 @@ class Settings(BaseModel):
     max_body_bytes: int = 1024 * 1024
     key_cache_ttl_s: float = 5.0
     idempotency_lease_s: int = Field(default=60, ge=1, le=60)
+    bucket_name: str | None = None
 
     def table(self, name: str) -> str:
         return f"{self.resource_prefix}-{name}"
@@ -27,7 +28,8 @@ class Settings(BaseModel):
 
     @property
     def bucket(self) -> str:
-        return f"{self.resource_prefix}-artifacts"
+        """S3 names are global: on AWS the bucket's generated name comes in SHIPYARD_BUCKET."""
+        return self.bucket_name or f"{self.resource_prefix}-artifacts"
 
 
 _ENV = {
@@ -40,6 +42,7 @@ _ENV = {
     "max_body_bytes": "SHIPYARD_MAX_BODY_BYTES",
     "key_cache_ttl_s": "SHIPYARD_KEY_CACHE_TTL_S",
     "idempotency_lease_s": "SHIPYARD_IDEMPOTENCY_LEASE_S",
+    "bucket_name": "SHIPYARD_BUCKET",
 }
 
 

@@ -40,20 +40,24 @@ def create(item: dict[str, Any], extra_operations: list[dict] | None = None) -> 
         ),
         *(extra_operations or []),
     ]
+    _transact_claiming_slug(operations, item["slug"], 1)
+
+
+def failed_operations(error: Exception) -> list[int]:
+    """Indexes of the operations whose condition cancelled a transaction."""
+    reasons = getattr(error, "response", {}).get("CancellationReasons") or []
+    return [i for i, reason in enumerate(reasons) if reason.get("Code") == "ConditionalCheckFailed"]
+
+
+def _transact_claiming_slug(operations: list[dict], slug: str, slug_index: int) -> None:
+    """Run a transaction whose operation `slug_index` claims `slug`: a taken slug is a
+    Conflict; another failed condition is re-raised for the caller to interpret."""
     try:
         transact(operations)
     except Exception as error:
-        if is_condition_failure(error):
-            _raise_cancellation(error, item["slug"])
+        if is_condition_failure(error) and slug_index in failed_operations(error):
+            raise Conflict(f"The slug '{slug}' is already taken in this workspace") from None
         raise
-
-
-def _raise_cancellation(error: Exception, slug: str) -> None:
-    reasons = getattr(error, "response", {}).get("CancellationReasons") or []
-    codes = [reason.get("Code") for reason in reasons]
-    if len(codes) > 1 and codes[1] == "ConditionalCheckFailed":
-        raise Conflict(f"The slug '{slug}' is already taken in this workspace") from None
-    raise error
 
 
 def get(workspace_id: str, project_id: str) -> dict[str, Any]:
@@ -118,15 +122,9 @@ def update(workspace_id: str, project_id: str, changes: dict[str, Any], old_slug
             delete_op(projects, {"workspace_id": workspace_id, "sk": SLUG + old_slug}),
         ]
     try:
-        transact(operations)
+        _transact_claiming_slug(operations, new_slug or old_slug, 1)
     except Exception as error:
         if is_condition_failure(error):
-            reasons = getattr(error, "response", {}).get("CancellationReasons") or []
-            codes = [reason.get("Code") for reason in reasons]
-            if len(codes) > 1 and codes[1] == "ConditionalCheckFailed":
-                raise Conflict(
-                    f"The slug '{new_slug}' is already taken in this workspace"
-                ) from None
             raise Conflict("The project changed while it was being updated; retry") from None
         raise
 

@@ -1,0 +1,100 @@
+"""The local stack as a newcomer meets it: one command, a printed key, HTTP on a port."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import urllib.request
+
+from tests.e2e.conftest import ROOT, start_stack, stop_stack
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def _children(pid: int) -> list[int]:
+    listed = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True)
+    found = [int(p) for p in listed.stdout.split()]
+    return found + [grandchild for child in found for grandchild in _children(child)]
+
+
+def test_stack_serves_the_api_with_the_printed_key(tmp_path):
+    stack = start_stack(tmp_path)
+    try:
+        log = (tmp_path / "stack.log").read_text()
+        assert stack.key in log  # the first key is printed
+        status, headers, body = stack.request("POST", "/v1/projects", {"name": "Hello"})
+        assert status == 201 and headers["X-Request-ID"].startswith("req_")
+        status, _, body = stack.request("GET", f"/v1/projects/{body['data']['id']}")
+        assert status == 200 and body["data"]["slug"] == "hello"
+        status, _, body = stack.request("GET", "/v1/nowhere")
+        assert status == 404 and body["error"]["code"] == "not_found"
+        with urllib.request.urlopen(stack.url + "/v1/openapi.json") as response:
+            assert response.status == 200
+    finally:
+        stop_stack(stack.process)
+
+
+def test_ctrl_c_leaves_no_orphan_and_admin_command_works(tmp_path):
+    stack = start_stack(tmp_path)
+    admin = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "chalicelib.admin",
+            "create-workspace",
+            "--name",
+            "CI",
+            "--tier",
+            "pro",
+        ],
+        cwd=ROOT,
+        env=stack.env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    import json
+
+    created = json.loads(admin.stdout)
+    assert created["workspace_id"].startswith("ws_") and created["api_key"].startswith("sk_live_")
+    status, _, _ = stack.request("GET", "/v1/projects", key=created["api_key"])
+    assert status == 200
+    group = [stack.process.pid, *_children(stack.process.pid)]
+    assert len(group) >= 2  # the stack and its moto server
+    assert stop_stack(stack.process) == 0
+    assert [pid for pid in group if _alive(pid)] == []
+
+
+def test_state_survives_an_api_restart_while_moto_keeps_running(tmp_path):
+    from tests.e2e.conftest import free_port
+
+    moto_port = free_port()
+    moto = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(moto_port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        env = {"SHIPYARD_MOTO_PORT": str(moto_port)}
+        first = start_stack(tmp_path, env)
+        _, _, body = first.request("POST", "/v1/projects", {"name": "Kept"})
+        stop_stack(first.process)
+        assert moto.poll() is None  # a moto the stack did not start is left running
+        second = start_stack(tmp_path, env)
+        try:
+            assert second.key == first.key
+            status, _, got = second.request("GET", f"/v1/projects/{body['data']['id']}")
+            assert status == 200 and got["data"]["name"] == "Kept"
+        finally:
+            stop_stack(second.process)
+    finally:
+        moto.terminate()
+        moto.wait(timeout=10)
