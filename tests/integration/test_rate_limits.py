@@ -22,11 +22,10 @@ def test_every_authenticated_response_carries_the_headers(api, anonymous):
     assert ok.status_code == 200 and missing.status_code == 404
     assert ok.headers["X-RateLimit-Limit"] == "60"
     assert ok.headers["X-RateLimit-Remaining"] == "59"
-    assert missing.headers["X-RateLimit-Remaining"] == "58"
+    assert missing.headers["X-RateLimit-Remaining"] in ("58", "59")  # 59 if a second passed
     assert before + 1 <= int(ok.headers["X-RateLimit-Reset"]) <= before + 3
     assert ok.headers["RateLimit-Policy"] == '"default";q=60;w=60'
     assert ok.headers["RateLimit"] == '"default";r=59;t=1'
-    assert missing.headers["RateLimit"] == '"default";r=58;t=2'
 
     # And an unauthenticated response does not
     refused = anonymous.get("/v1/projects")
@@ -43,25 +42,35 @@ def test_the_tier_sets_capacity_and_window(client, make_workspace):
     assert response.headers["RateLimit-Policy"] == '"default";q=1200;w=72'
 
 
+def _until_refused(send, refusals: int = 1) -> tuple[list, float]:
+    """Send until `refusals` requests were rate limited: the responses and the seconds
+    taken. The bucket refills while this runs (a token a second on the free tier), so
+    callers allow for a token per second elapsed."""
+    responses: list = []
+    started = time.monotonic()
+    while sum(r.status_code == 429 for r in responses) < refusals:
+        responses.append(send())
+        assert len(responses) < 500, "never rate limited"
+    return responses, time.monotonic() - started
+
+
 def test_an_empty_bucket_is_429_before_scope_checks_and_refills(client, api):
-    # Given a read-only key that has used its 60 requests
+    # Given a read-only key of a free workspace
     workspace_id = api.post("/v1/projects", {"name": "Site"}).json["data"]["workspace_id"]
     reader = Api(client, _limited_key(workspace_id, ["projects:read"]))
-    for _ in range(60):
-        assert reader.get("/v1/projects").status_code == 200
 
-    # When it asks for more, even for a route its scopes do not allow
-    refused = reader.get("/v1/projects")
-    out_of_scope = reader.post("/v1/projects", {"name": "Nope"})
+    # When it keeps calling a route its scopes do not allow
+    responses, elapsed = _until_refused(lambda: reader.post("/v1/projects", {"name": "Nope"}))
 
-    # Then it is rate limited, with the time to wait
-    for response in (refused, out_of_scope):
-        assert response.status_code == 429
-        assert response.json["error"]["code"] == "rate_limited"
-        assert response.headers["Retry-After"] == "1"
-        assert response.headers["X-RateLimit-Remaining"] == "0"
-        assert response.headers["RateLimit"] == '"default";r=0;t=1'
-        assert int(response.headers["X-RateLimit-Reset"]) <= int(time.time()) + 2
+    # Then each call takes a token and is 403, until the bucket is empty: then it is 429
+    assert {r.status_code for r in responses[:-1]} == {403}
+    assert 60 <= len(responses) - 1 <= 60 + int(elapsed) + 1
+    refused = responses[-1]
+    assert refused.json["error"]["code"] == "rate_limited"
+    assert refused.headers["Retry-After"] == "1"
+    assert refused.headers["X-RateLimit-Remaining"] == "0"
+    assert refused.headers["RateLimit"] == '"default";r=0;t=1'
+    assert int(refused.headers["X-RateLimit-Reset"]) <= int(time.time()) + 2
 
     # And another key of the same workspace has its own bucket
     assert api.get("/v1/projects").status_code == 200
@@ -78,10 +87,11 @@ def test_an_empty_bucket_is_429_before_scope_checks_and_refills(client, api):
 def test_rate_limited_calls_are_not_counted_as_usage(client, api):
     workspace_id = api.post("/v1/projects", {"name": "Site"}).json["data"]["workspace_id"]
     other = Api(client, _limited_key(workspace_id, ["projects:read"]))
-    statuses = [other.get("/v1/projects").status_code for _ in range(63)]
-    assert statuses.count(200) == 60 and statuses.count(429) == 3
+    responses, _ = _until_refused(lambda: other.get("/v1/projects"), refusals=3)
+    admitted = sum(r.status_code == 200 for r in responses)
+    assert admitted >= 60
 
     usage = api.get("/v1/usage").json["data"]["metrics"]["api_calls"]
-    # 60 admitted calls of one key, and the create and this read of the other
-    assert usage["used"] == 62
+    # the admitted calls of one key, and the create and this read of the other
+    assert usage["used"] == admitted + 2
     assert usage["limit"] is None
