@@ -97,8 +97,14 @@ def run(
     response = respond()
     if response.status_code in _NOT_STORED or response.status_code >= 500:
         store.release(record_id, lease)
-    elif not store.complete(record_id, lease, _stored(response)):
-        logger().warning("Idempotency lease lost before the response was stored")
+        return response
+    try:
+        if not store.complete(record_id, lease, _stored(response)):
+            logger().warning("Idempotency lease lost before the response was stored")
+    except Exception:
+        # The work is done: answering 500 now would make the client retry it once the
+        # lease runs out. Its answer is worth more than the record.
+        logger().exception("Could not store the response of an idempotent request")
     return response
 
 

@@ -63,6 +63,18 @@ def test_client_errors_are_replayed_but_retryable_ones_are_not(api):
     assert fixed.status_code == 201 and "Idempotent-Replayed" not in fixed.headers
 
 
+def test_an_unauthenticated_request_does_not_use_the_key(api, anonymous):
+    broken = api.key[:-1] + ("A" if api.key[-1] != "A" else "B")
+    refused = anonymous.post(
+        "/v1/projects",
+        {"name": "Shop"},
+        headers={"Authorization": f"Bearer {broken}", **_key("first-try")},
+    )
+    assert refused.status_code == 401
+    created = api.post("/v1/projects", {"name": "Shop"}, headers=_key("first-try"))
+    assert created.status_code == 201 and "Idempotent-Replayed" not in created.headers
+
+
 def test_a_server_error_leaves_the_key_retryable(api, monkeypatch):
     from chalicelib import projects
 
