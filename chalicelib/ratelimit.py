@@ -105,7 +105,7 @@ def _headers(rules: Policy, now: int, tat: int) -> dict[str, str]:
         0, min(rules.capacity, (now + rules.capacity * rules.interval - tat) // rules.interval)
     )
     until_full = max(0, math.ceil((tat - now) / MICROS))
-    return _header_set(rules, remaining, math.ceil(now / MICROS) + until_full, until_full)
+    return _header_set(rules, remaining, math.ceil(tat / MICROS), until_full)
 
 
 def _header_set(rules: Policy, remaining: int, reset_at: int, reset_in: int) -> dict[str, str]:
