@@ -482,9 +482,19 @@ def _group_alive(pgid: int) -> bool:
     for entry in os.scandir("/proc"):
         if entry.name.isdigit():
             stat = _proc_stat(int(entry.name))
-            if stat is not None and stat[1] == pgid and stat[0] != "Z":
+            if stat is not None and stat[1] == pgid and not _exited(entry.name, stat[0]):
                 return True
     return False
+
+
+def _exited(pid: str, state: str) -> bool:
+    """A zombie has exited once its last thread has: until then it still holds its sockets."""
+    if state != "Z":
+        return False
+    try:
+        return len(os.listdir(f"/proc/{pid}/task")) <= 1
+    except OSError:
+        return True
 
 
 def _how_it_ended(code: int) -> str:
