@@ -96,8 +96,14 @@ def _inside(root: Path, candidate: Path) -> Path | None:
 
 def resolve(root: Path, request_target: str) -> Resolved:
     """Map a request target (path and query, as sent) to a file under root (already resolved)."""
-    raw_path = urlsplit(request_target).path
-    decoded = unquote(raw_path, errors="strict") if "%" in raw_path else raw_path
+    if request_target.startswith("/"):
+        raw_path = request_target.split("?", 1)[0].split("#", 1)[0]
+    else:
+        raw_path = urlsplit(request_target).path
+    try:
+        decoded = unquote(raw_path, errors="strict")
+    except UnicodeDecodeError:
+        return Resolved()
     segments = decoded.split("/")
     inner = segments[1:-1]
     last = segments[-1] if len(segments) > 1 else ""
@@ -152,10 +158,7 @@ class StaticHandler(BaseHTTPRequestHandler):
     do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = _not_allowed
 
     def _serve(self, send_body: bool) -> None:
-        try:
-            resolved = resolve(self.root, self.path)
-        except UnicodeDecodeError:
-            resolved = Resolved()
+        resolved = resolve(self.root, self.path)
         if resolved.redirect is not None:
             self.send_response(HTTPStatus.MOVED_PERMANENTLY)
             self.send_header("Location", resolved.redirect)
