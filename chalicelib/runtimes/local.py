@@ -97,12 +97,15 @@ class LocalProcessRuntime:
         """Start the app and wait until its port accepts connections (or ready_timeout_s).
 
         Starting a deployment that is already running returns it as it is, so a repeated
-        deploy step starts one process."""
+        deploy step starts one process; with on_log, its new lines are followed from now on
+        (as after a restart of the local stack, when another process had started it)."""
         _check_id(deployment_id)
         app_dir = Path(app_dir)
         with self._lock:
             current = self._live_state(deployment_id)
             if current is not None:
+                if on_log is not None and deployment_id not in self._tailers:
+                    self._follow(current, on_log, offset=None)
                 return _running_app(current)
             self._state_path(deployment_id).unlink(missing_ok=True)
             port = plan.port or _free_port()
@@ -142,9 +145,7 @@ class LocalProcessRuntime:
             self._write_state(state)
             self._children[deployment_id] = process
             if on_log is not None:
-                tailer = _LogTailer(log_path, offset, on_log, process)
-                self._tailers[deployment_id] = tailer
-                tailer.start()
+                self._follow(state, on_log, offset)
         self._await_listening(deployment_id, process, port, log_path, offset)
         return _running_app(state)
 
@@ -235,6 +236,23 @@ class LocalProcessRuntime:
         # A shell, as a Procfile's `web:` line is run: `$PORT`, `&&` and `cd` work as written.
         return _Launch(["/bin/sh", "-c", plan.start_command], app_dir, merged)
 
+    def _follow(self, state: dict[str, Any], on_log: OnLog, offset: int | None) -> None:
+        """Hand the log's lines from offset (None: its current end) to on_log while the app
+        runs. Called with the lock held."""
+        deployment_id = state["deployment_id"]
+        log_path = self.log_path(deployment_id)
+        if offset is None:
+            offset = log_path.stat().st_size if log_path.exists() else 0
+        tailer = _LogTailer(log_path, offset, on_log, lambda: self._alive(deployment_id, state))
+        self._tailers[deployment_id] = tailer
+        tailer.start()
+
+    def _alive(self, deployment_id: str, state: dict[str, Any]) -> bool:
+        process = self._children.get(deployment_id)
+        if process is not None:
+            return process.poll() is None
+        return _leader_alive(state)
+
     def _python_shim(self, path: str) -> str | None:
         """A directory with `python` for hosts that only have `python3` (Debian and friends)."""
         if shutil.which("python", path=path) is not None:
@@ -284,12 +302,9 @@ class LocalProcessRuntime:
 
     def _live_state(self, deployment_id: str) -> dict[str, Any] | None:
         state = self._read_state(deployment_id)
-        if state is None:
+        if state is None or not self._alive(deployment_id, state):
             return None
-        process = self._children.get(deployment_id)
-        if process is not None and process.poll() is not None:
-            return None
-        return state if _leader_alive(state) else None
+        return state
 
     def _not_running_detail(self, deployment_id: str) -> str:
         process = self._children.get(deployment_id)
@@ -316,11 +331,11 @@ class LocalProcessRuntime:
 class _LogTailer:
     """Follows a log file from an offset and hands each complete line to on_log."""
 
-    def __init__(self, path: Path, offset: int, on_log: OnLog, process: subprocess.Popen) -> None:
+    def __init__(self, path: Path, offset: int, on_log: OnLog, alive: Callable[[], bool]) -> None:
         self._path = path
         self._offset = offset
         self._on_log = on_log
-        self._process = process
+        self._alive = alive
         self._stopped = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"log-{path.stem}", daemon=True)
 
@@ -337,7 +352,7 @@ class _LogTailer:
         with self._path.open("rb") as handle:
             handle.seek(self._offset)
             while True:
-                ended = self._stopped.is_set() or self._process.poll() is not None
+                ended = self._stopped.is_set() or not self._alive()
                 # Read after checking: what the app wrote before it ended is all there now.
                 while chunk := handle.read(65536):
                     pending = self._emit(pending + chunk)

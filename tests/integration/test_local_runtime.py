@@ -362,9 +362,17 @@ def test_another_runtime_over_the_same_state_dir_finds_and_stops_the_app(runtime
     # When another runtime over the same state_dir (after a restart) looks at it
     restarted = LocalProcessRuntime(runtime.state_dir)
 
-    # Then it sees it running, can health-check it and can stop it
+    # Then it sees it running, can health-check it, follow its new log lines and stop it
     assert restarted.is_running("dep_shared")
     assert restarted.health_check("dep_shared", "/", 2)[0]
+    lines = []
+    plan = Plan("python", "python app.py")
+    again = restarted.start(
+        "dep_shared", "prj_9", app_dir, plan, {}, on_log=lambda _, line: lines.append(line)
+    )
+    assert again == app
+    get(app.url + "/after-restart")
+    assert wait_until(lambda: any("GET /after-restart" in line for line in lines))
     restarted.stop("dep_shared")
     assert wait_until(lambda: gone(app.pid))
     assert refuses(app.port)
