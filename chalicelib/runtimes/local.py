@@ -372,11 +372,13 @@ class _LogTailer:
         return rest
 
     def _send(self, line: bytes) -> None:
-        try:
-            self._on_log("deploy", line.decode("utf-8", "replace").rstrip("\r"))
-        except Exception:
-            # The app's log is best effort: a failing sink must not stop the following.
-            logger().exception("on_log failed", extra={"log_path": str(self._path)})
+        for start in range(0, max(len(line), 1), _MAX_LINE):
+            piece = line[start : start + _MAX_LINE]
+            try:
+                self._on_log("deploy", piece.decode("utf-8", "replace").rstrip("\r"))
+            except Exception:
+                # The app's log is best effort: a failing sink must not stop the following.
+                logger().exception("on_log failed", extra={"log_path": str(self._path)})
 
 
 def _check_id(deployment_id: str) -> None:

@@ -275,6 +275,26 @@ def test_app_that_exits_at_start_raises_deploy_failed_with_its_output(runtime, t
     assert runtime.health_check("dep_exit1", "/", 1) == (False, "the app is not running")
 
 
+def test_long_output_lines_reach_on_log_in_pieces(runtime, tmp_path):
+    app_dir = tmp_path / "app"
+    app_dir.mkdir()
+    (app_dir / "app.py").write_text("print('x' * 40000)\nprint('done')\nraise SystemExit(1)\n")
+    lines = []
+
+    with pytest.raises(DeployFailed):
+        runtime.start(
+            "dep_long1",
+            "prj_1",
+            app_dir,
+            Plan("python", "python app.py"),
+            {},
+            on_log=lambda phase, line: lines.append(line),
+        )
+
+    assert [len(line) for line in lines] == [16384, 16384, 40000 - 2 * 16384, 4]
+    assert "".join(lines[:3]) == "x" * 40000 and lines[3] == "done"
+
+
 def test_app_that_dies_after_start_is_unhealthy(runtime, tmp_path):
     app_dir = write_app(tmp_path / "app", "self.reply(200); self.wfile.flush(); os._exit(4)")
     runtime.start("dep_die1", "prj_1", app_dir, Plan("python", "python app.py"), {})
