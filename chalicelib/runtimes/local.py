@@ -107,7 +107,10 @@ class LocalProcessRuntime:
                 if on_log is not None and deployment_id not in self._tailers:
                     self._follow(current, on_log, offset=None)
                 return _running_app(current)
+            # Whatever is left of an earlier start that has ended is forgotten.
             self._state_path(deployment_id).unlink(missing_ok=True)
+            self._children.pop(deployment_id, None)
+            self._tailers.pop(deployment_id, None)
             port = plan.port or _free_port()
             if plan.port and not _port_free(plan.port):
                 raise DeployFailed(f"port {plan.port} that the app listens on is already in use")

@@ -297,7 +297,7 @@ def test_long_output_lines_reach_on_log_in_pieces(runtime, tmp_path):
 
 def test_app_that_dies_after_start_is_unhealthy(runtime, tmp_path):
     app_dir = write_app(tmp_path / "app", "self.reply(200); self.wfile.flush(); os._exit(4)")
-    runtime.start("dep_die1", "prj_1", app_dir, Plan("python", "python app.py"), {})
+    first = runtime.start("dep_die1", "prj_1", app_dir, Plan("python", "python app.py"), {})
 
     assert runtime.health_check("dep_die1", "/", 2)[0]
     assert wait_until(lambda: not runtime.is_running("dep_die1"))
@@ -305,6 +305,9 @@ def test_app_that_dies_after_start_is_unhealthy(runtime, tmp_path):
         False,
         "the app is not running: it exited with code 4",
     )
+    # Starting it again (a restart of the local stack does this) starts a new process
+    again = runtime.start("dep_die1", "prj_1", app_dir, Plan("python", "python app.py"), {})
+    assert again.pid != first.pid and runtime.is_running("dep_die1")
 
 
 def test_plan_errors_are_deploy_failures(runtime, tmp_path):
