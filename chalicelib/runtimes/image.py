@@ -41,7 +41,7 @@ def render_dockerfile(plan: Any) -> str:
     port = plan.port or DEFAULT_PORT
     if plan.runtime == "python":
         base = PYTHON_IMAGE
-        build_env = ["ENV PYTHONUNBUFFERED=1 PYTHONPATH=/app/.python_packages"]
+        build_env = ["ENV PYTHONUNBUFFERED=1 PYTHONPATH=/app/.deps"]
         run_env = []
     else:
         base = NODE_IMAGE

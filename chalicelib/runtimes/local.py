@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from chalicelib.buildplan import PYTHON_DEPS_DIR
 from chalicelib.clock import now_iso
 from chalicelib.log import logger
 from chalicelib.runtimes import DeployFailed
@@ -39,9 +40,6 @@ __all__ = ["PYTHON_DEPS_DIR", "DeployFailed", "LocalProcessRuntime", "RunningApp
 
 OnLog = Callable[[str, str], None]
 
-# Where a python build installs its dependencies inside the artifact
-# (`pip install --target .python_packages -r requirements.txt`).
-PYTHON_DEPS_DIR = ".python_packages"
 
 STATIC_SERVER = Path(__file__).with_name("static_server.py")
 

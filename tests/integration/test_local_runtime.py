@@ -196,8 +196,8 @@ def test_app_gets_port_env_and_its_dependencies_but_no_shipyard_credentials(
         self.reply(200, body.encode())
         """,
     )
-    (app_dir / ".python_packages").mkdir()
-    (app_dir / ".python_packages" / "greeting.py").write_text("TEXT = 'hi from a dependency'\n")
+    (app_dir / ".deps").mkdir()
+    (app_dir / ".deps" / "greeting.py").write_text("TEXT = 'hi from a dependency'\n")
 
     # When it starts
     app = runtime.start(

@@ -39,14 +39,14 @@ def instructions(dockerfile: str) -> list[str]:
 def test_python_app_image():
     plan = Plan(
         "python",
-        install_command="pip install --target .python_packages -r requirements.txt",
+        install_command="pip install --target .deps -r requirements.txt",
         start_command='gunicorn -b "0.0.0.0:$PORT" app:app',
     )
 
     assert instructions(render_dockerfile(plan)) == [
         f"FROM {PYTHON_IMAGE}",
         ADAPTER,
-        "ENV PYTHONUNBUFFERED=1 PYTHONPATH=/app/.python_packages",
+        "ENV PYTHONUNBUFFERED=1 PYTHONPATH=/app/.deps",
         "WORKDIR /app",
         "COPY . .",
         "RUN " + json.dumps(["/bin/sh", "-c", plan.install_command]),
