@@ -3,7 +3,7 @@ handlers are declared here. Importing this module creates no AWS client."""
 
 from chalice import Chalice
 
-from chalicelib.api import projects, service
+from chalicelib.api import projects, service, usage
 from chalicelib.http import middleware
 
 # Logs go through the Powertools JSON logger (chalicelib/log.py), not chalice's text handler.
@@ -11,3 +11,4 @@ app = Chalice(app_name="shipyard", configure_logs=False)
 app.register_middleware(middleware, "http")
 app.register_blueprint(service.router.blueprint)
 app.register_blueprint(projects.router.blueprint)
+app.register_blueprint(usage.router.blueprint)

@@ -17,6 +17,7 @@ class Settings(BaseModel):
     public_url: str = "http://127.0.0.1:8000"
     max_body_bytes: int = 1024 * 1024
     key_cache_ttl_s: float = 5.0
+    idempotency_lease_s: int = Field(default=60, ge=1, le=60)
     bucket_name: str | None = None
 
     def table(self, name: str) -> str:
@@ -40,6 +41,7 @@ _ENV = {
     "public_url": "SHIPYARD_PUBLIC_URL",
     "max_body_bytes": "SHIPYARD_MAX_BODY_BYTES",
     "key_cache_ttl_s": "SHIPYARD_KEY_CACHE_TTL_S",
+    "idempotency_lease_s": "SHIPYARD_IDEMPOTENCY_LEASE_S",
     "bucket_name": "SHIPYARD_BUCKET",
 }
 
