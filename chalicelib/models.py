@@ -132,7 +132,7 @@ class ApiKeyCreate(Input):
 
 
 class ApiKeyRotate(Input):
-    grace_period_hours: Annotated[int, Field(ge=0, le=168)] = 24
+    grace_period_hours: Annotated[int, Field(ge=0, le=168, strict=True)] = 24
 
 
 class ApiKey(BaseModel):

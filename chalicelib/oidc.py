@@ -3,7 +3,8 @@
 The JWKS is fetched on first use and kept for `oidc_jwks_ttl_s`. A token whose `kid` is
 not in it (the issuer rotated its keys, or the token is forged) triggers a refresh, but
 at most one per `oidc_jwks_refresh_interval_s`: a flood of tokens with made-up `kid`s
-cannot become a flood of fetches. PyJWT is imported on first use (cold start).
+cannot become a flood of fetches. A failed fetch keeps the keys already known, and is
+retried no sooner than that interval either. PyJWT is imported on first use (cold start).
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ class Jwks:
         self._keys: dict[str, Any] = {}
         self._fetched_at: float | None = None
         self._attempted_at = float("-inf")
+        self._unknown_kid_refresh_at = float("-inf")
         self._lock = threading.Lock()
         self.fetches = 0
 
@@ -47,9 +49,12 @@ class Jwks:
         settings = get_settings()
         with self._lock:
             now = time.monotonic()
+            interval = settings.oidc_jwks_refresh_interval_s
             stale = self._fetched_at is None or now - self._fetched_at >= settings.oidc_jwks_ttl_s
-            wanted = stale or kid not in self._keys
-            if wanted and now - self._attempted_at >= settings.oidc_jwks_refresh_interval_s:
+            if stale and now - self._attempted_at >= interval:
+                self._refresh(now)
+            elif kid not in self._keys and now - self._unknown_kid_refresh_at >= interval:
+                self._unknown_kid_refresh_at = now
                 self._refresh(now)
             if self._fetched_at is None:
                 raise ServiceUnavailable("The identity provider's signing keys are unavailable")
@@ -92,6 +97,7 @@ class Jwks:
             self._keys = {}
             self._fetched_at = None
             self._attempted_at = float("-inf")
+            self._unknown_kid_refresh_at = float("-inf")
             self.fetches = 0
 
 
