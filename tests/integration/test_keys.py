@@ -40,7 +40,7 @@ def test_key_is_shown_once_and_lists_show_prefix_and_last_use(api, client):
     assert "key" not in fetched
     assert fetched["prefix"] == created["prefix"]
     assert fetched["last_used_at"] is not None
-    assert [k["id"] for k in listed["data"]][0] == created["id"]
+    assert listed["data"][0]["id"] == created["id"]
     assert len(listed["data"]) == 2
     assert all("key" not in k for k in listed["data"])
     assert created["key"] not in api.get("/v1/api-keys").body.decode()
