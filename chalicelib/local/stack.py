@@ -37,7 +37,7 @@ def start_moto(port: int) -> subprocess.Popen | None:
         return None
     log = open(env.STATE_DIR / "moto.log", "ab")  # noqa: SIM115 - the child keeps it open
     process = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        [sys.executable, "-m", "chalicelib.local.moto_server", "-H", "127.0.0.1", "-p", str(port)],
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,
