@@ -303,3 +303,17 @@ def test_neither_a_key_nor_a_jwt_is_401(anonymous):
     for token in ("hello", "a.b", "a.b.c.d", "eyJ.e30.", "x" * 9000):
         response = anonymous.get("/v1/auth/me", headers={"Authorization": f"Bearer {token}"})
         assert refused(response), token
+
+
+def test_warm_partner_and_user_requests_read_nothing_for_auth(
+    make_user, make_partner, dynamodb_calls
+):
+    user = make_user("warm")
+    user_ws = user.post("/v1/workspaces", {"name": "U"}).json["data"]["id"]
+    partner = make_partner()
+    partner_ws = partner.post("/v1/workspaces", {"name": "P"}).json["data"]["id"]
+    for caller in (user.acting_in(user_ws), partner.acting_in(partner_ws), partner, user):
+        assert caller.get("/v1/auth/me").status_code == 200
+        dynamodb_calls.clear()
+        assert caller.get("/v1/auth/me").status_code == 200
+        assert dynamodb_calls == []
