@@ -185,39 +185,18 @@ def _tampered(token):
     return f"{header}.{forged}.{signature}"
 
 
-@pytest.mark.parametrize(
-    "case",
-    [
-        "wrong-audience",
-        "wrong-issuer",
-        "expired",
-        "not-yet-valid",
-        "no-expiry",
-        "no-subject",
-        "alg-none",
-        "alg-none-with-kid",
-        "hs256-with-public-key",
-        "rs512",
-        "unknown-kid",
-        "known-kid-wrong-key",
-        "no-kid",
-        "tampered-payload",
-        "truncated",
-        "two-segments",
-    ],
-)
-def test_bad_tokens_are_401(issuer, anonymous, make_workspace, case):
+def test_bad_tokens_are_401_and_change_nothing(issuer, anonymous, make_workspace):
     from tests.integration.conftest import Acting
 
     # Given mallory is a member, so that only the token itself can be the reason
     workspace_id, _ = make_workspace("Target")
     run_admin(admin.main, "add-member", "--workspace", workspace_id, "--user", "mallory")
-    token = _bad_tokens(issuer)[case]
 
-    caller = Acting(anonymous.client, token, workspace_id)
-    for path in ("/v1/auth/me", "/v1/projects"):
-        assert refused(caller.get(path)), (case, path)
-    assert refused(caller.post("/v1/workspaces", {"name": "x"}))
+    for case, token in _bad_tokens(issuer).items():
+        caller = Acting(anonymous.client, token, workspace_id)
+        for path in ("/v1/auth/me", "/v1/projects"):
+            assert refused(caller.get(path)), (case, path)
+        assert refused(caller.post("/v1/workspaces", {"name": "x"})), case
 
     # Then a good token of the same user still works, and nothing was created
     mallory = Acting(anonymous.client, issuer.token("mallory"))
