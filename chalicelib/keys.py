@@ -111,6 +111,12 @@ def _release_expired(workspace_id: str) -> bool:
     return released
 
 
+def active_count(workspace_id: str) -> int:
+    """How many of the workspace's keys count against its limit now (usage reads this)."""
+    _release_expired(workspace_id)
+    return store.active_count(workspace_id)
+
+
 def to_model(item: dict[str, Any]) -> ApiKey:
     return ApiKey(
         id=item["id"],

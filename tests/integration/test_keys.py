@@ -384,3 +384,19 @@ def _parse(text):
     from chalicelib.clock import parse_rfc3339
 
     return parse_rfc3339(text)
+
+
+def test_active_count_follows_creation_revocation_rotation_and_expiry(api):
+    from chalicelib import keys
+
+    workspace_id = api.get("/v1/auth/me").json["data"]["workspace"]["id"]
+    assert keys.active_count(workspace_id) == 1
+    first = create_key(api)
+    assert keys.active_count(workspace_id) == 2
+    api.post(f"/v1/api-keys/{first['id']}/rotate", {})
+    assert keys.active_count(workspace_id) == 2
+    api.delete(f"/v1/api-keys/{first['id']}")
+    assert keys.active_count(workspace_id) == 2  # the rotated-out key no longer counted
+    past = rfc3339(utcnow() - timedelta(seconds=1))
+    keys.issue(name="expired", scopes=["*"], workspace_id=workspace_id, expires_at=past)
+    assert keys.active_count(workspace_id) == 2  # counted at creation, given back on reading
