@@ -12,8 +12,6 @@ A workspace's tier is set only by a partner key (or the operator's admin command
 
 from __future__ import annotations
 
-import re
-import unicodedata
 from typing import Any
 
 from chalicelib import auth, ids, keys, projects
@@ -23,6 +21,7 @@ from chalicelib.http import Page
 from chalicelib.models import Workspace, WorkspaceCreate, WorkspaceUpdate
 from chalicelib.principal import Principal
 from chalicelib.scopes import ALL
+from chalicelib.slugs import slugify
 from chalicelib.store import keys as key_store
 from chalicelib.store import projects as project_store
 from chalicelib.store import workspaces as store
@@ -30,12 +29,6 @@ from chalicelib.store import workspaces as store
 LIST_NAME = "workspaces"
 DEFAULT_TIER = "free"
 MAX_SETTINGS = 50
-
-
-def slug_for(name: str) -> str:
-    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
-    slug = re.sub(r"[^a-z0-9]+", "-", ascii_name.lower()).strip("-")[:63].strip("-")
-    return slug or "workspace"
 
 
 def to_model(item: dict[str, Any]) -> Workspace:
@@ -64,7 +57,7 @@ def create(
     item = {
         "id": ids.new_id("ws"),
         "name": name,
-        "slug": slug or slug_for(name),
+        "slug": slug or slugify(name, "workspace"),
         "tier": tier,
         "settings": settings or {},
         "partner_id": partner_id,
