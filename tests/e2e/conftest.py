@@ -35,6 +35,21 @@ class Stack:
     process: subprocess.Popen
     env: dict
 
+    @property
+    def api_key(self) -> str:
+        return self.key
+
+    def admin(self, *args: str) -> subprocess.CompletedProcess:
+        """Run `python -m chalicelib.admin ...` against this stack."""
+        return subprocess.run(
+            [sys.executable, "-m", "chalicelib.admin", *args],
+            cwd=ROOT,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
     def request(self, method: str, path: str, body=None, key: str | None = None, headers=None):
         """(status, headers, parsed JSON or text) of one HTTP request."""
         data = json.dumps(body).encode() if body is not None else None
@@ -57,7 +72,7 @@ def start_stack(tmp_path: Path, extra_env: dict | None = None) -> Stack:
     port, moto_port = free_port(), free_port()
     state_dir = tmp_path / "state"
     env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "SHIPYARD_"))},
+        **{k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "SHIPYARD_", "MOTO_"))},
         "SHIPYARD_MOTO_PORT": str(moto_port),
         "SHIPYARD_STATE_DIR": str(state_dir),
         "PYTHONUNBUFFERED": "1",
@@ -110,13 +125,22 @@ def stack(tmp_path):
     stop_stack(running.process)
 
 
+@pytest.fixture(scope="module")
+def local_stack(tmp_path_factory):
+    """One stack shared by the tests of a module (for tests that don't need a fresh one)."""
+    running = start_stack(tmp_path_factory.mktemp("stack"))
+    yield running
+    stop_stack(running.process)
+
+
 # Short bounded waits on the log stream, so a test sees several reconnects in seconds.
 PIPELINE_ENV = {"SHIPYARD_SSE_WAIT_S": "1", "SHIPYARD_SSE_RETRY_MS": "100"}
 
 
 @pytest.fixture(scope="session")
-def local_stack(tmp_path_factory):
-    """One stack shared by the tests of a session (per xdist worker) that deploy apps."""
-    running = start_stack(tmp_path_factory.mktemp("stack"), PIPELINE_ENV)
+def cli_stack(tmp_path_factory):
+    """One stack, with short stream waits, for the tests that deploy through the CLI and
+    follow logs (per xdist worker)."""
+    running = start_stack(tmp_path_factory.mktemp("cli-stack"), PIPELINE_ENV)
     yield running
     stop_stack(running.process)

@@ -92,13 +92,13 @@ def whole_log(stack, project_id: str, deployment_id: str) -> list[dict]:
         after = page["data"][-1]["seq"]
 
 
-def test_the_whole_log_arrives_once_in_order_across_reconnects(local_stack, node):
+def test_the_whole_log_arrives_once_in_order_across_reconnects(cli_stack, node):
     # Given: a deployment building slowly
-    project_id, deployment_id = start_slow_deployment(local_stack)
-    stream = f"{local_stack.url}/v1/projects/{project_id}/deployments/{deployment_id}/logs/stream"
+    project_id, deployment_id = start_slow_deployment(cli_stack)
+    stream = f"{cli_stack.url}/v1/projects/{project_id}/deployments/{deployment_id}/logs/stream"
 
     # When: EventSource follows it from the start to the `done` frame
-    seen = event_source(node, local_stack, stream)
+    seen = event_source(node, cli_stack, stream)
 
     # Then: it ended, after several connections that each resumed where the last one
     # stopped. The end is the `done` frame, or a 204 when the deployment ended while
@@ -113,7 +113,7 @@ def test_the_whole_log_arrives_once_in_order_across_reconnects(local_stack, node
 
     # and every line arrived exactly once, in order, as `GET .../logs` has it. Lines after
     # the end can only be the running app's own output (`deploy` phase), written after it.
-    log = whole_log(local_stack, project_id, deployment_id)
+    log = whole_log(cli_stack, project_id, deployment_id)
     seqs = [line["seq"] for line in seen["logs"]]
     assert seqs == list(range(1, len(seqs) + 1))
     assert [x["id"] for x in seen["logs"]] == [str(seq) for seq in seqs]
@@ -126,7 +126,7 @@ def test_the_whole_log_arrives_once_in_order_across_reconnects(local_stack, node
     assert any(x["message"].startswith("Running at http") for x in seen["logs"])
 
     # and the status frames and `done` agree with the deployment
-    status, _, deployment = local_stack.request(
+    status, _, deployment = cli_stack.request(
         "GET", f"/v1/projects/{project_id}/deployments/{deployment_id}"
     )
     assert status == 200 and deployment["data"]["status"] == "running"
@@ -134,18 +134,18 @@ def test_the_whole_log_arrives_once_in_order_across_reconnects(local_stack, node
     assert "building" in seen["statuses"]
 
 
-def test_after_the_end_a_reconnect_gets_204_and_eventsource_stops(local_stack, node):
+def test_after_the_end_a_reconnect_gets_204_and_eventsource_stops(cli_stack, node):
     # Given: a deployment that has ended
-    project_id, deployment_id = start_slow_deployment(local_stack)
-    stream = f"{local_stack.url}/v1/projects/{project_id}/deployments/{deployment_id}/logs/stream"
-    event_source(node, local_stack, stream)
-    middle = whole_log(local_stack, project_id, deployment_id)[BUILD_LINES // 2]["seq"]
+    project_id, deployment_id = start_slow_deployment(cli_stack)
+    stream = f"{cli_stack.url}/v1/projects/{project_id}/deployments/{deployment_id}/logs/stream"
+    event_source(node, cli_stack, stream)
+    middle = whole_log(cli_stack, project_id, deployment_id)[BUILD_LINES // 2]["seq"]
 
     # When: EventSource reads it from half-way (`?after=`) and keeps reconnecting after `done`
-    seen = event_source(node, local_stack, f"{stream}?after={middle}", "--until-closed")
+    seen = event_source(node, cli_stack, f"{stream}?after={middle}", "--until-closed")
 
     # Then: it got the rest once, then `done`, then a 204 closed it for good
-    log = whole_log(local_stack, project_id, deployment_id)
+    log = whole_log(cli_stack, project_id, deployment_id)
     assert [x["seq"] for x in seen["logs"]] == [line["seq"] for line in log if line["seq"] > middle]
     assert seen["done"] == "running"
     assert seen["closed_by"] == "204", seen
