@@ -97,8 +97,11 @@ def update(workspace_id: str, project_id: str, body: ProjectUpdate) -> Project:
 
 
 def delete(workspace_id: str, project_id: str, extra_operations=None) -> dict[str, Any]:
+    from chalicelib import pipeline
+
     current = store.get(workspace_id, project_id)
     store.delete(workspace_id, project_id, current["slug"], extra_operations)
+    pipeline.project_deleted(current)
     return current
 
 

@@ -1,0 +1,160 @@
+"""Which build engine and runtime this process drives, and the local builds in flight.
+
+Locally (stage `local` or `test`) builds run in this process with LocalBuilder, one thread
+per build, and apps run as local processes (LocalProcessRuntime). On AWS, builds run on
+CodeBuild (after the archive is checked here) and apps on the AWS runtime. Cancel events of
+local builds live here: the API and the pump share this process in the local stack.
+"""
+
+from __future__ import annotations
+
+import threading
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from chalicelib.log import logger
+from chalicelib.settings import get_settings
+
+ROOT = Path(__file__).resolve().parents[1]
+_cancels: dict[str, threading.Event] = {}
+_threads: dict[str, threading.Thread] = {}
+_lock = threading.Lock()
+
+
+def is_local() -> bool:
+    return get_settings().stage in ("local", "test")
+
+
+def build_method() -> str:
+    return "local" if is_local() else "codebuild"
+
+
+def state_dir() -> Path:
+    configured = get_settings().state_dir
+    return Path(configured) if configured else ROOT / ".local"
+
+
+@cache
+def _local_runtime(directory: str) -> Any:
+    from chalicelib.runtimes.local import LocalProcessRuntime
+
+    return LocalProcessRuntime(Path(directory))
+
+
+def runtime() -> Any:
+    """The runtime port: start, health_check, stop, is_running."""
+    return _local_runtime(str(state_dir() / "apps"))
+
+
+def app_dir(deployment_id: str) -> Path:
+    return state_dir() / "artifacts" / deployment_id
+
+
+def job_for(item: dict[str, Any]) -> Any:
+    from chalicelib import deployments
+    from chalicelib.builders.local import BuildJob
+    from chalicelib.store import projects as project_store
+
+    project = project_store.get(item["workspace_id"], item["project_id"])
+    return BuildJob(
+        deployment_id=item["id"],
+        project_id=item["project_id"],
+        workspace_id=item["workspace_id"],
+        source_key=item["source_key"],
+        project_runtime=project.get("runtime", "auto"),
+        build=project.get("build", {}),
+        run=project.get("run", {}),
+        env=deployments.env_of(item),
+        timeout_s=get_settings().build_timeout_s,
+    )
+
+
+def start_build(item: dict[str, Any]) -> None:
+    """Start the build of a `building` deployment; its result reaches builds.build_finished."""
+    if is_local():
+        cancel = threading.Event()
+        thread = threading.Thread(
+            target=_run_local_build, args=(item, cancel), name=f"build-{item['id']}", daemon=True
+        )
+        with _lock:
+            _cancels[item["id"]] = cancel
+            _threads[item["id"]] = thread
+        thread.start()
+    else:
+        _start_codebuild(item)
+
+
+def _run_local_build(item: dict[str, Any], cancel: threading.Event) -> None:
+    from chalicelib import builds, deployments
+    from chalicelib.builders.local import LocalBuilder
+    from chalicelib.logs import BufferedLog
+
+    sink = BufferedLog(item["project_id"], item["id"])
+    try:
+        outcome = LocalBuilder(state_dir() / "builds").build(job_for(item), sink, cancel)
+        sink.close()
+        builds.build_finished(item, outcome)
+    except Exception as error:
+        logger().exception("Local build crashed", extra={"deployment_id": item["id"]})
+        sink.close()
+        deployments.fail(item, "internal_error", f"The build could not run: {type(error).__name__}")
+    finally:
+        with _lock:
+            _cancels.pop(item["id"], None)
+            _threads.pop(item["id"], None)
+
+
+def _start_codebuild(item: dict[str, Any]) -> None:
+    from chalicelib import deployments
+    from chalicelib.archive import InvalidArchive, inspect_archive
+    from chalicelib.aws import objects
+    from chalicelib.builders.codebuild import CodeBuildBuilder
+    from chalicelib.buildplan import PlanError, make_plan
+    from chalicelib.store import deployments as store
+
+    job = job_for(item)
+    try:
+        report = inspect_archive(objects.open_stream(item["source_key"]))
+        plan = make_plan(report.files, job.project_runtime, job.build, job.run)
+    except InvalidArchive as error:
+        deployments.fail(item, "invalid_archive", error.message)
+        return
+    except PlanError as error:
+        deployments.fail(item, "build_failed", str(error))
+        return
+    build_id = CodeBuildBuilder().start(job, plan)
+    store.set_fields(
+        item["project_id"],
+        item["id"],
+        {"build_id": build_id, "plan": plan.model_dump(mode="json"), "framework": plan.framework},
+        ("building",),
+    )
+    deployments.log(item, "build", f"CodeBuild build {build_id} started")
+
+
+def cancel_build(item: dict[str, Any]) -> None:
+    """Stop a deployment's build, wherever it runs; nothing if it has none."""
+    with _lock:
+        cancel = _cancels.get(item["id"])
+    if cancel is not None:
+        cancel.set()
+    elif item.get("build_id"):
+        from chalicelib.builders.codebuild import CodeBuildBuilder
+
+        CodeBuildBuilder().stop(item["build_id"])
+
+
+def wait_for_builds(timeout_s: float) -> None:
+    """Join the local build threads (the local stack on its way out, after cancelling)."""
+    with _lock:
+        threads = list(_threads.values())
+    for thread in threads:
+        thread.join(timeout_s)
+
+
+def cancel_all_builds() -> None:
+    with _lock:
+        events = list(_cancels.values())
+    for event in events:
+        event.set()
