@@ -20,6 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 _cancels: dict[str, threading.Event] = {}
 _threads: dict[str, threading.Thread] = {}
 _lock = threading.Lock()
+_shutting_down = threading.Event()
 
 
 def is_local() -> bool:
@@ -87,14 +88,20 @@ def start_build(item: dict[str, Any]) -> None:
 
 def _run_local_build(item: dict[str, Any], cancel: threading.Event) -> None:
     from chalicelib import builds, deployments
-    from chalicelib.builders.local import LocalBuilder
     from chalicelib.logs import BufferedLog
 
     sink = BufferedLog(item["project_id"], item["id"])
     try:
+        from chalicelib.builders.local import LocalBuilder
+
         outcome = LocalBuilder(state_dir() / "builds").build(job_for(item), sink, cancel)
         sink.close()
-        builds.build_finished(item, outcome)
+        if _shutting_down.is_set():
+            deployments.fail(
+                item, "internal_error", "The local stack stopped during the build; retry it"
+            )
+        else:
+            builds.build_finished(item, outcome)
     except Exception as error:
         logger().exception("Local build crashed", extra={"deployment_id": item["id"]})
         sink.close()
@@ -145,16 +152,21 @@ def cancel_build(item: dict[str, Any]) -> None:
         CodeBuildBuilder().stop(item["build_id"])
 
 
-def wait_for_builds(timeout_s: float) -> None:
-    """Join the local build threads (the local stack on its way out, after cancelling)."""
+def is_building(deployment_id: str) -> bool:
     with _lock:
-        threads = list(_threads.values())
-    for thread in threads:
-        thread.join(timeout_s)
+        return deployment_id in _threads
 
 
-def cancel_all_builds() -> None:
+def shutdown(timeout_s: float = 15.0) -> None:
+    """The local stack on its way out: cancel the local builds (they end failed, to be
+    retried), wait for them, and stop every app this process's runtime runs."""
+    _shutting_down.set()
     with _lock:
         events = list(_cancels.values())
+        threads = list(_threads.values())
     for event in events:
         event.set()
+    for thread in threads:
+        thread.join(timeout_s)
+    if is_local():
+        runtime().stop_all()

@@ -107,8 +107,8 @@ def deploy(item: dict[str, Any], message: dict[str, Any]) -> dict[str, Any]:
         app = runtime.start(
             item["id"],
             item["project_id"],
-            _unpacked(item),
-            _plan(item),
+            unpacked(item),
+            plan_of(item),
             deployments.env_of(item),
             on_log=sink,
         )
@@ -130,7 +130,7 @@ def _reason(error: Exception) -> str:
     return f"The app could not be started ({type(error).__name__})"
 
 
-def _unpacked(item: dict[str, Any]):
+def unpacked(item: dict[str, Any]):
     from chalicelib.artifacts import download_and_unpack
 
     target = engines.app_dir(item["id"])
@@ -141,7 +141,7 @@ def _unpacked(item: dict[str, Any]):
     return target
 
 
-def _plan(item: dict[str, Any]) -> Any:
+def plan_of(item: dict[str, Any]) -> Any:
     from chalicelib.buildplan import BuildPlan
 
     return BuildPlan.model_validate(item["plan"])

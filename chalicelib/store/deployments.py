@@ -3,9 +3,9 @@
 A deployment item lives in the partition of its project (sort key = its id, so a Query
 lists newest first). Besides the contract's fields it carries:
 - `log_seq`: the last log sequence number handed out (store/logs.py reserves from it);
-- `active_status`: the status while it is one of pending/building/built/deploying, absent
-  otherwise: the sparse index `by_active_status` (range `status_at`) is how the sweeper
-  finds stuck deployments without a Scan;
+- `active_status`: the status while it is one of pending/building/built/deploying/running,
+  absent once it has ended: the sparse index `by_active_status` (range `status_at`) is how
+  the sweeper finds stuck deployments, and the local stack the running ones, without a Scan;
 - `pending_workspace_id`: set only while pending: the sparse index `by_pending_workspace`
   lists a workspace's waiting builds, oldest first, when a build slot frees.
 
@@ -36,6 +36,7 @@ releases = Table("releases")
 build_slots = Table("build_slots")
 
 ACTIVE = ("pending", "building", "built", "deploying")
+INDEXED = (*ACTIVE, "running")
 
 
 def _key(project_id: str, deployment_id: str) -> dict[str, str]:
@@ -187,7 +188,7 @@ def transition(
     }
     sets = ["#status = :to", "status_at = :at", "updated_at = :now", "log_reserved_ms = :ms"]
     removes = list(remove)
-    if to in ACTIVE:
+    if to in INDEXED:
         sets.append("active_status = :to")
     else:
         removes.append("active_status")
@@ -286,13 +287,13 @@ def promote(
         sets = "#status = :to, status_at = :at, updated_at = :now, log_seq = :next"
         sets += ", log_reserved_ms = :ms"
         if to == "running":
-            sets += ", release_id = :release, finished_at = :now"
+            sets += ", release_id = :release, finished_at = :now, active_status = :to"
             values[":release"] = release["id"]
         operations.append(
             update_op(
                 deployments,
                 _key(item["project_id"], item["id"]),
-                f"SET {sets} REMOVE active_status",
+                f"SET {sets}" + ("" if to == "running" else " REMOVE active_status"),
                 "#status = :expected AND log_seq = :seq",
                 names,
                 values,
@@ -372,7 +373,8 @@ def mark_project(
 
 
 def stuck(status: str, before: str) -> list[dict[str, Any]]:
-    """Deployments that have been in `status` since before `before` (the sweeper)."""
+    """Deployments that have been in `status` since before `before` (the sweeper; and,
+    with a `before` in the future, every deployment in that status)."""
     found = deployments.query_all(
         "active_status = :s AND status_at < :before",
         {":s": status, ":before": before},
@@ -463,3 +465,26 @@ def purge(project_id: str) -> list[str]:
     )
     delete_many(uploads, keys_of_project(project_id))
     return removed
+
+
+def set_url(item: dict[str, Any], url: str, now: str) -> None:
+    """A running deployment's new address (the local stack restarted its app), on the
+    deployment and, if it is the one the project serves, on the project."""
+    deployments.update(
+        _key(item["project_id"], item["id"]),
+        "SET #url = :url",
+        "attribute_exists(id)",
+        {"#url": "url"},
+        {":url": url},
+    )
+    try:
+        projects.update(
+            _project_key(item["workspace_id"], item["project_id"]),
+            "SET #url = :url, updated_at = :now",
+            "current_deployment_id = :id",
+            {"#url": "url"},
+            {":url": url, ":now": now, ":id": item["id"]},
+        )
+    except Exception as error:
+        if not is_condition_failure(error):
+            raise
