@@ -161,13 +161,14 @@ def create(
         fresh = project_store.get(project["workspace_id"], project["id"])
         count = fresh.get("deployment_count", 0)
         item["number"] = count + 1
-        first = log_lines.line("system", f"Deployment #{count + 1} created ({message})")
+        item["log_seq"] = 1
+        item["log_reserved_ms"] = store.now_ms()
         try:
-            store.create(item, first, upload_id, count)
+            store.create(item, upload_id, count)
             break
         except store.CounterMoved:
             continue
-    item["log_seq"] = 1
+    _transition_line(item, "system", f"Deployment #{item['number']} created ({message})")
     store.mark_project(
         project["workspace_id"], project["id"], "deploying", item["created_at"], True
     )

@@ -51,17 +51,11 @@ def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-def create(
-    item: dict[str, Any],
-    first_line: dict[str, Any],
-    upload_id: str | None,
-    expected_count: int,
-) -> None:
-    """Write a new deployment numbered `expected_count + 1` with its first log line (seq 1),
-    in one transaction with the project's counter (optimistic: the count must not have
-    moved) and, for an upload, the upload's single use. Raises CounterMoved when the
-    counter moved, and Conflict when the upload was used already."""
-    from chalicelib.store.logs import logs
+def create(item: dict[str, Any], upload_id: str | None, expected_count: int) -> None:
+    """Write a new deployment numbered `expected_count + 1`, with log seq 1 reserved for
+    its first line, in one transaction with the project's counter (optimistic: the count
+    must not have moved) and, for an upload, the upload's single use. Raises CounterMoved
+    when the counter moved, and Conflict when the upload was used already."""
     from chalicelib.store.uploads import uploads
 
     count_condition = "attribute_exists(sk) AND " + (
@@ -80,12 +74,8 @@ def create(
         ),
         put_op(
             deployments,
-            {**item, "log_seq": 1, "log_reserved_ms": now_ms()},
+            item,
             "attribute_not_exists(id)",
-        ),
-        put_op(
-            logs,
-            {**first_line, "deployment_id": item["id"], "seq": 1, "written_ms": now_ms()},
         ),
     ]
     if upload_id is not None:
@@ -104,7 +94,7 @@ def create(
         if not is_condition_failure(error):
             raise
         codes = _cancellation_codes(error)
-        if len(codes) > 3 and codes[3] == "ConditionalCheckFailed":
+        if len(codes) > 2 and codes[2] == "ConditionalCheckFailed":
             raise Conflict("This upload was already used by another deployment") from None
         raise CounterMoved() from None
 
@@ -260,12 +250,12 @@ def promote(
     log_lines: dict[str, dict[str, Any]],
 ) -> bool:
     """One transaction: `new` deploying -> running, `previous` running -> stopped, the
-    project's pointer, status, url and release counter, the release, and each changed
-    deployment's log line. Conditions pin every item to the state read by the caller
-    (including each deployment's `log_seq`, whose next number the log line takes), so a
-    concurrent change cancels the transaction and the caller re-reads and retries.
-    Returns False when a condition failed."""
-    from chalicelib.store.logs import logs
+    project's pointer, status, url and release counter, and the release. Conditions pin
+    every item to the state read by the caller, including each deployment's `log_seq`,
+    whose next number is reserved for the change's log line (written right after: readers
+    wait for a reserved line). A concurrent change cancels the transaction; the caller
+    re-reads and retries. Returns False when a condition failed."""
+    from chalicelib.store.logs import put_line
 
     ms = now_ms()
     operations = []
@@ -297,14 +287,6 @@ def promote(
                 "#status = :expected AND log_seq = :seq",
                 names,
                 values,
-            )
-        )
-        line = log_lines[item["id"]]
-        operations.append(
-            put_op(
-                logs,
-                {**line, "deployment_id": item["id"], "seq": seq + 1, "written_ms": ms},
-                "attribute_not_exists(seq)",
             )
         )
     current = project.get("current_deployment_id")
@@ -347,6 +329,8 @@ def promote(
         if is_condition_failure(error):
             return False
         raise
+    for item, _, _ in changed:
+        put_line(item["id"], {**log_lines[item["id"]], "seq": item["log_seq"] + 1})
     return True
 
 
