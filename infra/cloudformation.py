@@ -14,7 +14,7 @@ import re
 import sys
 from typing import Any
 
-from infra.provision import declaration, table_definitions
+from infra.provision import INFRA, declaration, table_definitions
 
 PREFIX = "shipyard"
 
@@ -27,6 +27,53 @@ def _envelope(code: str, message: str) -> str:
     return json.dumps(
         {"error": {"code": code, "message": message, "request_id": "$context.requestId"}}
     )
+
+
+def _state_machine(machine: str, definition_file: str) -> dict[str, Any]:
+    """A workflow whose tasks are SQS messages to the deploy-tasks queue (its only right)."""
+    role = _logical("Role", f"{machine}-workflow")
+    return {
+        role: {
+            "Type": "AWS::IAM::Role",
+            "Properties": {
+                "AssumeRolePolicyDocument": {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {
+                            "Effect": "Allow",
+                            "Principal": {"Service": "states.amazonaws.com"},
+                            "Action": "sts:AssumeRole",
+                        }
+                    ],
+                },
+                "Policies": [
+                    {
+                        "PolicyName": "send-deploy-tasks",
+                        "PolicyDocument": {
+                            "Version": "2012-10-17",
+                            "Statement": [
+                                {
+                                    "Effect": "Allow",
+                                    "Action": "sqs:SendMessage",
+                                    "Resource": {
+                                        "Fn::GetAtt": [_logical("Queue", "deploy-tasks"), "Arn"]
+                                    },
+                                }
+                            ],
+                        },
+                    }
+                ],
+            },
+        },
+        _logical("StateMachine", machine): {
+            "Type": "AWS::StepFunctions::StateMachine",
+            "Properties": {
+                "StateMachineName": f"{PREFIX}-{machine}",
+                "DefinitionString": (INFRA / definition_file).read_text(),
+                "RoleArn": {"Fn::GetAtt": [role, "Arn"]},
+            },
+        },
+    }
 
 
 def template() -> dict[str, Any]:
@@ -42,6 +89,8 @@ def template() -> dict[str, Any]:
             "Type": "AWS::SQS::Queue",
             "Properties": {"QueueName": f"{PREFIX}-{queue}", **attributes},
         }
+    for machine, definition_file in spec.get("state_machines", {}).items():
+        resources.update(_state_machine(machine, definition_file))
     for bucket in spec["buckets"]:
         resources[_logical("Bucket", bucket)] = {
             "Type": "AWS::S3::Bucket",

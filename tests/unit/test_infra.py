@@ -34,3 +34,35 @@ def test_unknown_routes_on_api_gateway_answer_the_404_envelope():
     assert missing["StatusCode"] == "404"
     body = json.loads(missing["ResponseTemplates"]["application/json"])
     assert body["error"]["code"] == "not_found"
+
+
+def test_the_deploy_workflow_is_rendered_with_a_role_that_can_only_send_its_tasks():
+    rendered = template()["Resources"]
+    machine = rendered["StateMachineDeploy"]["Properties"]
+    definition = json.loads(machine["DefinitionString"])
+    assert machine["StateMachineName"] == "shipyard-deploy"
+    assert definition["StartAt"] == "Deploy"
+    role = rendered[machine["RoleArn"]["Fn::GetAtt"][0]]["Properties"]
+    statement = role["Policies"][0]["PolicyDocument"]["Statement"]
+    assert statement == [
+        {
+            "Effect": "Allow",
+            "Action": "sqs:SendMessage",
+            "Resource": {"Fn::GetAtt": ["QueueDeployTasks", "Arn"]},
+        }
+    ]
+    assert "QueueDeployTasks" in rendered
+
+
+def test_every_task_of_the_deploy_workflow_is_bounded_and_caught():
+    definition = json.loads(
+        template()["Resources"]["StateMachineDeploy"]["Properties"]["DefinitionString"]
+    )
+    tasks = {name: s for name, s in definition["States"].items() if s["Type"] == "Task"}
+    assert set(tasks) == {"Deploy", "HealthCheck", "Promote", "MarkFailed"}
+    for name, state in tasks.items():
+        assert state["Resource"] == "arn:aws:states:::sqs:sendMessage.waitForTaskToken", name
+        assert state["TimeoutSecondsPath"] == "$.task_timeout_s", name
+        assert state["Catch"][0]["ErrorEquals"] == ["States.ALL"], name
+        for retry in state.get("Retry", []):
+            assert retry["MaxAttempts"] <= 300, name
