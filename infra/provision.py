@@ -7,6 +7,7 @@ Used by the local stack (against moto in server mode) and by the tests (inside m
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -102,4 +103,38 @@ def provision(prefix: str = "shipyard", region: str = "us-east-1") -> dict[str, 
             key_id = kms.create_key(Description=f"Shipyard {key}")["KeyMetadata"]["KeyId"]
             kms.create_alias(AliasName=alias, TargetKeyId=key_id)
 
+    provision_codebuild(spec, prefix, region)
+
     return {"SHIPYARD_RESOURCE_PREFIX": prefix, "SHIPYARD_KMS_KEY_ALIAS": f"alias/{prefix}"}
+
+
+def provision_codebuild(spec: dict[str, Any], prefix: str, region: str) -> None:
+    """The build projects. Every build overrides the source, buildspec, env and artifacts,
+    so a project holds only the machine, the timeout and the service role."""
+    import boto3
+
+    projects = spec.get("codebuild_projects", {})
+    if not projects:
+        return
+    # provision() only ever runs against moto, where the role is just a name in moto's
+    # account; on AWS the rendered template creates it (permissions: docs/builds.md).
+    account = os.environ.get("MOTO_ACCOUNT_ID", "123456789012")
+    role_arn = f"arn:aws:iam::{account}:role/{prefix}-codebuild"
+    codebuild = boto3.client("codebuild", region_name=region)
+    names = [f"{prefix}-{name}" for name in projects]
+    existing = {p["name"] for p in codebuild.batch_get_projects(names=names)["projects"]}
+    for name, project in projects.items():
+        if f"{prefix}-{name}" in existing:
+            continue
+        codebuild.create_project(
+            name=f"{prefix}-{name}",
+            source={"type": "S3", "location": f"{prefix}-artifacts/uploads/"},
+            artifacts={"type": "NO_ARTIFACTS"},
+            environment={
+                "type": "LINUX_CONTAINER",
+                "image": project["image"],
+                "computeType": project["compute_type"],
+            },
+            serviceRole=role_arn,
+            timeoutInMinutes=project["timeout_minutes"],
+        )

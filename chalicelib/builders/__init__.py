@@ -1,0 +1,1 @@
+"""Build engines (the build port): LocalBuilder locally, CodeBuildBuilder on AWS."""

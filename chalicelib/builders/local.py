@@ -1,0 +1,272 @@
+"""LocalBuilder: the build engine of the local stack.
+
+It unpacks the uploaded source (through inspect_archive) into a fresh temp dir, makes the
+build plan, runs the plan's install and build commands as shell subprocesses in their own
+process group, with the project's env in a clean environment (no AWS or Shipyard
+credentials of this process leak into a build), streams every output line as it comes,
+and packs and uploads the artifact. A timeout or a cancel kills the whole process group.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import selectors
+import shutil
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from chalicelib import artifacts
+from chalicelib.archive import InvalidArchive, inspect_archive
+from chalicelib.aws.clients import client
+from chalicelib.buildplan import BUILD_ENV, BuildPlan, PlanError, make_plan
+from chalicelib.log import logger
+from chalicelib.settings import get_settings
+
+OnLog = Callable[[str, str], None]
+
+# Passed through from this process: what finds the toolchains and nothing that names an
+# identity. Everything else a build sees is BUILD_ENV and the project's env.
+INHERITED_ENV = ("PATH", "LANG", "LC_ALL", "TZ")
+MAX_LINE_CHARS = 8192
+KILL_GRACE_S = 1.0
+DRAIN_GRACE_S = 2.0
+POLL_S = 0.05
+
+
+@dataclass
+class BuildJob:
+    deployment_id: str
+    project_id: str
+    workspace_id: str
+    source_key: str
+    project_runtime: str
+    build: dict
+    run: dict
+    env: dict[str, str] = field(default_factory=dict)
+    timeout_s: int = 900
+
+
+@dataclass
+class BuildOutcome:
+    ok: bool
+    plan: BuildPlan | None
+    artifact_key: str | None
+    error_code: str | None
+    error_message: str | None
+
+
+class _Failed(Exception):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class LocalBuilder:
+    def __init__(self, work_root: Path) -> None:
+        self.work_root = Path(work_root)
+
+    def build(self, job: BuildJob, on_log: OnLog, cancel: threading.Event) -> BuildOutcome:
+        """Run one build synchronously; never raises for a failure of the build itself."""
+        self.work_root.mkdir(parents=True, exist_ok=True)
+        workdir = Path(tempfile.mkdtemp(prefix=f"{job.deployment_id}-", dir=self.work_root))
+        plan: BuildPlan | None = None
+        try:
+            plan, app_dir = self._prepare(job, workdir, on_log)
+            deadline = time.monotonic() + job.timeout_s
+            env = _clean_env(workdir, job.env)
+            for step, command in plan.commands():
+                _check_canceled(cancel)
+                on_log("system", f"Running the {step} command: {command}")
+                _run(command, app_dir, env, on_log, cancel, deadline, job.timeout_s, step)
+            _check_canceled(cancel)
+            key = artifacts.artifact_key(job.project_id, job.deployment_id)
+            include, exclude = plan.artifact_content()
+            try:
+                artifacts.pack_and_upload(app_dir, key, include, exclude)
+            except artifacts.ArtifactError as error:
+                raise _Failed("build_failed", str(error)) from None
+            on_log("system", "Build succeeded; artifact uploaded")
+            return BuildOutcome(True, plan, key, None, None)
+        except _Failed as failure:
+            on_log("system", failure.message)
+            return BuildOutcome(False, plan, None, failure.code, failure.message)
+        except Exception:
+            # The boundary of a build: whatever broke is reported as internal, never leaked.
+            logger().exception("local build failed", deployment_id=job.deployment_id)
+            message = "the build failed because of an internal error"
+            on_log("system", message)
+            return BuildOutcome(False, plan, None, "internal_error", message)
+        finally:
+            _remove_tree(workdir)
+
+    def _prepare(self, job: BuildJob, workdir: Path, on_log: OnLog) -> tuple[BuildPlan, Path]:
+        source = workdir / "source"
+        for name in ("home", "tmp"):
+            (workdir / name).mkdir()
+        on_log("system", "Unpacking and checking the archive")
+        body = client("s3").get_object(Bucket=get_settings().bucket, Key=job.source_key)["Body"]
+        try:
+            report = inspect_archive(body, source)
+        except InvalidArchive as error:
+            message = f"Invalid archive ({error.rule}): {error.message}"
+            raise _Failed("invalid_archive", message) from None
+        finally:
+            body.close()
+        on_log(
+            "system",
+            f"Archive OK: {report.entries} entries, {report.unpacked_bytes} bytes unpacked",
+        )
+        try:
+            plan = make_plan(report.files, job.project_runtime, job.build, job.run)
+        except PlanError as error:
+            raise _Failed("build_failed", f"Cannot plan the build: {error}") from None
+        app_dir = source / plan.root_directory if plan.root_directory else source
+        if app_dir.is_symlink() or not app_dir.is_dir():
+            raise _Failed(
+                "build_failed",
+                f"the root directory '{plan.root_directory}' is not a directory of the archive",
+            )
+        on_log(
+            "system",
+            f"Build plan: runtime {plan.runtime}, framework {plan.framework or 'none'}"
+            + (f", root directory {plan.root_directory}" if plan.root_directory else ""),
+        )
+        return plan, app_dir
+
+
+def _check_canceled(cancel: threading.Event) -> None:
+    if cancel.is_set():
+        raise _Failed("canceled", "the build was canceled")
+
+
+def _clean_env(workdir: Path, project_env: dict[str, str]) -> dict[str, str]:
+    env = {name: os.environ[name] for name in INHERITED_ENV if name in os.environ}
+    env.setdefault("PATH", os.defpath)
+    env.setdefault("LANG", "C.UTF-8")
+    env.update(BUILD_ENV)
+    env.update(HOME=str(workdir / "home"), TMPDIR=str(workdir / "tmp"))
+    env.update(project_env)
+    return env
+
+
+def _run(
+    command: str,
+    cwd: Path,
+    env: dict[str, str],
+    on_log: OnLog,
+    cancel: threading.Event,
+    deadline: float,
+    timeout_s: int,
+    step: str,
+) -> None:
+    """Run one shell command, streaming its merged output line by line to on_log."""
+    process = subprocess.Popen(
+        command,
+        shell=True,
+        cwd=cwd,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    stopped: str | None = None
+    try:
+        stopped = _stream(process, on_log, cancel, deadline)
+    finally:
+        _kill_group(process)
+    if stopped == "canceled":
+        raise _Failed("canceled", "the build was canceled")
+    if stopped == "timed_out":
+        raise _Failed("timed_out", f"the build did not finish within {timeout_s} s (timeout)")
+    if process.returncode != 0:
+        raise _Failed(
+            "build_failed",
+            f"the {step} command `{command}` exited with code {process.returncode}",
+        )
+
+
+def _stream(
+    process: subprocess.Popen, on_log: OnLog, cancel: threading.Event, deadline: float
+) -> str | None:
+    """Forward output until EOF; stop the process on cancel or timeout (returns which)."""
+    assert process.stdout is not None
+    fd = process.stdout.fileno()
+    os.set_blocking(fd, False)
+    pending = b""
+    stopped: str | None = None
+    exited_at: float | None = None
+    with selectors.DefaultSelector() as selector:
+        selector.register(fd, selectors.EVENT_READ)
+        while True:
+            if stopped is None and cancel.is_set():
+                stopped = "canceled"
+            elif stopped is None and time.monotonic() > deadline:
+                stopped = "timed_out"
+            if stopped and process.poll() is None:
+                _terminate(process)
+            if process.poll() is not None:
+                # The shell is gone: nothing it started may hold the pipe open. A process
+                # that left the group could; its output is not waited for past the grace.
+                _kill_group(process)
+                exited_at = exited_at or time.monotonic()
+                if time.monotonic() - exited_at > DRAIN_GRACE_S:
+                    break
+            if not selector.select(POLL_S):
+                continue
+            try:
+                chunk = os.read(fd, 65536)
+            except BlockingIOError:
+                continue
+            if not chunk:
+                break
+            pending += chunk
+            *lines, pending = pending.split(b"\n")
+            while len(pending) > MAX_LINE_CHARS:
+                lines.append(pending[:MAX_LINE_CHARS])
+                pending = pending[MAX_LINE_CHARS:]
+            for line in lines:
+                on_log("build", _decode(line))
+    if pending:
+        on_log("build", _decode(pending))
+    process.wait()
+    return stopped
+
+
+def _decode(line: bytes) -> str:
+    return line.decode("utf-8", "replace").rstrip("\r")
+
+
+def _terminate(process: subprocess.Popen) -> None:
+    """SIGTERM the group, then SIGKILL it if it has not gone within the grace period."""
+    _signal_group(process, signal.SIGTERM)
+    try:
+        process.wait(KILL_GRACE_S)
+    except subprocess.TimeoutExpired:
+        _signal_group(process, signal.SIGKILL)
+        process.wait()
+
+
+def _kill_group(process: subprocess.Popen) -> None:
+    _signal_group(process, signal.SIGKILL)
+
+
+def _signal_group(process: subprocess.Popen, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, sig)
+
+
+def _remove_tree(path: Path) -> None:
+    def make_writable(function, failed_path, _):
+        os.chmod(failed_path, 0o700)
+        function(failed_path)
+
+    shutil.rmtree(path, onerror=make_writable)
