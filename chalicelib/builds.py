@@ -25,6 +25,7 @@ from chalicelib.store import workspaces as workspace_store
 from chalicelib.tiers import TIERS
 
 QUEUE = "builds"
+ERROR_CODES = ("invalid_archive", "build_failed", "timed_out", "internal_error")
 RETRY_AFTER_S = 30
 
 
@@ -110,7 +111,10 @@ def build_finished(item: dict[str, Any], outcome: Any) -> None:
     from chalicelib import workflow
 
     if not outcome.ok:
-        deployments.fail(item, outcome.error_code or "build_failed", outcome.error_message or "")
+        # A canceled build's outcome finds its deployment canceled already: ignored.
+        code = outcome.error_code if outcome.error_code in ERROR_CODES else "internal_error"
+        message = outcome.error_message or "the build failed"
+        deployments.fail(item, code, message, only_from=("building",))
         return
     plan = outcome.plan
     fields: dict[str, Any] = {
@@ -128,22 +132,25 @@ def build_finished(item: dict[str, Any], outcome: Any) -> None:
 def codebuild_state_changed(event: dict[str, Any]) -> None:
     """An EventBridge "CodeBuild Build State Change". Events can come late, twice or out
     of order: each one is a conditional move, so one that no longer fits is ignored."""
-    from types import SimpleNamespace
-
     from chalicelib.artifacts import artifact_key
     from chalicelib.builders.codebuild import parse_state_change
+    from chalicelib.builders.local import BuildOutcome
     from chalicelib.buildplan import BuildPlan
 
     change = parse_state_change(event)
     item = store.find(change.deployment_id) if change.deployment_id else None
-    if item is None or (item.get("build_id") and item["build_id"] != change.build_id):
+    if item is None or item.get("build_id") != change.build_id:
         return
-    if change.status == "built" and item["status"] == "building":
-        plan = BuildPlan.model_validate(item["plan"]) if item.get("plan") else None
+    if change.status == "built":
+        plan = BuildPlan.model_validate(item["plan"])
         key = artifact_key(item["project_id"], item["id"])
-        outcome = SimpleNamespace(
-            ok=True, plan=plan, artifact_key=key, error_code=None, error_message=None
+        build_finished(item, BuildOutcome(True, plan, key, None, None))
+    elif change.status == "failed":
+        outcome = BuildOutcome(
+            False,
+            None,
+            None,
+            change.error_code or "build_failed",
+            change.error_message or "the CodeBuild build failed",
         )
         build_finished(item, outcome)
-    elif change.status == "failed":
-        deployments.fail(item, "build_failed", change.error_message or "The CodeBuild build failed")

@@ -184,16 +184,19 @@ def move(
     message: str,
     fields: dict[str, Any] | None = None,
     phase: str = "system",
+    only_from: tuple[str, ...] | None = None,
 ) -> dict[str, Any] | None:
-    """Change a deployment's status if the status machine allows it from where it is; the
-    new item, or None if it had moved on (then nothing is written)."""
+    """Change a deployment's status if the status machine allows it from where it is (and,
+    with `only_from`, only from those statuses); the new item, or None if it had moved on
+    (then nothing is written)."""
     now = now_iso()
     changes = dict(fields or {})
     if to in ("failed", "canceled"):
         changes.setdefault("finished_at", now)
     if to == "building":
         changes.setdefault("started_at", now)
-    moved = store.transition(item["project_id"], item["id"], to, TRANSITIONS[to], now, changes)
+    allowed = tuple(s for s in TRANSITIONS[to] if only_from is None or s in only_from)
+    moved = store.transition(item["project_id"], item["id"], to, allowed, now, changes)
     if moved is None:
         return None
     _transition_line(moved, phase, message)
@@ -220,12 +223,15 @@ def log(item: dict[str, Any], phase: str, message: str) -> None:
     log_lines.append(item["project_id"], item["id"], [(phase, message)])
 
 
-def fail(item: dict[str, Any], code: str, message: str) -> dict[str, Any] | None:
+def fail(
+    item: dict[str, Any], code: str, message: str, only_from: tuple[str, ...] | None = None
+) -> dict[str, Any] | None:
     return move(
         item,
         "failed",
         f"Failed ({code}): {message}",
         {"error_code": code, "error_message": message},
+        only_from=only_from,
     )
 
 

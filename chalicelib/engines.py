@@ -125,7 +125,9 @@ def _start_codebuild(item: dict[str, Any]) -> None:
         report = inspect_archive(objects.open_stream(item["source_key"]))
         plan = make_plan(report.files, job.project_runtime, job.build, job.run)
     except InvalidArchive as error:
-        deployments.fail(item, "invalid_archive", error.message)
+        deployments.fail(
+            item, "invalid_archive", f"Invalid archive ({error.rule}): {error.message}"
+        )
         return
     except PlanError as error:
         deployments.fail(item, "build_failed", str(error))
@@ -161,12 +163,15 @@ def shutdown(timeout_s: float = 15.0) -> None:
     """The local stack on its way out: cancel the local builds (they end failed, to be
     retried), wait for them, and stop every app this process's runtime runs."""
     _shutting_down.set()
-    with _lock:
-        events = list(_cancels.values())
-        threads = list(_threads.values())
-    for event in events:
-        event.set()
-    for thread in threads:
-        thread.join(timeout_s)
-    if is_local():
-        runtime().stop_all()
+    try:
+        with _lock:
+            events = list(_cancels.values())
+            threads = list(_threads.values())
+        for event in events:
+            event.set()
+        for thread in threads:
+            thread.join(timeout_s)
+        if is_local():
+            runtime().stop_all()
+    finally:
+        _shutting_down.clear()
