@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
+import time
 import urllib.request
 
 from tests.e2e.conftest import ROOT, start_stack, stop_stack
@@ -16,6 +18,11 @@ def _alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     return True
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0
 
 
 def _children(pid: int) -> list[int]:
@@ -83,6 +90,10 @@ def test_state_survives_an_api_restart_while_moto_keeps_running(tmp_path):
         start_new_session=True,
     )
     try:
+        deadline = time.monotonic() + 60
+        while not _listening(moto_port):
+            assert time.monotonic() < deadline and moto.poll() is None, "moto did not start"
+            time.sleep(0.1)
         env = {"SHIPYARD_MOTO_PORT": str(moto_port)}
         first = start_stack(tmp_path, env)
         _, _, body = first.request("POST", "/v1/projects", {"name": "Kept"})
