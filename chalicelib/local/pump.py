@@ -69,10 +69,19 @@ def scheduled_event(name: str) -> dict[str, Any]:
 
 
 class Pump:
-    def __init__(self, app: Any, handlers: Any, workers: int = 8, poll_wait_s: int = 1) -> None:
-        """`handlers` is the module that defines the app's decorated handlers (`app`)."""
+    def __init__(
+        self,
+        app: Any,
+        handlers: Any,
+        workers: int = 8,
+        poll_wait_s: int = 1,
+        only: tuple[str, ...] | None = None,
+    ) -> None:
+        """`handlers` is the module that defines the app's decorated handlers (`app`);
+        `only` names the handlers to serve (default: all)."""
         self.app = app
         self.handlers = handlers
+        self.only = only
         self.poll_wait_s = poll_wait_s
         self._stopping = threading.Event()
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="pump")
@@ -83,6 +92,8 @@ class Pump:
         from chalice.app import ScheduledEventConfig, SQSEventConfig
 
         for source in self.app.event_sources:
+            if self.only is not None and source.name not in self.only:
+                continue
             handler = getattr(self.handlers, source.name)
             if isinstance(source, SQSEventConfig):
                 target, args = self._poll, (source.queue, handler)
