@@ -110,6 +110,7 @@ def build_finished(item: dict[str, Any], outcome: Any) -> None:
     one): record it and, when it built, start the deploy workflow."""
     from chalicelib import workflow
 
+    _count_build_time(item)
     if not outcome.ok:
         # A canceled build's outcome finds its deployment canceled already: ignored.
         code = outcome.error_code if outcome.error_code in ERROR_CODES else "internal_error"
@@ -127,6 +128,19 @@ def build_finished(item: dict[str, Any], outcome: Any) -> None:
     moved = deployments.move(item, "built", "Built", fields)
     if moved is not None:
         workflow.start(moved)
+
+
+def _count_build_time(item: dict[str, Any]) -> None:
+    """Add the build's wall-clock time to the month's build minutes, once per deployment
+    however many times its end is reported."""
+    from datetime import UTC, datetime
+
+    from chalicelib import quotas
+    from chalicelib.clock import parse_rfc3339
+
+    seconds = (datetime.now(UTC) - parse_rfc3339(item["status_at"])).total_seconds()
+    if store.claim_build_seconds(item["project_id"], item["id"], round(seconds, 3)):
+        quotas.record_build_seconds(item["workspace_id"], seconds)
 
 
 def codebuild_state_changed(event: dict[str, Any]) -> None:

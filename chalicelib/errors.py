@@ -113,6 +113,21 @@ class ServiceUnavailable(ApiError):
     status, code, default_message = 503, "service_unavailable", "A dependency is unavailable"
 
 
+class IdempotencyKeyInUse(ApiError):
+    status, code = 409, "idempotency_key_in_use"
+    default_message = "A request with this Idempotency-Key is still being processed; retry soon"
+
+    def __init__(self) -> None:
+        super().__init__(headers={"Retry-After": "1"})
+
+
+class IdempotencyKeyReused(ApiError):
+    status, code = 422, "idempotency_key_reused"
+    default_message = (
+        "This Idempotency-Key was already used for a request with another method, path or body"
+    )
+
+
 class BuildQueueFull(ApiError):
     status, code, default_message = 503, "build_queue_full", "The build queue is full; retry later"
 

@@ -19,6 +19,7 @@ from chalice import Blueprint, Response
 from pydantic import BaseModel, ValidationError
 
 from chalicelib import cursor as cursors
+from chalicelib import idempotency, ratelimit
 from chalicelib.auth import authenticate
 from chalicelib.errors import (
     ApiError,
@@ -180,15 +181,37 @@ class Router:
 
 
 def _handle(spec: RouteSpec, request: Any, params: dict[str, str]) -> Response:
+    """401 authentication, 429 rate limit, 403 scope, 400/413/422 body, then idempotency
+    and the route: each check answers before the next one costs anything."""
     ctx = RequestContext(request=request, spec=spec)
-    try:
+
+    def route() -> Response:
+        return _render(spec, spec.function(ctx, **params))
+
+    def checked() -> Response:
         if spec.auth:
             ctx.principal = authenticate(request.headers)
+            add_response_headers(ratelimit.check(ctx.principal))
             if spec.scope and not ctx.principal.grants(spec.scope):
                 raise Forbidden(spec.scope)
         if spec.body is not None:
             ctx.body = parse_body(request, spec.body)
-        return _render(spec, spec.function(ctx, **params))
+        key = idempotency.key_of(request.headers, spec.method) if ctx.principal else None
+        if ctx.principal is None or key is None:
+            return route()
+        fingerprint = idempotency.fingerprint(
+            spec.method, spec.path.format(**params), request.query_params, request.raw_body or b""
+        )
+        # The route answers through _answer itself, so that its errors are stored and
+        # replayed like any other response.
+        return idempotency.run(ctx.principal, key, fingerprint, lambda: _answer(spec, route))
+
+    return _answer(spec, checked)
+
+
+def _answer(spec: RouteSpec, produce: Any) -> Response:
+    try:
+        return produce()
     except ApiError as error:
         return error_response(error)
     except Exception:

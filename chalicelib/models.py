@@ -112,3 +112,35 @@ class DependencyState(BaseModel):
 class Health(BaseModel):
     status: Literal["ok", "degraded"]
     dependencies: dict[str, DependencyState]
+
+
+Quantity = int | float
+
+
+class UsageMetric(BaseModel):
+    used: Quantity
+    limit: int | None = Field(description="null: unlimited")
+    available: Quantity | None
+    percentage: float | None
+    reset_at: Timestamp | None = Field(description="null: a count, not reset by time")
+
+
+class UsagePeriod(BaseModel):
+    start: Timestamp
+    end: Timestamp
+
+
+class Usage(BaseModel):
+    workspace_id: str
+    tier: str
+    period: UsagePeriod
+    metrics: dict[str, UsageMetric]
+
+
+class Entitlement(BaseModel):
+    allowed: bool
+    feature: str
+    current_usage: Quantity
+    limit: int | None
+    available: Quantity | None
+    reason: Literal["feature_limit_reached", "quota_exceeded"] | None

@@ -8,7 +8,7 @@ import email.parser
 import email.policy
 from typing import Any
 
-from chalicelib import builds, deployments, engines, uploads, workflow
+from chalicelib import builds, deployments, engines, quotas, uploads, workflow
 from chalicelib.aws import objects
 from chalicelib.deployment_models import (
     Deployment,
@@ -44,7 +44,19 @@ def _queue(project: dict[str, Any], item: dict[str, Any], message: str, upload_i
     return deployments.to_model(item)
 
 
-def deploy_upload(workspace_id: str, project_id: str, body: DeploymentCreate) -> Deployment:
+def _admit(workspace_id: str, tier: str, needs_build: bool) -> None:
+    """The last checks before a deployment is recorded: room in the builds queue, build
+    minutes left (for one that builds), and one of today's deployments, which is counted
+    here and not given back."""
+    if needs_build:
+        builds.ensure_capacity()
+        quotas.check_build_minutes(workspace_id, tier)
+    quotas.reserve_deployment(workspace_id, tier)
+
+
+def deploy_upload(
+    workspace_id: str, tier: str, project_id: str, body: DeploymentCreate
+) -> Deployment:
     project = project_store.get(workspace_id, project_id)
     if body.git is not None:
         raise ValidationFailed(
@@ -53,14 +65,16 @@ def deploy_upload(workspace_id: str, project_id: str, body: DeploymentCreate) ->
         )
     assert body.upload_id is not None
     upload = uploads.verified(project_id, body.upload_id)
-    builds.ensure_capacity()
+    _admit(workspace_id, tier, needs_build=True)
     item = _pending(
         project, {"type": "upload", "upload_id": upload["id"]}, body.note, upload["key"]
     )
     return _queue(project, item, f"from upload {upload['id']}", upload["id"])
 
 
-def deploy_archive(workspace_id: str, project_id: str, content_type: str, raw: bytes) -> Deployment:
+def deploy_archive(
+    workspace_id: str, tier: str, project_id: str, content_type: str, raw: bytes
+) -> Deployment:
     """`POST .../deploy`: a multipart form whose `archive` field is the .tar.gz."""
     project = project_store.get(workspace_id, project_id)
     limit = get_settings().deploy_max_bytes
@@ -80,7 +94,7 @@ def deploy_archive(workspace_id: str, project_id: str, content_type: str, raw: b
     if not archive:
         raise ValidationFailed({"archive": ["The archive is empty"]})
     note = fields.get("note", b"").decode("utf-8", "replace")[:1000] or None
-    builds.ensure_capacity()
+    _admit(workspace_id, tier, needs_build=True)
     key = uploads.store_direct(project_id, archive)
     item = _pending(project, {"type": "upload"}, note, key)
     return _queue(project, item, "from an archive sent to /deploy")
@@ -126,14 +140,14 @@ def stop_work(item: dict[str, Any]) -> None:
         engines.runtime().stop(item["id"])
 
 
-def retry(workspace_id: str, project_id: str, deployment_id: str) -> Deployment:
+def retry(workspace_id: str, tier: str, project_id: str, deployment_id: str) -> Deployment:
     old = deployments.item_of(workspace_id, project_id, deployment_id)
     deployments.require_status(old, ("failed", "canceled"), "retry")
     project = project_store.get(workspace_id, project_id)
     source = {"type": "retry", "deployment_id": old["id"]}
     note = old.get("note")
+    _admit(workspace_id, tier, needs_build=bool(old.get("source_key")))
     if old.get("source_key"):
-        builds.ensure_capacity()
         item = _pending(project, source, note, old["source_key"], retry_of=old["id"])
         return _queue(project, item, f"retry of #{old['number']}")
     # A redeploy or rollback: the same artifact and environment again, no build.
@@ -150,7 +164,7 @@ def _deploy_built(project: dict[str, Any], item: dict[str, Any], message: str) -
     return deployments.to_model(store.get(item["project_id"], item["id"]) or item)
 
 
-def redeploy(workspace_id: str, project_id: str, body: RedeployRequest) -> Deployment:
+def redeploy(workspace_id: str, tier: str, project_id: str, body: RedeployRequest) -> Deployment:
     project = project_store.get(workspace_id, project_id)
     base = None
     if project.get("current_deployment_id"):
@@ -159,6 +173,7 @@ def redeploy(workspace_id: str, project_id: str, body: RedeployRequest) -> Deplo
         base = store.latest_with_artifact(project_id)
     if base is None:
         raise InvalidState("Nothing was ever built for this project: deploy an upload first")
+    _admit(workspace_id, tier, needs_build=False)
     fields = {name: base[name] for name in BUILT_FIELDS if name in base}
     item = deployments.new_item(
         project, "deploying", {"type": "redeploy", "deployment_id": base["id"]}, body.note, **fields
@@ -167,13 +182,14 @@ def redeploy(workspace_id: str, project_id: str, body: RedeployRequest) -> Deplo
     return _deploy_built(project, item, f"redeploy of #{base['number']} with the current env")
 
 
-def rollback(workspace_id: str, project_id: str, body: RollbackRequest) -> Deployment:
+def rollback(workspace_id: str, tier: str, project_id: str, body: RollbackRequest) -> Deployment:
     project = project_store.get(workspace_id, project_id)
     target = deployments.item_of(workspace_id, project_id, body.deployment_id)
     if not target.get("artifact_key"):
         raise InvalidState(
             f"Deployment #{target['number']} was never built, so there is nothing to roll back to"
         )
+    _admit(workspace_id, tier, needs_build=False)
     fields = {name: target[name] for name in BUILT_FIELDS if name in target}
     item = deployments.new_item(
         project,

@@ -6,7 +6,7 @@ import re
 import unicodedata
 from typing import Any
 
-from chalicelib import ids
+from chalicelib import ids, quotas
 from chalicelib.aws import kms
 from chalicelib.clock import now_iso
 from chalicelib.http import Page
@@ -42,7 +42,8 @@ def to_model(item: dict[str, Any]) -> Project:
     )
 
 
-def create(workspace_id: str, body: ProjectCreate, extra_operations=None) -> Project:
+def create(workspace_id: str, body: ProjectCreate, tier: str, extra_operations=None) -> Project:
+    """Create a project, counted against the tier's project limit in the same transaction."""
     now = now_iso()
     item = {
         "id": ids.new_id("prj"),
@@ -60,7 +61,8 @@ def create(workspace_id: str, body: ProjectCreate, extra_operations=None) -> Pro
         "created_at": now,
         "updated_at": now,
     }
-    store.create(item, extra_operations)
+    with quotas.project_slot(workspace_id, tier) as slot:
+        store.create(item, [*slot, *(extra_operations or [])])
     return to_model(item)
 
 
@@ -100,7 +102,8 @@ def delete(workspace_id: str, project_id: str, extra_operations=None) -> dict[st
     from chalicelib import pipeline
 
     current = store.get(workspace_id, project_id)
-    store.delete(workspace_id, project_id, current["slug"], extra_operations)
+    operations = [*quotas.project_release(workspace_id), *(extra_operations or [])]
+    store.delete(workspace_id, project_id, current["slug"], operations)
     pipeline.project_deleted(current)
     return current
 

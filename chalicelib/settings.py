@@ -17,6 +17,7 @@ class Settings(BaseModel):
     public_url: str = "http://127.0.0.1:8000"
     max_body_bytes: int = 1024 * 1024
     key_cache_ttl_s: float = 5.0
+    idempotency_lease_s: int = Field(default=60, ge=1, le=60)
     bucket_name: str | None = None
     # The deployment pipeline. Timeouts are settings so tests can run them in seconds.
     upload_max_bytes: int = 50 * 1024 * 1024
@@ -57,6 +58,7 @@ _ENV = {
     "public_url": "SHIPYARD_PUBLIC_URL",
     "max_body_bytes": "SHIPYARD_MAX_BODY_BYTES",
     "key_cache_ttl_s": "SHIPYARD_KEY_CACHE_TTL_S",
+    "idempotency_lease_s": "SHIPYARD_IDEMPOTENCY_LEASE_S",
     "bucket_name": "SHIPYARD_BUCKET",
     "upload_max_bytes": "SHIPYARD_UPLOAD_MAX_BYTES",
     "upload_expires_s": "SHIPYARD_UPLOAD_EXPIRES_S",

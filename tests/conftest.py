@@ -38,8 +38,10 @@ def aws():
 
     from chalicelib.auth import forget_cached
     from chalicelib.aws.clients import reset_clients
+    from chalicelib.local.moto_server import serialise_dynamodb
     from infra.provision import provision
 
+    serialise_dynamodb()
     with mock_aws():
         reset_clients()
         forget_cached()

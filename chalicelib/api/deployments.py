@@ -49,7 +49,7 @@ def create_upload(ctx: RequestContext, project_id: str):
 )
 def create_deployment(ctx: RequestContext, project_id: str):
     """Deploy an upload: checks it arrived intact, records the deployment `pending`."""
-    return pipeline.deploy_upload(ctx.workspace_id, project_id, ctx.body)
+    return pipeline.deploy_upload(ctx.workspace_id, ctx.principal.tier, project_id, ctx.body)
 
 
 @router.route(
@@ -63,7 +63,9 @@ def deploy_archive(ctx: RequestContext, project_id: str):
     """Deploy an archive sent as multipart/form-data field `archive` (at most 4 MiB)."""
     content_type = ctx.headers.get("content-type") or ""
     raw = ctx.request.raw_body or b""
-    return pipeline.deploy_archive(ctx.workspace_id, project_id, content_type, raw)
+    return pipeline.deploy_archive(
+        ctx.workspace_id, ctx.principal.tier, project_id, content_type, raw
+    )
 
 
 @router.route(
@@ -97,7 +99,7 @@ def cancel_deployment(ctx: RequestContext, project_id: str, deployment_id: str):
 )
 def retry_deployment(ctx: RequestContext, project_id: str, deployment_id: str):
     """Retry a failed or canceled deployment from the same source."""
-    return pipeline.retry(ctx.workspace_id, project_id, deployment_id)
+    return pipeline.retry(ctx.workspace_id, ctx.principal.tier, project_id, deployment_id)
 
 
 @router.route(
@@ -109,7 +111,7 @@ def retry_deployment(ctx: RequestContext, project_id: str, deployment_id: str):
 )
 def redeploy(ctx: RequestContext, project_id: str):
     """Deploy the current artifact again with the project's current env."""
-    return pipeline.redeploy(ctx.workspace_id, project_id, ctx.body)
+    return pipeline.redeploy(ctx.workspace_id, ctx.principal.tier, project_id, ctx.body)
 
 
 @router.route(
@@ -121,7 +123,7 @@ def redeploy(ctx: RequestContext, project_id: str):
 )
 def rollback(ctx: RequestContext, project_id: str):
     """Deploy an earlier deployment's artifact and env snapshot again, without a rebuild."""
-    return pipeline.rollback(ctx.workspace_id, project_id, ctx.body)
+    return pipeline.rollback(ctx.workspace_id, ctx.principal.tier, project_id, ctx.body)
 
 
 @router.route(

@@ -36,7 +36,7 @@ def list_projects(ctx: RequestContext):
 )
 def create_project(ctx: RequestContext):
     """Create a project."""
-    return projects.create(ctx.workspace_id, ctx.body)
+    return projects.create(ctx.workspace_id, ctx.body, ctx.principal.tier)
 
 
 @router.route("/v1/projects/{project_id}", "GET", scope="projects:read", response=Project)

@@ -9,7 +9,7 @@ import secrets
 from typing import Any
 
 from chalice.config import Config
-from chalice.local import ChaliceRequestHandler, LocalGateway
+from chalice.local import ChaliceRequestHandler, LocalGateway, ThreadedHTTPServer
 
 
 def not_found_response(path: str) -> dict[str, Any]:
@@ -36,6 +36,12 @@ class ShipyardGateway(LocalGateway):
         except ValueError:
             return not_found_response(path)
         return super().handle_request(method, path, headers, body)
+
+
+class ShipyardServer(ThreadedHTTPServer):
+    # http.server's default backlog of 5 resets connections that arrive together;
+    # API Gateway takes bursts of clients, so the local stand-in does too.
+    request_queue_size = 256
 
 
 def handler_class(app: Any, config: Config) -> type[ChaliceRequestHandler]:

@@ -38,7 +38,7 @@ def start_moto(port: int) -> subprocess.Popen | None:
         return None
     log = open(env.STATE_DIR / "moto.log", "ab")  # noqa: SIM115 - the child keeps it open
     process = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        [sys.executable, "-m", "chalicelib.local.moto_server", "-H", "127.0.0.1", "-p", str(port)],
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,
@@ -82,14 +82,14 @@ def serve(host: str, port: int):
     from chalice.local import CustomLocalChalice, LocalChalice, LocalDevServer
 
     from app import app
-    from chalicelib.local.gateway import handler_class
+    from chalicelib.local.gateway import ShipyardServer, handler_class
 
     # Thread-local current_request, as `chalice local` does, for the threaded server.
     CustomLocalChalice.__bases__ = (LocalChalice, app.__class__)
     app.__class__ = CustomLocalChalice
     config = Config.create(chalice_app=app, app_name="shipyard", chalice_stage="local")
     handler = handler_class(app, config)
-    return LocalDevServer(app, config, host, port, handler_cls=handler)
+    return LocalDevServer(app, config, host, port, handler_cls=handler, server_cls=ShipyardServer)
 
 
 def start_pump():

@@ -241,6 +241,22 @@ def set_fields(
         raise
 
 
+def claim_build_seconds(project_id: str, deployment_id: str, seconds: float) -> bool:
+    """Record how long the build took, once: False if it was recorded already."""
+    try:
+        deployments.update(
+            _key(project_id, deployment_id),
+            "SET build_seconds = :s",
+            "attribute_exists(id) AND attribute_not_exists(build_seconds)",
+            values={":s": seconds},
+        )
+        return True
+    except Exception as error:
+        if is_condition_failure(error):
+            return False
+        raise
+
+
 def promote(
     new: dict[str, Any],
     previous: dict[str, Any] | None,

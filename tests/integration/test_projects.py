@@ -37,7 +37,11 @@ def test_slug_taken_is_conflict_and_leaves_one_project(api):
     assert len(api.get("/v1/projects").json["data"]) == 1
 
 
-def test_pagination_newest_first_with_cursor(api):
+def test_pagination_newest_first_with_cursor(client, make_workspace):
+    from tests.conftest import Api
+
+    # A free workspace holds 3 projects; this needs 5.
+    api = Api(client, make_workspace("Starter", tier="starter")[1])
     ids = [api.post("/v1/projects", {"name": f"App {i}"}).json["data"]["id"] for i in range(5)]
     first = api.get("/v1/projects?limit=2").json
     assert [p["id"] for p in first["data"]] == ids[::-1][:2]

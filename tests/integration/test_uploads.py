@@ -80,6 +80,21 @@ def test_an_upload_is_used_once(api, project):
     assert len(api.get(path).json["data"]) == 1
 
 
+def test_concurrent_uses_of_one_upload_make_one_deployment(api, project):
+    from concurrent.futures import ThreadPoolExecutor
+
+    upload = api.post(f"/v1/projects/{project['id']}/uploads", {}).json["data"]
+    send_to_presigned(upload, ARCHIVE)
+    path = f"/v1/projects/{project['id']}/deployments"
+
+    with ThreadPoolExecutor(4) as pool:
+        codes = sorted(
+            pool.map(lambda _: api.post(path, {"upload_id": upload["id"]}).status_code, range(4))
+        )
+    assert codes == [202, 409, 409, 409]
+    assert len(api.get(path).json["data"]) == 1
+
+
 def test_checksum_is_verified_on_our_side(api, project):
     path = f"/v1/projects/{project['id']}"
     wrong = api.post(f"{path}/uploads", {"sha256": sha256(b"something else")}).json["data"]
