@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 PORT   ?= 8000
 
-.PHONY: run test lint format bench unit integration e2e package clean
+.PHONY: run moto test lint format bench unit integration e2e package clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,10 @@ node_modules/.installed: package.json
 
 run: $(STAMP)
 	$(PY) -m chalicelib.local.stack --port $(PORT)
+
+# moto on its own, for data that outlives restarts of `make run` (see the README).
+moto: $(STAMP)
+	$(PY) -m chalicelib.local.moto_server -H 127.0.0.1 -p $${SHIPYARD_MOTO_PORT:-5000}
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -71,7 +71,7 @@ def first_workspace() -> tuple[str, str]:
         saved = json.loads(path.read_text())
         if store.get_workspace(saved["workspace_id"]) is not None:
             return saved["workspace_id"], saved["api_key"]
-    workspace, key = create_with_key("My workspace")
+    workspace, key = create_with_key("My workspace", os.environ.get("SHIPYARD_FIRST_TIER", "pro"))
     path.write_text(json.dumps({"workspace_id": workspace["id"], "api_key": key}))
     path.chmod(0o600)
     return workspace["id"], key

@@ -84,7 +84,15 @@ def test_state_survives_an_api_restart_while_moto_keeps_running(tmp_path):
 
     moto_port = free_port()
     moto = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(moto_port)],
+        [
+            sys.executable,
+            "-m",
+            "chalicelib.local.moto_server",
+            "-H",
+            "127.0.0.1",
+            "-p",
+            str(moto_port),
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
