@@ -31,7 +31,7 @@ class Settings(BaseModel):
     sse_wait_s: float = Field(default=20.0, gt=0, le=25)
     sse_retry_ms: int = 1000
     log_gap_grace_s: float = 5.0
-    workflow_wait_s: int = 1
+    workflow_wait_s: int = 0
     workflow_task_timeout_s: int = 120
     health_check_request_timeout_s: float = 5.0
     deploy_workflow_arn: str | None = None

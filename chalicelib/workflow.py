@@ -82,6 +82,14 @@ def handle(message: dict[str, Any]) -> None:
     try:
         output = step(item, message)
     except StepFailed as failure:
+        # Kept on the deployment too: moto's SendTaskFailure drops the cause on its way to
+        # the Catch, and MarkFailed needs it for the deployment's error_message.
+        store.set_fields(
+            item["project_id"],
+            item["id"],
+            {"step_error": failure.error, "step_cause": failure.cause},
+            store.ACTIVE,
+        )
         workflows.fail(token, failure.error, failure.cause)
         return
     workflows.succeed(token, output)
@@ -116,7 +124,11 @@ def deploy(item: dict[str, Any], message: dict[str, Any]) -> dict[str, Any]:
         sink.close()
         raise StepFailed(DEPLOY_FAILED, _reason(error)) from None
     sink.flush()
-    store.set_fields(item["project_id"], item["id"], {"url": app.url}, ("deploying",))
+    if store.set_fields(item["project_id"], item["id"], {"url": app.url}, ("deploying",)) is None:
+        # Canceled or timed out while the app was starting: whoever moved it may have
+        # looked for the app before it existed.
+        runtime.stop(item["id"])
+        raise _moved_on(store.get(item["project_id"], item["id"]) or item)
     deployments.log(item, "deploy", f"Started at {app.url}; health checks follow")
     return {"url": app.url}
 
@@ -191,7 +203,10 @@ def promote(item: dict[str, Any], message: dict[str, Any]) -> dict[str, Any]:
 def mark_failed(item: dict[str, Any], message: dict[str, Any]) -> dict[str, Any]:
     error = message.get("error") or {}
     name = error.get("Error", "")
-    cause = error.get("Cause") or name or "The deploy workflow failed"
+    cause = error.get("Cause")
+    if not cause and item.get("step_error") == name:
+        cause = item.get("step_cause")
+    cause = cause or name or "The deploy workflow failed"
     if name == "States.Timeout":
         cause = "A deploy step did not finish in time (its worker stopped or hung)"
     if name != MOVED_ON:
