@@ -118,9 +118,11 @@ def build_finished(item: dict[str, Any], outcome: Any) -> None:
         deployments.fail(item, code, message, only_from=("building",))
         return
     plan = outcome.plan
+    # On AWS the build also pushed an image (image_tag, set when it started); locally the
+    # artifact is what runs.
     fields: dict[str, Any] = {
         "artifact_key": outcome.artifact_key,
-        "image_tag": outcome.artifact_key,
+        "image_tag": item.get("image_tag") or outcome.artifact_key,
     }
     if plan is not None:
         fields["plan"] = plan.model_dump(mode="json")

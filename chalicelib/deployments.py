@@ -235,10 +235,10 @@ def fail(
     )
 
 
-def promote(item: dict[str, Any]) -> tuple[bool, str | None]:
-    """Make a `deploying` deployment the project's running one, stopping the previous:
-    (True, the id of the one it replaced) once it is running, (False, None) if it can no
-    longer be."""
+def promote(item: dict[str, Any], project_url: str | None = None) -> tuple[bool, str | None]:
+    """Make a `deploying` deployment the project's running one, stopping the previous, with
+    the project's URL `project_url` (default: the deployment's own): (True, the id of the
+    one it replaced) once it is running, (False, None) if it can no longer be."""
     while True:
         current = store.get(item["project_id"], item["id"])
         if current is None or current["status"] != "deploying":
@@ -260,7 +260,8 @@ def promote(item: dict[str, Any]) -> tuple[bool, str | None]:
             lines[previous["id"]] = log_lines.line(
                 "system", f"Stopped: replaced by deployment #{current['number']}"
             )
-        if store.promote(current, previous, project, release, now, lines):
+        url = project_url or current.get("url")
+        if store.promote(current, previous, project, release, now, lines, url):
             return True, previous_id
         time.sleep(0.05)
 

@@ -2,8 +2,10 @@
 
 Locally (stage `local` or `test`) builds run in this process with LocalBuilder, one thread
 per build, and apps run as local processes (LocalProcessRuntime). On AWS, builds run on
-CodeBuild (after the archive is checked here) and apps on the AWS runtime. Cancel events of
-local builds live here: the API and the pump share this process in the local stack.
+CodeBuild (after the archive is checked here), which also builds and pushes the app's
+image, and apps run on Lambda (LambdaRuntime). `apps()` gives the deploy workflow one
+interface to both runtimes. Cancel events of local builds live here: the API and the pump
+share this process in the local stack.
 """
 
 from __future__ import annotations
@@ -44,12 +46,122 @@ def _local_runtime(directory: str) -> Any:
 
 
 def runtime() -> Any:
-    """The runtime port: start, health_check, stop, is_running."""
+    """The local runtime (LocalProcessRuntime) of this state directory."""
     return _local_runtime(str(state_dir() / "apps"))
 
 
 def app_dir(deployment_id: str) -> Path:
     return state_dir() / "artifacts" / deployment_id
+
+
+def plan_of(item: dict[str, Any]) -> Any:
+    from chalicelib.buildplan import BuildPlan
+
+    return BuildPlan.model_validate(item["plan"])
+
+
+class LocalApps:
+    """Deployments as local processes: each serves on its own port, which is also the
+    project's URL once it is promoted."""
+
+    def __init__(self, local_runtime: Any) -> None:
+        self.runtime = local_runtime
+
+    def start(self, item: dict[str, Any], env: dict[str, str], path: str, on_log) -> str:
+        app = self.runtime.start(
+            item["id"], item["project_id"], self.unpacked(item), plan_of(item), env, on_log=on_log
+        )
+        return app.url
+
+    def unpacked(self, item: dict[str, Any]) -> Path:
+        from chalicelib.artifacts import download_and_unpack
+
+        target = app_dir(item["id"])
+        if not (target / ".shipyard-unpacked").exists():
+            target.mkdir(parents=True, exist_ok=True)
+            download_and_unpack(item["artifact_key"], target)
+            (target / ".shipyard-unpacked").touch()
+        return target
+
+    def health_check(self, item: dict[str, Any], path: str, timeout_s: float):
+        return self.runtime.health_check(item["id"], path, timeout_s)
+
+    def alive(self, item: dict[str, Any]) -> tuple[bool, str]:
+        if self.runtime.is_running(item["id"]):
+            return True, "running"
+        return False, self.runtime.health_check(item["id"], "/", 1.0)[1]
+
+    def promote(self, item: dict[str, Any]) -> str:
+        return item["url"]
+
+    def stop(self, item: dict[str, Any]) -> None:
+        self.runtime.stop(item["id"])
+
+
+class LambdaApps:
+    """Deployments as Lambda versions of the project's function (chalicelib/runtimes/
+    aws_lambda.py), from the image the deployment's CodeBuild build pushed (`image_tag`).
+    The project's URL is the function URL of its `live` alias."""
+
+    def __init__(self, lambda_runtime: Any) -> None:
+        self.runtime = lambda_runtime
+
+    def start(self, item: dict[str, Any], env: dict[str, str], path: str, on_log) -> str:
+        app = self.runtime.deploy(
+            item["id"], item["project_id"], item["image_tag"], plan_of(item), env, path
+        )
+        return app.url
+
+    def health_check(self, item: dict[str, Any], path: str, timeout_s: float):
+        return self.runtime.health_check(item["project_id"], item["id"], path, timeout_s)
+
+    def alive(self, item: dict[str, Any]) -> tuple[bool, str]:
+        return True, "a Lambda version is always ready to be invoked"
+
+    def promote(self, item: dict[str, Any]) -> str:
+        return self.runtime.promote(item["project_id"], item["id"])
+
+    def stop(self, item: dict[str, Any]) -> None:
+        self.runtime.stop(item["project_id"], item["id"])
+
+
+def apps() -> Any:
+    """The runtime port of the deploy workflow: start, health_check, alive, promote, stop."""
+    if is_local():
+        return LocalApps(runtime())
+    from chalicelib.runtimes.aws_lambda import LambdaRuntime
+
+    settings = get_settings()
+    return LambdaApps(LambdaRuntime(settings.app_role_arn or ""))
+
+
+def image_uri(item: dict[str, Any]) -> str:
+    return f"{get_settings().image_repository}:{item['id']}"
+
+
+class ImageBuild:
+    """A build plan whose CodeBuild buildspec also builds the app's image and pushes it
+    (chalicelib/runtimes/image.py), after packing the artifact: on AWS apps run from
+    images. Passed to CodeBuildBuilder in place of the plan (it only asks for buildspec)."""
+
+    def __init__(self, plan: Any, uri: str) -> None:
+        self.plan = plan
+        self.uri = uri
+
+    def buildspec(self) -> dict[str, Any]:
+        import shlex
+
+        from chalicelib.runtimes.image import buildspec_commands
+
+        spec = self.plan.buildspec()
+        app = '"$CODEBUILD_SRC_DIR"' + (
+            f"/{shlex.quote(self.plan.root_directory)}" if self.plan.root_directory else ""
+        )
+        spec["phases"]["post_build"] = {
+            "on-failure": "ABORT",
+            "commands": [f"cd {app} && {c}" for c in buildspec_commands(self.plan, self.uri)],
+        }
+        return spec
 
 
 def job_for(item: dict[str, Any]) -> Any:
@@ -132,11 +244,17 @@ def _start_codebuild(item: dict[str, Any]) -> None:
     except PlanError as error:
         deployments.fail(item, "build_failed", str(error))
         return
-    build_id = CodeBuildBuilder().start(job, plan)
+    uri = image_uri(item)
+    build_id = CodeBuildBuilder().start(job, ImageBuild(plan, uri))
     store.set_fields(
         item["project_id"],
         item["id"],
-        {"build_id": build_id, "plan": plan.model_dump(mode="json"), "framework": plan.framework},
+        {
+            "build_id": build_id,
+            "plan": plan.model_dump(mode="json"),
+            "framework": plan.framework,
+            "image_tag": uri,
+        },
         ("building",),
     )
     deployments.log(item, "build", f"CodeBuild build {build_id} started")

@@ -51,7 +51,8 @@ def append(project_id: str, deployment_id: str, entries: list[tuple[str, str]]) 
 class BufferedLog:
     """Collects the lines of a busy writer (a build's output) and writes them in batches:
     when `max_lines` are waiting or `interval_s` after the first waiting line, whichever
-    comes first. `close()` writes what is left."""
+    comes first. `close()` writes what is left; lines that come after it are dropped (an
+    app's output once its deployment has ended belongs to no deployment step)."""
 
     def __init__(
         self, project_id: str, deployment_id: str, interval_s: float = 0.2, max_lines: int = 25
@@ -64,9 +65,12 @@ class BufferedLog:
         self._lock = threading.Lock()
         self._write_lock = threading.Lock()
         self._timer: threading.Timer | None = None
+        self._closed = False
 
     def __call__(self, phase: str, message: str) -> None:
         with self._lock:
+            if self._closed:
+                return
             self._waiting.append((phase, message))
             full = len(self._waiting) >= self.max_lines
             if not full and self._timer is None:
@@ -87,6 +91,8 @@ class BufferedLog:
             append(self.project_id, self.deployment_id, batch)
 
     def close(self) -> None:
+        with self._lock:
+            self._closed = True
         self.flush()
 
 

@@ -137,7 +137,8 @@ def stop_work(item: dict[str, Any]) -> None:
     if status in ("built", "deploying"):
         workflow.stop(item, "The deployment was canceled or timed out")
     if status in ("deploying", "running"):
-        engines.runtime().stop(item["id"])
+        workflow.end_app_output(item["id"])
+        engines.apps().stop(item)
 
 
 def retry(workspace_id: str, tier: str, project_id: str, deployment_id: str) -> Deployment:

@@ -36,6 +36,9 @@ class Settings(BaseModel):
     health_check_request_timeout_s: float = 5.0
     deploy_workflow_arn: str | None = None
     state_dir: str | None = None
+    # The AWS runtime: the ECR repository of the apps' images and their execution role.
+    image_repository: str | None = None
+    app_role_arn: str | None = None
 
     def table(self, name: str) -> str:
         return f"{self.resource_prefix}-{name}"
@@ -76,6 +79,8 @@ _ENV = {
     "health_check_request_timeout_s": "SHIPYARD_HEALTH_CHECK_REQUEST_TIMEOUT_S",
     "deploy_workflow_arn": "SHIPYARD_DEPLOY_WORKFLOW_ARN",
     "state_dir": "SHIPYARD_STATE_DIR",
+    "image_repository": "SHIPYARD_IMAGE_REPOSITORY",
+    "app_role_arn": "SHIPYARD_APP_ROLE_ARN",
 }
 
 

@@ -35,6 +35,17 @@ ERROR_CODES = {
 }
 
 
+# The sinks of apps started by this process, by deployment: an app's output goes to its
+# deployment's log while it deploys, and stops going there when the deployment has ended.
+_app_output: dict[str, BufferedLog] = {}
+
+
+def end_app_output(deployment_id: str) -> None:
+    sink = _app_output.pop(deployment_id, None)
+    if sink is not None:
+        sink.close()
+
+
 class StepFailed(Exception):
     def __init__(self, error: str, cause: str) -> None:
         super().__init__(cause)
@@ -109,28 +120,22 @@ def deploy(item: dict[str, Any], message: dict[str, Any]) -> dict[str, Any]:
         item = moved or store.get(item["project_id"], item["id"]) or item
     if item["status"] != "deploying":
         raise _moved_on(item)
-    runtime = engines.runtime()
-    sink = BufferedLog(item["project_id"], item["id"])
+    apps = engines.apps()
+    path = _project(item).get("run", {}).get("health_check_path") or "/"
+    sink = _app_output.setdefault(item["id"], BufferedLog(item["project_id"], item["id"]))
     try:
-        app = runtime.start(
-            item["id"],
-            item["project_id"],
-            unpacked(item),
-            plan_of(item),
-            deployments.env_of(item),
-            on_log=sink,
-        )
+        url = apps.start(item, deployments.env_of(item), path, sink)
     except Exception as error:
-        sink.close()
+        end_app_output(item["id"])
         raise StepFailed(DEPLOY_FAILED, _reason(error)) from None
     sink.flush()
-    if store.set_fields(item["project_id"], item["id"], {"url": app.url}, ("deploying",)) is None:
+    if store.set_fields(item["project_id"], item["id"], {"url": url}, ("deploying",)) is None:
         # Canceled or timed out while the app was starting: whoever moved it may have
         # looked for the app before it existed.
-        runtime.stop(item["id"])
+        apps.stop(item)
         raise _moved_on(store.get(item["project_id"], item["id"]) or item)
-    deployments.log(item, "deploy", f"Started at {app.url}; health checks follow")
-    return {"url": app.url}
+    deployments.log(item, "deploy", f"Started at {url}; health checks follow")
+    return {"url": url}
 
 
 def _reason(error: Exception) -> str:
@@ -142,23 +147,6 @@ def _reason(error: Exception) -> str:
     return f"The app could not be started ({type(error).__name__})"
 
 
-def unpacked(item: dict[str, Any]):
-    from chalicelib.artifacts import download_and_unpack
-
-    target = engines.app_dir(item["id"])
-    if not (target / ".shipyard-unpacked").exists():
-        target.mkdir(parents=True, exist_ok=True)
-        download_and_unpack(item["artifact_key"], target)
-        (target / ".shipyard-unpacked").touch()
-    return target
-
-
-def plan_of(item: dict[str, Any]) -> Any:
-    from chalicelib.buildplan import BuildPlan
-
-    return BuildPlan.model_validate(item["plan"])
-
-
 def health_check(item: dict[str, Any], message: dict[str, Any]) -> dict[str, Any]:
     if item["status"] == "running":
         return {"healthy": True}
@@ -167,13 +155,11 @@ def health_check(item: dict[str, Any], message: dict[str, Any]) -> dict[str, Any
     run = _project(item).get("run", {})
     path = run.get("health_check_path") or "/"
     budget = run.get("health_check_timeout_s") or 30
-    runtime = engines.runtime()
-    if not runtime.is_running(item["id"]):
-        _, detail = runtime.health_check(item["id"], path, 1.0)
+    apps = engines.apps()
+    alive, detail = apps.alive(item)
+    if not alive:
         raise StepFailed(DEPLOY_FAILED, f"The app stopped before it became healthy: {detail}")
-    ok, detail = runtime.health_check(
-        item["id"], path, get_settings().health_check_request_timeout_s
-    )
+    ok, detail = apps.health_check(item, path, get_settings().health_check_request_timeout_s)
     if ok:
         deployments.log(item, "deploy", f"Health check passed: {detail}")
         return {"healthy": True}
@@ -192,11 +178,19 @@ def promote(item: dict[str, Any], message: dict[str, Any]) -> dict[str, Any]:
         return {"promoted": True}
     if item["status"] != "deploying":
         raise _moved_on(item)
-    promoted, previous_id = deployments.promote(item)
+    apps = engines.apps()
+    # The app's output so far is written before the `running` line; later output is not
+    # part of the deployment's log.
+    end_app_output(item["id"])
+    try:
+        project_url = apps.promote(item)
+    except Exception as error:
+        raise StepFailed(DEPLOY_FAILED, _reason(error)) from None
+    promoted, previous_id = deployments.promote(item, project_url)
     if not promoted:
         raise _moved_on(store.get(item["project_id"], item["id"]) or item)
     if previous_id and previous_id != item["id"]:
-        engines.runtime().stop(previous_id)
+        apps.stop({"id": previous_id, "project_id": item["project_id"]})
     return {"promoted": True}
 
 
@@ -209,11 +203,12 @@ def mark_failed(item: dict[str, Any], message: dict[str, Any]) -> dict[str, Any]
     cause = cause or name or "The deploy workflow failed"
     if name == "States.Timeout":
         cause = "A deploy step did not finish in time (its worker stopped or hung)"
+    end_app_output(item["id"])
     if name != MOVED_ON:
         deployments.fail(item, ERROR_CODES.get(name, "internal_error"), cause)
     current = store.get(item["project_id"], item["id"]) or item
     if current["status"] != "running":
-        engines.runtime().stop(item["id"])
+        engines.apps().stop(item)
     return {"marked": True}
 
 

@@ -5,10 +5,9 @@ retried. Found through the sparse status index: no Scan."""
 
 from __future__ import annotations
 
-from chalicelib import deployments, engines, workflow
+from chalicelib import deployments, engines
 from chalicelib.clock import now_iso
 from chalicelib.log import logger
-from chalicelib.logs import BufferedLog
 from chalicelib.store import deployments as store
 
 EVERYTHING = "9999"  # sorts after every status_at: "all of them"
@@ -22,27 +21,19 @@ def recover() -> dict[str, int]:
                 item, "internal_error", "The local stack stopped during the build; retry it"
             )
             counts["failed_builds"] += moved is not None
-    runtime = engines.runtime()
+    apps = engines.apps()
     for item in store.stuck("running", EVERYTHING):
-        if runtime.is_running(item["id"]):
+        if apps.alive(item)[0]:
             continue
-        sink = BufferedLog(item["project_id"], item["id"])
         try:
-            app = runtime.start(
-                item["id"],
-                item["project_id"],
-                workflow.unpacked(item),
-                workflow.plan_of(item),
-                deployments.env_of(item),
-                on_log=sink,
-            )
+            url = apps.start(item, deployments.env_of(item), "/", None)
         except Exception as error:
             logger().exception("Could not restart a running deployment")
             deployments.log(
                 item, "system", f"Could not restart after the local stack restarted: {error}"
             )
             continue
-        store.set_url(item, app.url, now_iso())
-        deployments.log(item, "system", f"Restarted at {app.url} (the local stack restarted)")
+        store.set_url(item, url, now_iso())
+        deployments.log(item, "system", f"Restarted at {url} (the local stack restarted)")
         counts["restarted"] += 1
     return counts

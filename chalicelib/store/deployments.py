@@ -264,6 +264,7 @@ def promote(
     release: dict[str, Any],
     now: str,
     log_lines: dict[str, dict[str, Any]],
+    project_url: str | None,
 ) -> bool:
     """One transaction: `new` deploying -> running, `previous` running -> stopped, the
     project's pointer, status, url and release counter, and the release. Conditions pin
@@ -309,7 +310,7 @@ def promote(
     version = project.get("release_count", 0)
     project_values: dict[str, Any] = {
         ":dep": new["id"],
-        ":url": new.get("url"),
+        ":url": project_url,
         ":running": "running",
         ":now": now,
         ":version": version + 1,

@@ -15,6 +15,7 @@ from tests.integration.conftest import deploy_archive, log_lines
 from tests.pipeline_support import targz
 
 ACCOUNT = "123456789012"
+REPOSITORY = f"{ACCOUNT}.dkr.ecr.us-east-1.amazonaws.com/shipyard-apps"
 
 
 @pytest.fixture
@@ -23,6 +24,7 @@ def on_aws(monkeypatch, aws):
     from chalicelib.settings import get_settings
 
     monkeypatch.setenv("SHIPYARD_STAGE", "prod")
+    monkeypatch.setenv("SHIPYARD_IMAGE_REPOSITORY", REPOSITORY)
     get_settings.cache_clear()
 
 
@@ -124,6 +126,13 @@ def test_the_consumer_checks_the_archive_then_starts_codebuild(
     assert call["idempotencyToken"] == deployment["id"]
     variables = {v["name"]: v["value"] for v in call["environmentVariablesOverride"]}
     assert variables["SHIPYARD_DEPLOYMENT_ID"] == deployment["id"]
+    # The same build packs the artifact and builds and pushes the app's image
+    image = f"{REPOSITORY}:{deployment['id']}"
+    assert item["image_tag"] == image
+    buildspec = json.loads(call["buildspecOverride"])
+    image_commands = buildspec["phases"]["post_build"]["commands"]
+    assert any(f'docker push "{image}"' in command for command in image_commands)
+    assert buildspec["artifacts"]["files"] == ["artifact.tar.gz"]
     assert any(
         line["message"] == f"CodeBuild build {item['build_id']} started"
         for line in log_lines(api, deployment)
@@ -156,7 +165,7 @@ def test_succeeded_then_late_events_are_ignored(on_aws, api, client, project):
     feed(client, state_change("SUCCEEDED", build_id, deployment["id"]))
     built = current(api, deployment)
     assert built["status"] == "built"
-    assert built["image_tag"] == f"artifacts/{project['id']}/{deployment['id']}/artifact.tar.gz"
+    assert built["image_tag"] == f"{REPOSITORY}:{deployment['id']}"
     aws_client("stepfunctions").describe_execution(executionArn=execution_arn(deployment["id"]))
 
     # Late and repeated events change nothing

@@ -19,6 +19,7 @@ def new_deployment(project_item, status="pending", **fields):
     item = deployments.new_item(
         project_item, status, {"type": "upload"}, None, source_key="uploads/x.tar.gz", **fields
     )
+    item["env_key"] = deployments.snapshot_env(project_item, item["id"])
     return deployments.create(project_item, item, "a test")
 
 
