@@ -3,7 +3,7 @@ handlers are declared here. Importing this module creates no AWS client."""
 
 from chalice import Chalice
 
-from chalicelib.api import deployments, projects, service, usage
+from chalicelib.api import deployments, keys, projects, service, usage, workspaces
 from chalicelib.http import middleware
 
 # Logs go through the Powertools JSON logger (chalicelib/log.py), not chalice's text handler.
@@ -14,6 +14,8 @@ app.register_middleware(middleware, "http")
 app.register_blueprint(service.router.blueprint)
 app.register_blueprint(projects.router.blueprint)
 app.register_blueprint(usage.router.blueprint)
+app.register_blueprint(keys.router.blueprint)
+app.register_blueprint(workspaces.router.blueprint)
 app.register_blueprint(deployments.router.blueprint)
 
 

@@ -37,9 +37,9 @@ class Unauthorized(ApiError):
 class Forbidden(ApiError):
     status, code, default_message = 403, "forbidden", "This credential lacks the required scope"
 
-    def __init__(self, required_scope: str) -> None:
+    def __init__(self, required_scope: str, message: str | None = None) -> None:
         super().__init__(
-            f"This credential lacks the scope {required_scope}",
+            message or f"This credential lacks the scope {required_scope}",
             {"required_scope": required_scope},
         )
 

@@ -63,6 +63,7 @@ class RouteSpec:
     summary: str
     tags: list[str]
     query: dict[str, str]
+    workspace: bool = True
 
 
 ROUTES: list[RouteSpec] = []
@@ -152,7 +153,11 @@ class Router:
         auth: bool = True,
         query: dict[str, str] | None = None,
         binary: bool = False,
+        workspace: bool = True,
     ):
+        """`workspace=False` for routes that do not act in one workspace: partner and
+        user tokens need no X-Workspace-ID there."""
+
         def decorator(function):
             spec = RouteSpec(
                 method=method,
@@ -166,6 +171,7 @@ class Router:
                 summary=(function.__doc__ or function.__name__).strip().splitlines()[0],
                 tags=[self.tag],
                 query=query or {},
+                workspace=workspace,
             )
             ROUTES.append(spec)
             blueprint = self.blueprint
@@ -192,6 +198,10 @@ def _handle(spec: RouteSpec, request: Any, params: dict[str, str]) -> Response:
         if spec.auth:
             ctx.principal = authenticate(request.headers)
             add_response_headers(ratelimit.check(ctx.principal))
+            if spec.workspace and ctx.principal.workspace_id is None:
+                raise BadRequest(
+                    "This route acts in one workspace: name it with the X-Workspace-ID header"
+                )
             if spec.scope and not ctx.principal.grants(spec.scope):
                 raise Forbidden(spec.scope)
         if spec.body is not None:

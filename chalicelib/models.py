@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+import json
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
+
+from chalicelib.scopes import ALL, ROLE_NAMES, SCOPES
+from chalicelib.tiers import TIER_NAMES
 
 Name = Annotated[str, Field(min_length=1, max_length=255)]
 Slug = Annotated[str, Field(pattern=r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")]
@@ -144,3 +148,96 @@ class Entitlement(BaseModel):
     limit: int | None
     available: Quantity | None
     reason: Literal["feature_limit_reached", "quota_exceeded"] | None
+
+
+# Built from the one list of each, so the API's enums cannot drift from the rules.
+ScopeName = Literal[(ALL, *SCOPES)]  # type: ignore[valid-type]
+TierName = Literal[TIER_NAMES]  # type: ignore[valid-type]
+RoleName = Literal[ROLE_NAMES]  # type: ignore[valid-type]
+MAX_SETTINGS_BYTES = 16 * 1024
+
+
+class ApiKeyCreate(Input):
+    name: Name
+    scopes: Annotated[list[ScopeName], Field(min_length=1, max_length=12)]
+    expires_at: AwareDatetime | None = None
+
+
+class ApiKeyRotate(Input):
+    grace_period_hours: Annotated[int, Field(ge=0, le=168, strict=True)] = 24
+
+
+class ApiKey(BaseModel):
+    id: str
+    name: str
+    prefix: str
+    scopes: list[str]
+    expires_at: Timestamp | None
+    last_used_at: Timestamp | None
+    created_at: Timestamp
+
+
+class ApiKeyWithSecret(ApiKey):
+    key: Annotated[str, Field(description="The key itself: shown only in this response")]
+
+
+def _settings_size(value: dict[str, Any] | None) -> dict[str, Any] | None:
+    if value is not None and len(json.dumps(value, default=str)) > MAX_SETTINGS_BYTES:
+        raise ValueError(f"settings must be at most {MAX_SETTINGS_BYTES} bytes of JSON")
+    return value
+
+
+SettingsKey = Annotated[str, Field(min_length=1, max_length=64)]
+WorkspaceSettings = Annotated[
+    dict[SettingsKey, Any], Field(max_length=50), AfterValidator(_settings_size)
+]
+
+
+class WorkspaceCreate(Input):
+    name: Name
+    slug: Slug | None = None
+    tier: TierName | None = None
+    settings: WorkspaceSettings | None = None
+
+
+class WorkspaceUpdate(Input):
+    name: Name | None = None
+    slug: Slug | None = None
+    tier: TierName | None = None
+    settings: Annotated[
+        WorkspaceSettings | None,
+        Field(description="Merged into the current settings; a key set to null is removed"),
+    ] = None
+
+
+class Workspace(BaseModel):
+    id: str
+    name: str
+    slug: str
+    tier: TierName
+    settings: dict[str, Any]
+    created_at: Timestamp
+    updated_at: Timestamp
+
+
+class PrincipalInfo(BaseModel):
+    type: Literal["workspace_key", "partner_key", "user"]
+    id: str
+    key_id: str | None
+    partner_id: str | None
+    user_id: str | None
+    role: RoleName | None
+
+
+class RateLimitInfo(BaseModel):
+    requests_per_minute: int
+    burst: float
+    capacity: int
+
+
+class Me(BaseModel):
+    principal: PrincipalInfo
+    workspace: Workspace | None
+    scopes: list[str]
+    tier: TierName
+    rate_limit: RateLimitInfo

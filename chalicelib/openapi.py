@@ -98,6 +98,16 @@ def _operation(spec) -> dict[str, Any]:
         {"name": name, "in": "query", "description": text, "schema": {"type": "string"}}
         for name, text in spec.query.items()
     ]
+    if spec.auth and spec.workspace:
+        parameters.append(
+            {
+                "name": "X-Workspace-ID",
+                "in": "header",
+                "required": False,
+                "description": "The workspace a partner key or user token acts in",
+                "schema": {"type": "string"},
+            }
+        )
     operation: dict[str, Any] = {
         "operationId": spec.function.__name__,
         "summary": spec.summary,

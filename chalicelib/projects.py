@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import re
-import unicodedata
 from typing import Any
 
 from chalicelib import ids, quotas
@@ -11,15 +9,10 @@ from chalicelib.aws import kms
 from chalicelib.clock import now_iso
 from chalicelib.http import Page
 from chalicelib.models import EnvUpdate, EnvVar, EnvVars, Project, ProjectCreate, ProjectUpdate
+from chalicelib.slugs import slugify
 from chalicelib.store import projects as store
 
 LIST_NAME = "projects"
-
-
-def slugify(name: str) -> str:
-    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
-    slug = re.sub(r"[^a-z0-9]+", "-", ascii_name.lower()).strip("-")[:63].strip("-")
-    return slug or "project"
 
 
 def to_model(item: dict[str, Any]) -> Project:
@@ -50,7 +43,7 @@ def create(workspace_id: str, body: ProjectCreate, tier: str, extra_operations=N
         "workspace_id": workspace_id,
         "name": body.name,
         "name_lc": body.name.lower(),
-        "slug": body.slug or slugify(body.name),
+        "slug": body.slug or slugify(body.name, "project"),
         "description": body.description,
         "runtime": body.runtime,
         "build": body.build.model_dump(),

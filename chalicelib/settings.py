@@ -16,7 +16,16 @@ class Settings(BaseModel):
     kms_key_alias: str = "alias/shipyard"
     public_url: str = "http://127.0.0.1:8000"
     max_body_bytes: int = 1024 * 1024
-    key_cache_ttl_s: float = 5.0
+    # How long a verified key, workspace or membership is trusted from memory: the
+    # longest a revocation made by another instance can take to be seen.
+    key_cache_ttl_s: float = Field(default=5.0, ge=0, le=5.0)
+    last_used_interval_s: float = 60.0
+    oidc_issuer: str | None = None
+    oidc_audience: str | None = None
+    oidc_jwks_url: str | None = None
+    oidc_jwks_ttl_s: float = 3600.0
+    oidc_jwks_refresh_interval_s: float = 30.0
+    oidc_leeway_s: int = 30
     idempotency_lease_s: int = Field(default=60, ge=1, le=60)
     bucket_name: str | None = None
     # The deployment pipeline. Timeouts are settings so tests can run them in seconds.
@@ -63,6 +72,13 @@ _ENV = {
     "key_cache_ttl_s": "SHIPYARD_KEY_CACHE_TTL_S",
     "idempotency_lease_s": "SHIPYARD_IDEMPOTENCY_LEASE_S",
     "bucket_name": "SHIPYARD_BUCKET",
+    "last_used_interval_s": "SHIPYARD_LAST_USED_INTERVAL_S",
+    "oidc_issuer": "SHIPYARD_OIDC_ISSUER",
+    "oidc_audience": "SHIPYARD_OIDC_AUDIENCE",
+    "oidc_jwks_url": "SHIPYARD_OIDC_JWKS_URL",
+    "oidc_jwks_ttl_s": "SHIPYARD_OIDC_JWKS_TTL_S",
+    "oidc_jwks_refresh_interval_s": "SHIPYARD_OIDC_JWKS_REFRESH_INTERVAL_S",
+    "oidc_leeway_s": "SHIPYARD_OIDC_LEEWAY_S",
     "upload_max_bytes": "SHIPYARD_UPLOAD_MAX_BYTES",
     "upload_expires_s": "SHIPYARD_UPLOAD_EXPIRES_S",
     "deploy_max_bytes": "SHIPYARD_DEPLOY_MAX_BYTES",

@@ -95,6 +95,17 @@ def list_page(
     )
 
 
+def ids_in(workspace_id: str) -> list[str]:
+    """The ids of every project of a workspace (deleting a workspace)."""
+    return [
+        item["sk"]
+        for item in projects.query_all(
+            "workspace_id = :ws AND begins_with(sk, :prefix)",
+            {":ws": workspace_id, ":prefix": "prj_"},
+        )
+    ]
+
+
 def update(workspace_id: str, project_id: str, changes: dict[str, Any], old_slug: str) -> None:
     """Apply field changes; a new slug is claimed and the old one released atomically."""
     names = {f"#f{i}": name for i, name in enumerate(changes)}

@@ -35,6 +35,21 @@ class Stack:
     process: subprocess.Popen
     env: dict
 
+    @property
+    def api_key(self) -> str:
+        return self.key
+
+    def admin(self, *args: str) -> subprocess.CompletedProcess:
+        """Run `python -m chalicelib.admin ...` against this stack."""
+        return subprocess.run(
+            [sys.executable, "-m", "chalicelib.admin", *args],
+            cwd=ROOT,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
     def request(self, method: str, path: str, body=None, key: str | None = None, headers=None):
         """(status, headers, parsed JSON or text) of one HTTP request."""
         data = json.dumps(body).encode() if body is not None else None
@@ -57,7 +72,7 @@ def start_stack(tmp_path: Path, extra_env: dict | None = None) -> Stack:
     port, moto_port = free_port(), free_port()
     state_dir = tmp_path / "state"
     env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "SHIPYARD_"))},
+        **{k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "SHIPYARD_", "MOTO_"))},
         "SHIPYARD_MOTO_PORT": str(moto_port),
         "SHIPYARD_STATE_DIR": str(state_dir),
         "PYTHONUNBUFFERED": "1",
@@ -106,5 +121,13 @@ def stop_stack(process: subprocess.Popen) -> int:
 @pytest.fixture
 def stack(tmp_path):
     running = start_stack(tmp_path)
+    yield running
+    stop_stack(running.process)
+
+
+@pytest.fixture(scope="module")
+def local_stack(tmp_path_factory):
+    """One stack shared by the tests of a module (for tests that don't need a fresh one)."""
+    running = start_stack(tmp_path_factory.mktemp("stack"))
     yield running
     stop_stack(running.process)

@@ -1,8 +1,209 @@
-"""Fixtures of the pipeline's integration tests (moto's mock_aws via tests/conftest.py)."""
+"""Fixtures of the integration tests. Identity: an OIDC issuer of our own (an RSA key pair
+and its JWKS served on a free localhost port), partners, users, and a DynamoDB call counter.
+Pipeline: a per-test state directory, projects, the local pump, and polling helpers."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
 import pytest
+
+from tests.conftest import Api
+
+ISSUER = "https://issuer.test/"
+AUDIENCE = "https://api.shipyard.test"
+
+
+class Issuer:
+    """Signs tokens with its own keys and serves their JWKS over HTTP."""
+
+    def __init__(self) -> None:
+        self.keys: dict[str, object] = {}
+        self.published: set[str] = set()
+        self.fetches = 0
+        self.up = True
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/.well-known/jwks.json"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.kid = self.new_key()
+
+    def _handler(self):
+        issuer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                issuer.fetches += 1
+                if not issuer.up:
+                    self.send_response(503)
+                    self.end_headers()
+                    return
+                body = json.dumps(issuer.jwks()).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args) -> None:
+                """Quiet."""
+
+        return Handler
+
+    def new_key(self, publish: bool = True) -> str:
+        from cryptography.hazmat.primitives.asymmetric import rsa
+
+        kid = f"kid-{len(self.keys) + 1}"
+        self.keys[kid] = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        if publish:
+            self.published.add(kid)
+        return kid
+
+    def jwks(self) -> dict:
+        from jwt.algorithms import RSAAlgorithm
+
+        keys = []
+        for kid in sorted(self.published):
+            jwk = json.loads(RSAAlgorithm.to_jwk(self.keys[kid].public_key()))
+            keys.append({**jwk, "kid": kid, "use": "sig", "alg": "RS256"})
+        return {"keys": keys}
+
+    def claims(self, sub: str = "user-1", **overrides) -> dict:
+        now = int(time.time())
+        claims = {"iss": ISSUER, "aud": AUDIENCE, "sub": sub, "iat": now, "exp": now + 600}
+        claims.update(overrides)
+        return {k: v for k, v in claims.items() if v is not None}
+
+    def token(self, sub: str = "user-1", kid: str | None = None, **overrides) -> str:
+        import jwt
+
+        kid = kid or self.kid
+        return jwt.encode(
+            self.claims(sub, **overrides), self.keys[kid], algorithm="RS256", headers={"kid": kid}
+        )
+
+    def public_pem(self, kid: str | None = None) -> bytes:
+        from cryptography.hazmat.primitives import serialization
+
+        return (
+            self.keys[kid or self.kid]
+            .public_key()
+            .public_bytes(
+                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+            )
+        )
+
+    def unsigned(self, header: dict, claims: dict, secret: bytes | None = None) -> str:
+        """A token made by hand: `alg: none`, or an HMAC keyed with whatever is given."""
+
+        def b64(data: bytes) -> str:
+            return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+        signing_input = f"{b64(json.dumps(header).encode())}.{b64(json.dumps(claims).encode())}"
+        signature = b""
+        if secret is not None:
+            signature = hmac.new(secret, signing_input.encode(), hashlib.sha256).digest()
+        return f"{signing_input}.{b64(signature)}"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def issuer(monkeypatch, aws):
+    """An OIDC issuer the app is configured to trust."""
+    from chalicelib.auth import forget_cached
+    from chalicelib.settings import get_settings
+
+    server = Issuer()
+    monkeypatch.setenv("SHIPYARD_OIDC_ISSUER", ISSUER)
+    monkeypatch.setenv("SHIPYARD_OIDC_AUDIENCE", AUDIENCE)
+    monkeypatch.setenv("SHIPYARD_OIDC_JWKS_URL", server.url)
+    get_settings.cache_clear()
+    forget_cached()
+    yield server
+    server.close()
+    forget_cached()
+
+
+class Acting(Api):
+    """The API as a partner key or user token acting in one workspace (X-Workspace-ID)."""
+
+    def __init__(self, client, token: str, workspace_id: str | None = None) -> None:
+        super().__init__(client, token)
+        self.workspace_id = workspace_id
+
+    def request(self, method, path, body=None, key=None, headers=None):
+        sent = {"X-Workspace-ID": self.workspace_id} if self.workspace_id else {}
+        sent.update(headers or {})
+        return super().request(method, path, body, key=key, headers=sent)
+
+    def acting_in(self, workspace_id: str | None) -> Acting:
+        return Acting(self.client, self.key, workspace_id)
+
+
+@pytest.fixture
+def make_partner(client):
+    """Factory: a partner through the admin command -> Acting (no workspace chosen)."""
+    from chalicelib import admin
+
+    def make(name: str = "Platform") -> Acting:
+        partner = run_admin(admin.main, "create-partner", "--name", name)
+        acting = Acting(client, partner["api_key"])
+        acting.partner_id = partner["partner_id"]
+        return acting
+
+    return make
+
+
+@pytest.fixture
+def make_user(client, issuer):
+    """Factory: a user (a JWT subject of `issuer`) -> Acting (no workspace chosen)."""
+
+    def make(sub: str = "user-1") -> Acting:
+        acting = Acting(client, issuer.token(sub))
+        acting.sub = sub
+        return acting
+
+    return make
+
+
+def run_admin(main, *args: str) -> dict:
+    """Run an admin command in this process (on moto) and parse what it prints."""
+    import contextlib
+    import io
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = main(["--aws", *args])
+    assert code == 0, out.getvalue()
+    return json.loads(out.getvalue())
+
+
+@pytest.fixture
+def dynamodb_calls(aws):
+    """The names of the DynamoDB operations made from now on, in order, leaving out the rate
+    limiter's one write per request (tests/integration/test_rate_limits.py counts that)."""
+    from chalicelib.aws.clients import client
+    from chalicelib.settings import get_settings
+
+    calls: list[str] = []
+    rate_limits = get_settings().table("rate_limits")
+
+    def record(model, params, **kwargs) -> None:
+        if params.get("TableName") != rate_limits:
+            calls.append(model.name)
+
+    events = client("dynamodb").meta.events
+    events.register("before-parameter-build.dynamodb", record)
+    yield calls
+    events.unregister("before-parameter-build.dynamodb", record)
 
 
 @pytest.fixture(autouse=True)
