@@ -42,6 +42,8 @@ def append(project_id: str, deployment_id: str, entries: list[tuple[str, str]]) 
     if not entries:
         return
     first = store.reserve(project_id, deployment_id, len(entries))
+    if first is None:
+        return
     store.put_lines(
         deployment_id,
         [{**line(phase, text), "seq": first + i} for i, (phase, text) in enumerate(entries)],

@@ -59,17 +59,6 @@ def stop(name: str, cause: str) -> None:
             raise
 
 
-def status(name: str) -> str | None:
-    try:
-        return client("stepfunctions").describe_execution(executionArn=execution_arn(name))[
-            "status"
-        ]
-    except Exception as error:
-        if _code(error) in GONE:
-            return None
-        raise
-
-
 def succeed(token: str, output: dict[str, Any]) -> bool:
     """Answer a task; False when the workflow no longer waits for it (it moved on after a
     timeout or retry): that is done, not an error."""

@@ -10,19 +10,25 @@ from __future__ import annotations
 from typing import Any
 
 from chalicelib.store.deployments import deployments, now_ms
-from chalicelib.store.dynamo import Table, serialize
+from chalicelib.store.dynamo import Table, is_condition_failure, serialize
 
 logs = Table("logs")
 
 
-def reserve(project_id: str, deployment_id: str, count: int) -> int:
-    """Reserve `count` consecutive sequence numbers; returns the first."""
-    item = deployments.update(
-        {"project_id": project_id, "id": deployment_id},
-        "ADD log_seq :n SET log_reserved_ms = :ms",
-        "attribute_exists(id)",
-        values={":n": count, ":ms": now_ms()},
-    )
+def reserve(project_id: str, deployment_id: str, count: int) -> int | None:
+    """Reserve `count` consecutive sequence numbers; returns the first, or None when the
+    deployment is gone (its project was deleted while something still wrote)."""
+    try:
+        item = deployments.update(
+            {"project_id": project_id, "id": deployment_id},
+            "ADD log_seq :n SET log_reserved_ms = :ms",
+            "attribute_exists(id)",
+            values={":n": count, ":ms": now_ms()},
+        )
+    except Exception as error:
+        if is_condition_failure(error):
+            return None
+        raise
     return item["log_seq"] - count + 1
 
 

@@ -190,3 +190,20 @@ def test_retry_builds_the_same_archive_again(api, project, pump):
     assert wait_for(api, again, ("built", "failed"))["status"] == "built"
     refused = api.post(f"/v1/projects/{project['id']}/deployments/{again['id']}/retry")
     assert refused.status_code == 409
+
+
+def test_deleting_a_project_during_its_build_stops_the_build(api, project, pump):
+    from chalicelib import engines
+    from chalicelib.store import deployments as store
+
+    set_build(api, project, build_command="echo started; sleep 60")
+    deployment = deploy_archive(api, project["id"], STATIC)
+    wait_for(api, deployment, ("building",))
+
+    assert api.delete(f"/v1/projects/{project['id']}").status_code == 204
+
+    deadline = time.monotonic() + 15
+    while engines.is_building(deployment["id"]) or store.get(project["id"], deployment["id"]):
+        assert time.monotonic() < deadline, "the build or the deployment outlived the project"
+        time.sleep(0.1)
+    assert store.slot_holders(project["workspace_id"]) == set()
