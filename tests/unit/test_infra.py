@@ -10,7 +10,7 @@ from infra.provision import declaration, table_definitions
 def test_every_declared_table_is_rendered_once():
     rendered = template()["Resources"]
     tables = [
-        r["Properties"]["TableName"] for r in rendered.values() if r["Type"].endswith("Table")
+        r["Properties"]["TableName"] for r in rendered.values() if r.get("Type", "").endswith("Table")
     ]
     assert sorted(tables) == sorted(f"shipyard-{name}" for name in declaration()["tables"])
 
@@ -28,7 +28,7 @@ def test_unknown_routes_on_api_gateway_answer_the_404_envelope():
     responses = [
         r["Properties"]
         for r in template()["Resources"].values()
-        if r["Type"] == "AWS::ApiGateway::GatewayResponse"
+        if r.get("Type") == "AWS::ApiGateway::GatewayResponse"
     ]
     missing = next(r for r in responses if r["ResponseType"] == "MISSING_AUTHENTICATION_TOKEN")
     assert missing["StatusCode"] == "404"
@@ -66,3 +66,20 @@ def test_every_task_of_the_deploy_workflow_is_bounded_and_caught():
         assert state["Catch"][0]["ErrorEquals"] == ["States.ALL"], name
         for retry in state.get("Retry", []):
             assert retry["MaxAttempts"] <= 300, name
+
+
+def test_each_queue_consumer_named_for_cloudformation_is_the_apps_sqs_handler():
+    from chalice.app import SQSEventConfig
+
+    from app import app
+
+    handlers = {
+        config.queue: "".join(part.capitalize() for part in config.name.split("_"))
+        for config in app.event_sources
+        if isinstance(config, SQSEventConfig)
+    }
+    declared = declaration()["queue_consumers"]
+    assert handlers == {f"shipyard-{queue}": name for queue, name in declared.items()}
+    rendered = template()["Resources"]
+    for queue, function in declared.items():
+        assert rendered[function]["DependsOn"] == ["Queue" + queue.title().replace("-", "")]
