@@ -10,7 +10,9 @@ from infra.provision import declaration, table_definitions
 def test_every_declared_table_is_rendered_once():
     rendered = template()["Resources"]
     tables = [
-        r["Properties"]["TableName"] for r in rendered.values() if r.get("Type", "").endswith("Table")
+        r["Properties"]["TableName"]
+        for r in rendered.values()
+        if r.get("Type") == "AWS::DynamoDB::Table"
     ]
     assert sorted(tables) == sorted(f"shipyard-{name}" for name in declaration()["tables"])
 
