@@ -3,14 +3,45 @@ handlers are declared here. Importing this module creates no AWS client."""
 
 from chalice import Chalice
 
-from chalicelib.api import keys, projects, service, usage, workspaces
+from chalicelib.api import deployments, keys, projects, service, usage, workspaces
 from chalicelib.http import middleware
 
 # Logs go through the Powertools JSON logger (chalicelib/log.py), not chalice's text handler.
 app = Chalice(app_name="shipyard", configure_logs=False)
+# POST .../deploy takes a multipart archive: it must reach the view as bytes.
+app.api.binary_types.append("multipart/form-data")
 app.register_middleware(middleware, "http")
 app.register_blueprint(service.router.blueprint)
 app.register_blueprint(projects.router.blueprint)
 app.register_blueprint(usage.router.blueprint)
 app.register_blueprint(keys.router.blueprint)
 app.register_blueprint(workspaces.router.blueprint)
+app.register_blueprint(deployments.router.blueprint)
+
+
+@app.on_sqs_message(queue="shipyard-builds", batch_size=1)
+def on_builds_message(event):
+    from chalicelib import builds, events
+
+    events.each_message(event, builds.handle)
+
+
+@app.on_sqs_message(queue="shipyard-deploy-tasks", batch_size=1)
+def on_deploy_task(event):
+    from chalicelib import events, workflow
+
+    events.each_message(event, workflow.handle)
+
+
+@app.on_cw_event({"source": ["aws.codebuild"], "detail-type": ["CodeBuild Build State Change"]})
+def on_codebuild_state_change(event):
+    from chalicelib import builds
+
+    builds.codebuild_state_changed(event.to_dict())
+
+
+@app.schedule("rate(1 minute)")
+def sweep(event):
+    from chalicelib import sweeper
+
+    sweeper.sweep()

@@ -19,3 +19,10 @@ def now_iso() -> str:
 
 def parse_rfc3339(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def precise(moment: datetime | None = None) -> str:
+    """RFC 3339 with milliseconds, fixed width so that strings sort as times: for internal
+    timestamps that timeouts are measured against (a deployment's `status_at`)."""
+    moment = moment or datetime.now(UTC)
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"

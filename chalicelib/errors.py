@@ -69,6 +69,10 @@ class InvalidState(ApiError):
     status, code, default_message = 409, "invalid_state", "Not allowed in the current state"
 
 
+class UploadIncomplete(ApiError):
+    status, code, default_message = 409, "upload_incomplete", "The upload has not arrived yet"
+
+
 class PayloadTooLarge(ApiError):
     status, code, default_message = 413, "payload_too_large", "The request body is too large"
 
@@ -78,6 +82,16 @@ class ValidationFailed(ApiError):
 
     def __init__(self, fields: dict[str, list[str]], message: str | None = None) -> None:
         super().__init__(message, {"fields": fields})
+
+
+class ChecksumMismatch(ApiError):
+    status, code = 422, "checksum_mismatch"
+
+    def __init__(self, expected: str, actual: str) -> None:
+        super().__init__(
+            "The uploaded object's SHA-256 does not match the one given for the upload",
+            {"expected": expected, "actual": actual},
+        )
 
 
 class RateLimited(ApiError):
@@ -112,3 +126,10 @@ class IdempotencyKeyReused(ApiError):
     default_message = (
         "This Idempotency-Key was already used for a request with another method, path or body"
     )
+
+
+class BuildQueueFull(ApiError):
+    status, code, default_message = 503, "build_queue_full", "The build queue is full; retry later"
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(headers={"Retry-After": str(retry_after)})

@@ -92,9 +92,12 @@ def update(workspace_id: str, project_id: str, body: ProjectUpdate) -> Project:
 
 
 def delete(workspace_id: str, project_id: str, extra_operations=None) -> dict[str, Any]:
+    from chalicelib import pipeline
+
     current = store.get(workspace_id, project_id)
     operations = [*quotas.project_release(workspace_id), *(extra_operations or [])]
     store.delete(workspace_id, project_id, current["slug"], operations)
+    pipeline.project_deleted(current)
     return current
 
 

@@ -28,6 +28,26 @@ class Settings(BaseModel):
     oidc_leeway_s: int = 30
     idempotency_lease_s: int = Field(default=60, ge=1, le=60)
     bucket_name: str | None = None
+    # The deployment pipeline. Timeouts are settings so tests can run them in seconds.
+    upload_max_bytes: int = 50 * 1024 * 1024
+    upload_expires_s: int = 3600
+    deploy_max_bytes: int = 4 * 1024 * 1024
+    pending_timeout_s: int = 1800
+    pending_requeue_s: int = 60
+    build_timeout_s: int = 900
+    deploy_timeout_s: int = 300
+    build_queue_max: int = 1000
+    sse_wait_s: float = Field(default=20.0, gt=0, le=25)
+    sse_retry_ms: int = 1000
+    log_gap_grace_s: float = 5.0
+    workflow_wait_s: int = 0
+    workflow_task_timeout_s: int = 120
+    health_check_request_timeout_s: float = 5.0
+    deploy_workflow_arn: str | None = None
+    state_dir: str | None = None
+    # The AWS runtime: the ECR repository of the apps' images and their execution role.
+    image_repository: str | None = None
+    app_role_arn: str | None = None
 
     def table(self, name: str) -> str:
         return f"{self.resource_prefix}-{name}"
@@ -59,6 +79,24 @@ _ENV = {
     "oidc_jwks_ttl_s": "SHIPYARD_OIDC_JWKS_TTL_S",
     "oidc_jwks_refresh_interval_s": "SHIPYARD_OIDC_JWKS_REFRESH_INTERVAL_S",
     "oidc_leeway_s": "SHIPYARD_OIDC_LEEWAY_S",
+    "upload_max_bytes": "SHIPYARD_UPLOAD_MAX_BYTES",
+    "upload_expires_s": "SHIPYARD_UPLOAD_EXPIRES_S",
+    "deploy_max_bytes": "SHIPYARD_DEPLOY_MAX_BYTES",
+    "pending_timeout_s": "SHIPYARD_PENDING_TIMEOUT_S",
+    "pending_requeue_s": "SHIPYARD_PENDING_REQUEUE_S",
+    "build_timeout_s": "SHIPYARD_BUILD_TIMEOUT_S",
+    "deploy_timeout_s": "SHIPYARD_DEPLOY_TIMEOUT_S",
+    "build_queue_max": "SHIPYARD_BUILD_QUEUE_MAX",
+    "sse_wait_s": "SHIPYARD_SSE_WAIT_S",
+    "sse_retry_ms": "SHIPYARD_SSE_RETRY_MS",
+    "log_gap_grace_s": "SHIPYARD_LOG_GAP_GRACE_S",
+    "workflow_wait_s": "SHIPYARD_WORKFLOW_WAIT_S",
+    "workflow_task_timeout_s": "SHIPYARD_WORKFLOW_TASK_TIMEOUT_S",
+    "health_check_request_timeout_s": "SHIPYARD_HEALTH_CHECK_REQUEST_TIMEOUT_S",
+    "deploy_workflow_arn": "SHIPYARD_DEPLOY_WORKFLOW_ARN",
+    "state_dir": "SHIPYARD_STATE_DIR",
+    "image_repository": "SHIPYARD_IMAGE_REPOSITORY",
+    "app_role_arn": "SHIPYARD_APP_ROLE_ARN",
 }
 
 

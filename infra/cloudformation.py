@@ -14,7 +14,7 @@ import re
 import sys
 from typing import Any
 
-from infra.provision import declaration, table_definitions
+from infra.provision import INFRA, declaration, table_definitions
 
 PREFIX = "shipyard"
 
@@ -27,6 +27,146 @@ def _envelope(code: str, message: str) -> str:
     return json.dumps(
         {"error": {"code": code, "message": message, "request_id": "$context.requestId"}}
     )
+
+
+def _state_machine(machine: str, definition_file: str) -> dict[str, Any]:
+    """A workflow whose tasks are SQS messages to the deploy-tasks queue (its only right)."""
+    role = _logical("Role", f"{machine}-workflow")
+    return {
+        role: {
+            "Type": "AWS::IAM::Role",
+            "Properties": {
+                "AssumeRolePolicyDocument": {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {
+                            "Effect": "Allow",
+                            "Principal": {"Service": "states.amazonaws.com"},
+                            "Action": "sts:AssumeRole",
+                        }
+                    ],
+                },
+                "Policies": [
+                    {
+                        "PolicyName": "send-deploy-tasks",
+                        "PolicyDocument": {
+                            "Version": "2012-10-17",
+                            "Statement": [
+                                {
+                                    "Effect": "Allow",
+                                    "Action": "sqs:SendMessage",
+                                    "Resource": {
+                                        "Fn::GetAtt": [_logical("Queue", "deploy-tasks"), "Arn"]
+                                    },
+                                }
+                            ],
+                        },
+                    }
+                ],
+            },
+        },
+        _logical("StateMachine", machine): {
+            "Type": "AWS::StepFunctions::StateMachine",
+            "Properties": {
+                "StateMachineName": f"{PREFIX}-{machine}",
+                "DefinitionString": (INFRA / definition_file).read_text(),
+                "RoleArn": {"Fn::GetAtt": [role, "Arn"]},
+            },
+        },
+    }
+
+
+def _role(logical: str, service: str, statements: list[dict], managed=()) -> dict[str, Any]:
+    return {
+        logical: {
+            "Type": "AWS::IAM::Role",
+            "Properties": {
+                "AssumeRolePolicyDocument": {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {
+                            "Effect": "Allow",
+                            "Principal": {"Service": service},
+                            "Action": "sts:AssumeRole",
+                        }
+                    ],
+                },
+                "ManagedPolicyArns": list(managed),
+                "Policies": [
+                    {
+                        "PolicyName": "shipyard",
+                        "PolicyDocument": {"Version": "2012-10-17", "Statement": statements},
+                    }
+                ]
+                if statements
+                else [],
+            },
+        }
+    }
+
+
+def _build_resources(spec: dict[str, Any], bucket: str) -> dict[str, Any]:
+    """The CodeBuild projects (privileged: they also build the apps' images), the ECR
+    repository those images go to, and the role the apps run with on Lambda."""
+    resources: dict[str, Any] = {
+        "AppImages": {
+            "Type": "AWS::ECR::Repository",
+            "Properties": {"RepositoryName": f"{PREFIX}-apps"},
+        },
+        **_role(
+            "AppRole",
+            "lambda.amazonaws.com",
+            [],
+            ["arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"],
+        ),
+        **_role(
+            "CodeBuildRole",
+            "codebuild.amazonaws.com",
+            [
+                {
+                    "Effect": "Allow",
+                    "Action": ["s3:GetObject", "s3:PutObject"],
+                    "Resource": {"Fn::Sub": f"${{{bucket}.Arn}}/*"},
+                },
+                {
+                    "Effect": "Allow",
+                    "Action": ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
+                    "Resource": "*",
+                },
+                {"Effect": "Allow", "Action": "ecr:GetAuthorizationToken", "Resource": "*"},
+                {
+                    "Effect": "Allow",
+                    "Action": [
+                        "ecr:BatchCheckLayerAvailability",
+                        "ecr:InitiateLayerUpload",
+                        "ecr:UploadLayerPart",
+                        "ecr:CompleteLayerUpload",
+                        "ecr:PutImage",
+                        "ecr:BatchGetImage",
+                    ],
+                    "Resource": {"Fn::GetAtt": ["AppImages", "Arn"]},
+                },
+            ],
+        ),
+    }
+    for name, project in spec.get("codebuild_projects", {}).items():
+        resources[_logical("CodeBuild", name)] = {
+            "Type": "AWS::CodeBuild::Project",
+            "Properties": {
+                "Name": f"{PREFIX}-{name}",
+                "ServiceRole": {"Fn::GetAtt": ["CodeBuildRole", "Arn"]},
+                "Source": {"Type": "NO_SOURCE", "BuildSpec": "version: 0.2"},
+                "Artifacts": {"Type": "NO_ARTIFACTS"},
+                "Environment": {
+                    "Type": "LINUX_CONTAINER",
+                    "Image": project["image"],
+                    "ComputeType": project["compute_type"],
+                    "PrivilegedMode": True,
+                },
+                "TimeoutInMinutes": project["timeout_minutes"],
+            },
+        }
+    return resources
 
 
 def template() -> dict[str, Any]:
@@ -42,6 +182,8 @@ def template() -> dict[str, Any]:
             "Type": "AWS::SQS::Queue",
             "Properties": {"QueueName": f"{PREFIX}-{queue}", **attributes},
         }
+    for machine, definition_file in spec.get("state_machines", {}).items():
+        resources.update(_state_machine(machine, definition_file))
     for bucket in spec["buckets"]:
         resources[_logical("Bucket", bucket)] = {
             "Type": "AWS::S3::Bucket",
@@ -96,6 +238,10 @@ def template() -> dict[str, Any]:
             "Properties": properties,
         }
     first_bucket = _logical("Bucket", spec["buckets"][0])
+    resources.update(_build_resources(spec, first_bucket))
+    # Chalice names each SQS consumer's function; it must not be wired before its queue.
+    for queue, function in spec.get("queue_consumers", {}).items():
+        resources[function] = {"DependsOn": [_logical("Queue", queue)]}
     return {
         "Parameters": {
             "CursorSecret": {
@@ -111,6 +257,9 @@ def template() -> dict[str, Any]:
                     "Variables": {
                         "SHIPYARD_CURSOR_SECRET": {"Ref": "CursorSecret"},
                         "SHIPYARD_BUCKET": {"Ref": first_bucket},
+                        "SHIPYARD_DEPLOY_WORKFLOW_ARN": {"Ref": _logical("StateMachine", "deploy")},
+                        "SHIPYARD_IMAGE_REPOSITORY": {"Fn::GetAtt": ["AppImages", "RepositoryUri"]},
+                        "SHIPYARD_APP_ROLE_ARN": {"Fn::GetAtt": ["AppRole", "Arn"]},
                     }
                 }
             }

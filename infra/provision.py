@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 INFRA = Path(__file__).resolve().parent
+# moto checks the form of a state machine's role, not that it exists.
+LOCAL_WORKFLOW_ROLE = "arn:aws:iam::123456789012:role/shipyard-deploy-workflow"
 
 
 def declaration() -> dict[str, Any]:
@@ -79,6 +81,19 @@ def provision(prefix: str = "shipyard", region: str = "us-east-1") -> dict[str, 
             QueueName=f"{prefix}-{queue}",
             Attributes={k: str(v) for k, v in attributes.items()},
         )
+
+    sfn = boto3.client("stepfunctions", region_name=region)
+    machines = {m["name"]: m["stateMachineArn"] for m in sfn.list_state_machines()["stateMachines"]}
+    for machine, definition_file in spec.get("state_machines", {}).items():
+        name = f"{prefix}-{machine}"
+        definition = (INFRA / definition_file).read_text()
+        if name in machines:
+            # A moto server reused across restarts keeps the old definition: refresh it.
+            sfn.update_state_machine(stateMachineArn=machines[name], definition=definition)
+        else:
+            sfn.create_state_machine(
+                name=name, definition=definition, roleArn=LOCAL_WORKFLOW_ROLE, type="STANDARD"
+            )
 
     kms = boto3.client("kms", region_name=region)
     aliases = {a["AliasName"] for a in kms.list_aliases()["Aliases"]}

@@ -1,5 +1,6 @@
 """The local stack: moto in server mode as AWS, the resources of infra/, the API on
-127.0.0.1:8000 and the pump that does what AWS would do (local/pump.py).
+127.0.0.1:8000 and the pump that does what AWS would do (local/pump.py). On Ctrl-C it
+stops the apps it runs; started again on the same moto, it restarts them.
 
     python -m chalicelib.local.stack [--port 8000]
 
@@ -91,6 +92,25 @@ def serve(host: str, port: int):
     return LocalDevServer(app, config, host, port, handler_cls=handler, server_cls=ShipyardServer)
 
 
+def start_pump():
+    """The pump (local/pump.py) and, in the background, the recovery of what a previous
+    run left on the same moto data (local/recovery.py)."""
+    import app as handlers
+    from chalicelib.local.pump import Pump
+    from chalicelib.local.recovery import recover
+
+    pump = Pump(handlers.app, handlers)
+    pump.start()
+
+    def run_recovery() -> None:
+        counts = recover()
+        if any(counts.values()):
+            print(f"Recovered: {counts}", flush=True)
+
+    threading.Thread(target=run_recovery, name="recovery", daemon=True).start()
+    return pump
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m chalicelib.local.stack")
     parser.add_argument("--host", default="127.0.0.1")
@@ -101,6 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     moto_port = env.moto_port()
     os.environ.setdefault("SHIPYARD_PUBLIC_URL", f"http://{args.host}:{args.port}")
     env.apply(moto_port)
+    os.environ.setdefault("SHIPYARD_STATE_DIR", str(env.STATE_DIR))
     if _listening(args.port):
         print(f"error: port {args.port} is in use; pick another with PORT=...", file=sys.stderr)
         return 1
@@ -113,6 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     server = None
+    pump = None
     try:
         configure_moto(moto_port)
         from infra.provision import provision
@@ -121,6 +143,7 @@ def main(argv: list[str] | None = None) -> int:
         workspace_id, key = first_workspace()
         server = serve(args.host, args.port)
         threading.Thread(target=server.serve_forever, daemon=True).start()
+        pump = start_pump()
         print(
             f"\nShipyard is running on http://{args.host}:{args.port}\n"
             f"  workspace: {workspace_id}\n"
@@ -135,6 +158,11 @@ def main(argv: list[str] | None = None) -> int:
         print("Stopping...", flush=True)
         if server is not None:
             server.shutdown()
+        if pump is not None:
+            pump.stop()
+            from chalicelib import engines
+
+            engines.shutdown()
         if moto is not None:
             os.killpg(moto.pid, signal.SIGTERM)
             try:

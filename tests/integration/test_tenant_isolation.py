@@ -28,6 +28,19 @@ ROUTES = [
     ("GET", "/v1/workspaces/{workspace_id}", None),
     ("PATCH", "/v1/workspaces/{workspace_id}", {"name": "Taken over"}),
     ("DELETE", "/v1/workspaces/{workspace_id}", None),
+    ("POST", "/v1/projects/{project_id}/uploads", {}),
+    ("POST", "/v1/projects/{project_id}/deployments", {"upload_id": "upl_x"}),
+    ("POST", "/v1/projects/{project_id}/deploy", None),
+    ("GET", "/v1/projects/{project_id}/deployments", None),
+    ("GET", "/v1/projects/{project_id}/deployments/{deployment_id}", None),
+    ("POST", "/v1/projects/{project_id}/deployments/{deployment_id}/cancel", None),
+    ("POST", "/v1/projects/{project_id}/deployments/{deployment_id}/retry", None),
+    ("GET", "/v1/projects/{project_id}/deployments/{deployment_id}/wait", None),
+    ("GET", "/v1/projects/{project_id}/deployments/{deployment_id}/logs", None),
+    ("GET", "/v1/projects/{project_id}/deployments/{deployment_id}/logs/stream", None),
+    ("POST", "/v1/projects/{project_id}/redeploy", {}),
+    ("POST", "/v1/projects/{project_id}/rollback", {"deployment_id": "dep_x"}),
+    ("GET", "/v1/projects/{project_id}/releases", None),
 ]
 
 # Who attacks: each acts in a workspace of its own (A), or names B in X-Workspace-ID.
@@ -60,6 +73,8 @@ class TenantB:
         paths = [
             f"/v1/projects/{self.params['project_id']}",
             f"/v1/projects/{self.params['project_id']}/env",
+            f"/v1/projects/{self.params['project_id']}/deployments",
+            f"/v1/projects/{self.params['project_id']}/deployments/{self.params['deployment_id']}",
             f"/v1/api-keys/{self.params['key_id']}",
             f"/v1/workspaces/{self.workspace_id}",
             "/v1/projects",
@@ -87,7 +102,24 @@ def _api_key(b: TenantB) -> None:
     b.secret_key = created["key"]
 
 
-RESOURCES = {"project_id": _project, "key": _env, "key_id": _api_key}
+def _deployment(b: TenantB) -> None:
+    from tests.pipeline_support import multipart, targz
+
+    content_type, body = multipart({"archive": ("app.tar.gz", targz({"index.html": "B"}))})
+    made = b.api.post(
+        f"/v1/projects/{b.params['project_id']}/deploy",
+        body,
+        headers={"Content-Type": content_type},
+    )
+    b.params["deployment_id"] = made.json["data"]["id"]
+
+
+RESOURCES = {
+    "project_id": _project,
+    "key": _env,
+    "key_id": _api_key,
+    "deployment_id": _deployment,
+}
 
 
 def _partner(client, name: str) -> Acting:

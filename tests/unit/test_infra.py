@@ -10,7 +10,9 @@ from infra.provision import declaration, table_definitions
 def test_every_declared_table_is_rendered_once():
     rendered = template()["Resources"]
     tables = [
-        r["Properties"]["TableName"] for r in rendered.values() if r["Type"].endswith("Table")
+        r["Properties"]["TableName"]
+        for r in rendered.values()
+        if r.get("Type") == "AWS::DynamoDB::Table"
     ]
     assert sorted(tables) == sorted(f"shipyard-{name}" for name in declaration()["tables"])
 
@@ -28,9 +30,58 @@ def test_unknown_routes_on_api_gateway_answer_the_404_envelope():
     responses = [
         r["Properties"]
         for r in template()["Resources"].values()
-        if r["Type"] == "AWS::ApiGateway::GatewayResponse"
+        if r.get("Type") == "AWS::ApiGateway::GatewayResponse"
     ]
     missing = next(r for r in responses if r["ResponseType"] == "MISSING_AUTHENTICATION_TOKEN")
     assert missing["StatusCode"] == "404"
     body = json.loads(missing["ResponseTemplates"]["application/json"])
     assert body["error"]["code"] == "not_found"
+
+
+def test_the_deploy_workflow_is_rendered_with_a_role_that_can_only_send_its_tasks():
+    rendered = template()["Resources"]
+    machine = rendered["StateMachineDeploy"]["Properties"]
+    definition = json.loads(machine["DefinitionString"])
+    assert machine["StateMachineName"] == "shipyard-deploy"
+    assert definition["StartAt"] == "Deploy"
+    role = rendered[machine["RoleArn"]["Fn::GetAtt"][0]]["Properties"]
+    statement = role["Policies"][0]["PolicyDocument"]["Statement"]
+    assert statement == [
+        {
+            "Effect": "Allow",
+            "Action": "sqs:SendMessage",
+            "Resource": {"Fn::GetAtt": ["QueueDeployTasks", "Arn"]},
+        }
+    ]
+    assert "QueueDeployTasks" in rendered
+
+
+def test_every_task_of_the_deploy_workflow_is_bounded_and_caught():
+    definition = json.loads(
+        template()["Resources"]["StateMachineDeploy"]["Properties"]["DefinitionString"]
+    )
+    tasks = {name: s for name, s in definition["States"].items() if s["Type"] == "Task"}
+    assert set(tasks) == {"Deploy", "HealthCheck", "Promote", "MarkFailed"}
+    for name, state in tasks.items():
+        assert state["Resource"] == "arn:aws:states:::sqs:sendMessage.waitForTaskToken", name
+        assert state["TimeoutSecondsPath"] == "$.task_timeout_s", name
+        assert state["Catch"][0]["ErrorEquals"] == ["States.ALL"], name
+        for retry in state.get("Retry", []):
+            assert retry["MaxAttempts"] <= 300, name
+
+
+def test_each_queue_consumer_named_for_cloudformation_is_the_apps_sqs_handler():
+    from chalice.app import SQSEventConfig
+
+    from app import app
+
+    handlers = {
+        config.queue: "".join(part.capitalize() for part in config.name.split("_"))
+        for config in app.event_sources
+        if isinstance(config, SQSEventConfig)
+    }
+    declared = declaration()["queue_consumers"]
+    assert handlers == {f"shipyard-{queue}": name for queue, name in declared.items()}
+    rendered = template()["Resources"]
+    for queue, function in declared.items():
+        assert rendered[function]["DependsOn"] == ["Queue" + queue.title().replace("-", "")]

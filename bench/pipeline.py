@@ -1,0 +1,223 @@
+"""The local pipeline's own overhead, on the real local stack (free ports, a fresh state dir):
+
+- from `POST .../deployments` to `running` for examples/static-site, minus what its build
+  and start commands take themselves (it has no build command; starting its static server
+  is timed alone, on the same machine);
+- from a log line written to the line seen by a client polling `GET .../logs?after=`.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tarfile
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from bench.harness import show
+
+ROOT = Path(__file__).resolve().parents[1]
+SITE = ROOT / "examples" / "static-site"
+RUNS = 5
+LOG_LINES = 20
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class Stack:
+    def __init__(self, directory: Path) -> None:
+        self.port, self.moto_port = _free_port(), _free_port()
+        self.state_dir = directory / "state"
+        env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "SHIPYARD_"))},
+            "SHIPYARD_MOTO_PORT": str(self.moto_port),
+            "SHIPYARD_STATE_DIR": str(self.state_dir),
+            "POWERTOOLS_LOG_LEVEL": "WARNING",
+        }
+        self.log = open(directory / "stack.log", "wb")  # noqa: SIM115 - the stack writes to it
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "chalicelib.local.stack", "--port", str(self.port)],
+            cwd=ROOT,
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self.url = f"http://127.0.0.1:{self.port}"
+        first = self.state_dir / "first-workspace.json"
+        deadline = time.monotonic() + 120
+        while not (first.exists() and self._healthy()):
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError((directory / "stack.log").read_text()[-3000:])
+            time.sleep(0.2)
+        self.key = json.loads(first.read_text())["api_key"]
+
+    def _healthy(self) -> bool:
+        try:
+            with urllib.request.urlopen(self.url + "/v1/health", timeout=2) as response:
+                return response.status == 200
+        except OSError:
+            return False
+
+    def call(self, method: str, path: str, body=None) -> dict:
+        request = urllib.request.Request(
+            self.url + path,
+            data=json.dumps(body).encode() if body is not None else None,
+            headers={"Authorization": f"Bearer {self.key}", "Content-Type": "application/json"},
+            method=method,
+        )
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return json.loads(response.read())
+
+    def stop(self) -> None:
+        self.process.send_signal(signal.SIGINT)
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.log.close()
+
+
+def _pack(directory: Path) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        for path in sorted(directory.rglob("*")):
+            if path.is_file():
+                tar.add(path, arcname=str(path.relative_to(directory)))
+    return buffer.getvalue()
+
+
+def _uploaded(stack: Stack, project_id: str, archive: bytes) -> str:
+    import requests
+
+    post = stack.call("POST", f"/v1/projects/{project_id}/uploads", {})["data"]
+    requests.post(post["url"], data=post["fields"], files={"file": archive}, timeout=30)
+    return post["id"]
+
+
+def _to_running(stack: Stack, project_id: str, archive: bytes) -> tuple[float, dict]:
+    upload_id = _uploaded(stack, project_id, archive)
+    started = time.perf_counter()
+    deployment = stack.call(
+        "POST", f"/v1/projects/{project_id}/deployments", {"upload_id": upload_id}
+    )["data"]
+    path = f"/v1/projects/{project_id}/deployments/{deployment['id']}"
+    while True:
+        current = stack.call("GET", path)["data"]
+        if current["status"] in ("running", "failed"):
+            elapsed = time.perf_counter() - started
+            if current["status"] != "running":
+                raise RuntimeError(f"the deployment failed: {current['error_message']}")
+            return elapsed, current
+        time.sleep(0.02)
+
+
+def _static_server_start_seconds() -> list[float]:
+    """How long the example's own start takes: the static server, until it listens."""
+    from chalicelib.buildplan import make_plan
+    from chalicelib.runtimes.local import LocalProcessRuntime
+
+    plan = make_plan({"index.html": b""}, "static", {}, {})
+    times = []
+    with tempfile.TemporaryDirectory() as directory:
+        runtime = LocalProcessRuntime(Path(directory))
+        for run in range(RUNS):
+            started = time.perf_counter()
+            runtime.start(f"dep_bench{run}", "prj_bench", SITE, plan, {})
+            times.append(time.perf_counter() - started)
+            runtime.stop(f"dep_bench{run}")
+    return times
+
+
+def _log_latency(stack: Stack, deployment: dict) -> list[float]:
+    """Lines written through the log store (as a build writes them); a client polls
+    `GET .../logs?after=<cursor>` back to back and notes when each one shows up."""
+    os.environ.update(
+        AWS_ENDPOINT_URL=f"http://127.0.0.1:{stack.moto_port}",
+        AWS_ACCESS_KEY_ID="testing",
+        AWS_SECRET_ACCESS_KEY="testing",
+        AWS_DEFAULT_REGION="us-east-1",
+        SHIPYARD_CURSOR_SECRET=(stack.state_dir / "cursor-secret").read_text().strip(),
+        SHIPYARD_STATE_DIR=str(stack.state_dir),
+    )
+    from chalicelib import logs
+    from chalicelib.aws.clients import reset_clients
+    from chalicelib.settings import get_settings
+
+    get_settings.cache_clear()
+    reset_clients()
+    path = f"/v1/projects/{deployment['project_id']}/deployments/{deployment['id']}/logs"
+    written: dict[str, float] = {}
+    seen: dict[str, float] = {}
+    stop = threading.Event()
+
+    def poll() -> None:
+        cursor = stack.call("GET", path + "?limit=1000")["pagination"]["next_cursor"]
+        while not stop.is_set():
+            page = stack.call("GET", f"{path}?after={cursor}&limit=1000")
+            now = time.perf_counter()
+            for line in page["data"]:
+                seen.setdefault(line["message"], now)
+            cursor = page["pagination"]["next_cursor"]
+
+    poller = threading.Thread(target=poll, daemon=True)
+    poller.start()
+    time.sleep(0.5)
+    for i in range(LOG_LINES):
+        message = f"bench line {i}"
+        written[message] = time.perf_counter()
+        logs.append(deployment["project_id"], deployment["id"], [("build", message)])
+        time.sleep(0.15)
+    deadline = time.monotonic() + 10
+    while len(seen.keys() & written.keys()) < LOG_LINES and time.monotonic() < deadline:
+        time.sleep(0.05)
+    stop.set()
+    poller.join(5)
+    return [seen[m] - written[m] for m in written if m in seen]
+
+
+def run() -> None:
+    archive = _pack(SITE)
+    with tempfile.TemporaryDirectory() as directory:
+        stack = Stack(Path(directory))
+        try:
+            project = stack.call("POST", "/v1/projects", {"name": "Bench"})["data"]
+            totals, last = [], None
+            for _ in range(RUNS):
+                elapsed, last = _to_running(stack, project["id"], archive)
+                totals.append(elapsed)
+            starts = _static_server_start_seconds()
+            total, start = statistics.median(totals), statistics.median(starts)
+            show(
+                f"POST /deployments -> running, static example (median of {RUNS})", f"{total:.2f} s"
+            )
+            show("  its own build commands (none) + static server start (median)", f"{start:.2f} s")
+            show(
+                "pipeline overhead                              [target < 3 s]",
+                f"{total - start:.2f} s",
+            )
+            latencies = _log_latency(stack, last)
+            show(
+                f"log line written -> seen by a polling client (median of {len(latencies)})",
+                f"{statistics.median(latencies) * 1000:.0f} ms",
+            )
+            show(
+                "  slowest                                      [target < 1 s]",
+                f"{max(latencies) * 1000:.0f} ms",
+            )
+        finally:
+            stack.stop()

@@ -1,0 +1,214 @@
+"""Routes of uploads, deployments, their logs, and releases."""
+
+from __future__ import annotations
+
+from chalice import Response
+
+from chalicelib import deployments, logs, pipeline, uploads
+from chalicelib.deployment_models import (
+    DEPLOYMENT_STATUSES,
+    Deployment,
+    DeploymentCreate,
+    RedeployRequest,
+    Release,
+    RollbackRequest,
+    Upload,
+    UploadCreate,
+)
+from chalicelib.errors import BadRequest
+from chalicelib.http import RequestContext, Router, json_response
+from chalicelib.store import projects as project_store
+
+router = Router(__name__, "deployments")
+PROJECT = "/v1/projects/{project_id}"
+DEPLOYMENT = PROJECT + "/deployments/{deployment_id}"
+MAX_SEQ = 2**53
+
+
+@router.route(
+    PROJECT + "/uploads",
+    "POST",
+    scope="deployments:write",
+    body=UploadCreate,
+    response=Upload,
+    status=201,
+)
+def create_upload(ctx: RequestContext, project_id: str):
+    """Get a presigned S3 POST for one archive (at most 50 MiB)."""
+    project_store.get(ctx.workspace_id, project_id)
+    return uploads.create(ctx.workspace_id, project_id, ctx.body)
+
+
+@router.route(
+    PROJECT + "/deployments",
+    "POST",
+    scope="deployments:write",
+    body=DeploymentCreate,
+    response=Deployment,
+    status=202,
+)
+def create_deployment(ctx: RequestContext, project_id: str):
+    """Deploy an upload: checks it arrived intact, records the deployment `pending`."""
+    return pipeline.deploy_upload(ctx.workspace_id, ctx.principal.tier, project_id, ctx.body)
+
+
+@router.route(
+    PROJECT + "/deploy",
+    "POST",
+    scope="deployments:write",
+    response=Deployment,
+    status=202,
+)
+def deploy_archive(ctx: RequestContext, project_id: str):
+    """Deploy an archive sent as multipart/form-data field `archive` (at most 4 MiB)."""
+    content_type = ctx.headers.get("content-type") or ""
+    raw = ctx.request.raw_body or b""
+    return pipeline.deploy_archive(
+        ctx.workspace_id, ctx.principal.tier, project_id, content_type, raw
+    )
+
+
+@router.route(
+    PROJECT + "/deployments",
+    "GET",
+    scope="deployments:read",
+    response=list[Deployment],
+    query={"status": "|".join(DEPLOYMENT_STATUSES)},
+)
+def list_deployments(ctx: RequestContext, project_id: str):
+    """List a project's deployments, newest first."""
+    status = ctx.query_choice("status", DEPLOYMENT_STATUSES)
+    limit, start = ctx.page_params(deployments.list_name(project_id, status), ctx.workspace_id)
+    return deployments.list_deployments(ctx.workspace_id, project_id, limit, start, status)
+
+
+@router.route(DEPLOYMENT, "GET", scope="deployments:read", response=Deployment)
+def get_deployment(ctx: RequestContext, project_id: str, deployment_id: str):
+    """Get a deployment."""
+    return deployments.get(ctx.workspace_id, project_id, deployment_id)
+
+
+@router.route(DEPLOYMENT + "/cancel", "POST", scope="deployments:write", response=Deployment)
+def cancel_deployment(ctx: RequestContext, project_id: str, deployment_id: str):
+    """Cancel a deployment that is pending, building, built or deploying."""
+    return pipeline.cancel(ctx.workspace_id, project_id, deployment_id)
+
+
+@router.route(
+    DEPLOYMENT + "/retry", "POST", scope="deployments:write", response=Deployment, status=202
+)
+def retry_deployment(ctx: RequestContext, project_id: str, deployment_id: str):
+    """Retry a failed or canceled deployment from the same source."""
+    return pipeline.retry(ctx.workspace_id, ctx.principal.tier, project_id, deployment_id)
+
+
+@router.route(
+    PROJECT + "/redeploy",
+    "POST",
+    scope="deployments:write",
+    body=RedeployRequest,
+    response=Deployment,
+)
+def redeploy(ctx: RequestContext, project_id: str):
+    """Deploy the current artifact again with the project's current env."""
+    return pipeline.redeploy(ctx.workspace_id, ctx.principal.tier, project_id, ctx.body)
+
+
+@router.route(
+    PROJECT + "/rollback",
+    "POST",
+    scope="deployments:write",
+    body=RollbackRequest,
+    response=Deployment,
+)
+def rollback(ctx: RequestContext, project_id: str):
+    """Deploy an earlier deployment's artifact and env snapshot again, without a rebuild."""
+    return pipeline.rollback(ctx.workspace_id, ctx.principal.tier, project_id, ctx.body)
+
+
+@router.route(
+    DEPLOYMENT + "/wait",
+    "GET",
+    scope="deployments:read",
+    response=Deployment,
+    query={"timeout_s": "1..25, default 25"},
+)
+def wait_deployment(ctx: RequestContext, project_id: str, deployment_id: str):
+    """Long-poll: answers when the deployment is running or has ended, or at the timeout."""
+    timeout_s = ctx.query_int("timeout_s", 1, 25, 25)
+    return deployments.wait(ctx.workspace_id, project_id, deployment_id, timeout_s)
+
+
+def _after(ctx: RequestContext) -> tuple[int, bool]:
+    """The seq to continue after: Last-Event-ID (an EventSource reconnecting), else ?after=."""
+    raw = ctx.headers.get("last-event-id")
+    resumed = raw is not None and raw.strip() != ""
+    if not resumed:
+        raw = ctx.query("after")
+        resumed = raw is not None and raw != ""
+    if not resumed:
+        return 0, False
+    try:
+        value = int(raw)
+    except ValueError:
+        value = -1
+    if not 0 <= value < MAX_SEQ:
+        raise BadRequest("'after' and Last-Event-ID must be a log line's seq (an integer >= 0)")
+    return value, True
+
+
+@router.route(
+    DEPLOYMENT + "/logs",
+    "GET",
+    scope="deployments:read",
+    query={"after": "seq to continue after", "limit": "1..1000, default 100"},
+)
+def get_logs(ctx: RequestContext, project_id: str, deployment_id: str):
+    """A deployment's log lines after a seq; JSON, or text with Accept: text/plain."""
+    deployments.item_of(ctx.workspace_id, project_id, deployment_id)
+    after, _ = _after(ctx)
+    limit = ctx.query_int("limit", 1, 1000, 100)
+    batch = logs.read(project_id, deployment_id, after, limit)
+    accept = (ctx.headers.get("accept") or "").lower()
+    if "text/plain" in accept and "application/json" not in accept:
+        return Response(
+            body=logs.as_text(batch.lines),
+            status_code=200,
+            headers={
+                "Content-Type": "text/plain; charset=utf-8",
+                "X-Next-Cursor": str(batch.cursor),
+                "X-Deployment-Status": batch.status,
+            },
+        )
+    body = {
+        "data": [logs.to_model(line).model_dump(mode="json") for line in batch.lines],
+        "pagination": {
+            "next_cursor": str(batch.cursor),
+            "has_more": len(batch.lines) == limit,
+        },
+        "status": batch.status,
+    }
+    return json_response(body, 200)
+
+
+@router.route(DEPLOYMENT + "/logs/stream", "GET", scope="deployments:read")
+def stream_logs(ctx: RequestContext, project_id: str, deployment_id: str):
+    """Server-sent events of the log: resumable with Last-Event-ID, ends with a done frame."""
+    deployments.item_of(ctx.workspace_id, project_id, deployment_id)
+    after, resumed = _after(ctx)
+    status, body = logs.stream(project_id, deployment_id, after, resumed)
+    return Response(
+        body=body,
+        status_code=status,
+        headers={
+            "Content-Type": "text/event-stream; charset=utf-8",
+            "Cache-Control": "no-cache",
+        },
+    )
+
+
+@router.route(PROJECT + "/releases", "GET", scope="deployments:read", response=list[Release])
+def list_releases(ctx: RequestContext, project_id: str):
+    """A project's releases, newest first: one each time a deployment reached running."""
+    limit, start = ctx.page_params(f"releases:{project_id}", ctx.workspace_id)
+    return deployments.list_releases(ctx.workspace_id, project_id, limit, start)

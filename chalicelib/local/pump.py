@@ -1,0 +1,178 @@
+"""The local pump: what AWS does for the app's event handlers, done in the local stack's
+process.
+
+- Every `app.on_sqs_message` queue is long-polled; each message is handed to the app's own
+  decorated handler as a Chalice SQS event (one record per call, like batch size 1), on a
+  worker thread. A handler that returns has its message deleted; one that raises leaves it
+  to come back after the queue's visibility timeout, as Lambda's event source mapping would.
+- Every `app.schedule` handler is fired on its `rate(...)` schedule (EventBridge schedules
+  never fire on moto). SHIPYARD_SCHEDULE_INTERVAL_S overrides every rate (tests).
+- Build engines and runtimes need no pumping: LocalBuilder and LocalProcessRuntime run in
+  this process, started by the handlers (engines.py).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from chalicelib.aws.clients import client
+from chalicelib.log import logger
+
+RATE = re.compile(r"^rate\((\d+) (minute|minutes|hour|hours|day|days|second|seconds)\)$")
+UNIT_S = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
+
+
+def rate_seconds(expression: str) -> float:
+    match = RATE.match(expression.strip())
+    if not match:
+        raise ValueError(f"Only rate(...) schedules run locally, not {expression!r}")
+    return int(match.group(1)) * UNIT_S[match.group(2).rstrip("s")]
+
+
+def sqs_event(message: dict[str, Any], queue_arn: str) -> dict[str, Any]:
+    """The event Lambda's SQS event source would deliver for one message."""
+    return {
+        "Records": [
+            {
+                "messageId": message["MessageId"],
+                "receiptHandle": message["ReceiptHandle"],
+                "body": message["Body"],
+                "attributes": message.get("Attributes", {}),
+                "messageAttributes": message.get("MessageAttributes", {}),
+                "md5OfBody": message.get("MD5OfBody", ""),
+                "eventSource": "aws:sqs",
+                "eventSourceARN": queue_arn,
+                "awsRegion": queue_arn.split(":")[3],
+            }
+        ]
+    }
+
+
+def scheduled_event(name: str) -> dict[str, Any]:
+    return {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "account": "123456789012",
+        "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "region": os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
+        "resources": [f"arn:aws:events:us-east-1:123456789012:rule/{name}"],
+        "detail": {},
+    }
+
+
+class Pump:
+    def __init__(
+        self,
+        app: Any,
+        handlers: Any,
+        workers: int = 8,
+        poll_wait_s: int = 1,
+        only: tuple[str, ...] | None = None,
+    ) -> None:
+        """`handlers` is the module that defines the app's decorated handlers (`app`);
+        `only` names the handlers to serve (default: all)."""
+        self.app = app
+        self.handlers = handlers
+        self.only = only
+        self.poll_wait_s = poll_wait_s
+        self._stopping = threading.Event()
+        self._pool = ThreadPoolExecutor(workers, thread_name_prefix="pump")
+        self._slots = threading.BoundedSemaphore(workers)
+        self._threads: list[threading.Thread] = []
+
+    def start(self) -> None:
+        from chalice.app import ScheduledEventConfig, SQSEventConfig
+
+        for source in self.app.event_sources:
+            if self.only is not None and source.name not in self.only:
+                continue
+            handler = getattr(self.handlers, source.name)
+            if isinstance(source, SQSEventConfig):
+                target, args = self._poll, (source.queue, handler)
+            elif isinstance(source, ScheduledEventConfig):
+                target, args = self._schedule, (source.name, source.schedule_expression, handler)
+            else:
+                continue
+            thread = threading.Thread(
+                target=target, args=args, name=f"pump-{source.name}", daemon=True
+            )
+            thread.start()
+            self._threads.append(thread)
+
+    def stop(self) -> None:
+        self._stopping.set()
+        for thread in self._threads:
+            thread.join(self.poll_wait_s + 5)
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def _poll(self, queue: str, handler: Any) -> None:
+        sqs = client("sqs")
+        while not self._stopping.is_set():
+            try:
+                url = sqs.get_queue_url(QueueName=queue)["QueueUrl"]
+                arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])[
+                    "Attributes"
+                ]["QueueArn"]
+                break
+            except Exception:
+                logger().exception("Queue not reachable yet", extra={"queue": queue})
+                self._stopping.wait(1)
+        else:
+            return
+        while not self._stopping.is_set():
+            if not self._slots.acquire(timeout=self.poll_wait_s):
+                continue
+            try:
+                found = sqs.receive_message(
+                    QueueUrl=url,
+                    MaxNumberOfMessages=1,
+                    WaitTimeSeconds=self.poll_wait_s,
+                    AttributeNames=["All"],
+                    MessageAttributeNames=["All"],
+                ).get("Messages", [])
+            except Exception:
+                self._slots.release()
+                if not self._stopping.is_set():
+                    logger().exception("Polling failed", extra={"queue": queue})
+                    self._stopping.wait(1)
+                continue
+            if not found:
+                self._slots.release()
+                continue
+            try:
+                self._pool.submit(self._deliver, url, arn, found[0], handler)
+            except RuntimeError:
+                self._slots.release()  # the pool is shutting down; the message comes back
+
+    def _deliver(self, url: str, arn: str, message: dict[str, Any], handler: Any) -> None:
+        try:
+            handler(sqs_event(message, arn), None)
+        except Exception:
+            logger().exception("A queue handler failed; the message will come back")
+        else:
+            try:
+                client("sqs").delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+            except Exception:
+                # Delivered again meanwhile (a long handler): that delivery's handler
+                # deletes it, and the consumers are idempotent.
+                logger().info("Message already gone", extra={"queue_url": url})
+        finally:
+            self._slots.release()
+
+    def _schedule(self, name: str, expression: Any, handler: Any) -> None:
+        override = os.environ.get("SHIPYARD_SCHEDULE_INTERVAL_S")
+        text = expression if isinstance(expression, str) else expression.to_string()
+        interval = float(override) if override else rate_seconds(text)
+        while not self._stopping.wait(interval):
+            try:
+                handler(scheduled_event(name), None)
+            except Exception:
+                logger().exception("A scheduled handler failed", extra={"handler": name})

@@ -1,0 +1,39 @@
+"""What the local stack does when it starts again on the same moto data: each project's
+running deployment is started again from its artifact, and builds that were running in
+the previous process (which took them along when it stopped) are failed so they can be
+retried. Found through the sparse status index: no Scan."""
+
+from __future__ import annotations
+
+from chalicelib import deployments, engines
+from chalicelib.clock import now_iso
+from chalicelib.log import logger
+from chalicelib.store import deployments as store
+
+EVERYTHING = "9999"  # sorts after every status_at: "all of them"
+
+
+def recover() -> dict[str, int]:
+    counts = {"restarted": 0, "failed_builds": 0}
+    for item in store.stuck("building", EVERYTHING):
+        if item.get("build_method") == "local" and not engines.is_building(item["id"]):
+            moved = deployments.fail(
+                item, "internal_error", "The local stack stopped during the build; retry it"
+            )
+            counts["failed_builds"] += moved is not None
+    apps = engines.apps()
+    for item in store.stuck("running", EVERYTHING):
+        if apps.alive(item)[0]:
+            continue
+        try:
+            url = apps.start(item, deployments.env_of(item), "/", None)
+        except Exception as error:
+            logger().exception("Could not restart a running deployment")
+            deployments.log(
+                item, "system", f"Could not restart after the local stack restarted: {error}"
+            )
+            continue
+        store.set_url(item, url, now_iso())
+        deployments.log(item, "system", f"Restarted at {url} (the local stack restarted)")
+        counts["restarted"] += 1
+    return counts

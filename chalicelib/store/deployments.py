@@ -1,0 +1,491 @@
+"""Deployments, releases and build slots in DynamoDB.
+
+A deployment item lives in the partition of its project (sort key = its id, so a Query
+lists newest first). Besides the contract's fields it carries:
+- `log_seq`: the last log sequence number handed out (store/logs.py reserves from it);
+- `active_status`: the status while it is one of pending/building/built/deploying/running,
+  absent once it has ended: the sparse index `by_active_status` (range `status_at`) is how
+  the sweeper finds stuck deployments, and the local stack the running ones, without a Scan;
+- `pending_workspace_id`: set only while pending: the sparse index `by_pending_workspace`
+  lists a workspace's waiting builds, oldest first, when a build slot frees.
+
+Every status change is one conditional write (`status IN (predecessors)`); promotion is one
+transaction (new -> running, previous -> stopped, project pointer, release, and both log
+lines), so there is never a moment with two `running` deployments of a project.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from chalicelib.clock import precise
+from chalicelib.errors import Conflict
+from chalicelib.store.dynamo import (
+    Table,
+    is_condition_failure,
+    put_op,
+    serialize,
+    transact,
+    update_op,
+)
+from chalicelib.store.projects import projects
+
+deployments = Table("deployments")
+releases = Table("releases")
+build_slots = Table("build_slots")
+
+ACTIVE = ("pending", "building", "built", "deploying")
+INDEXED = (*ACTIVE, "running")
+
+
+def _key(project_id: str, deployment_id: str) -> dict[str, str]:
+    return {"project_id": project_id, "id": deployment_id}
+
+
+def _project_key(workspace_id: str, project_id: str) -> dict[str, str]:
+    return {"workspace_id": workspace_id, "sk": project_id}
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def create(item: dict[str, Any], upload_id: str | None, expected_count: int) -> None:
+    """Write a new deployment numbered `expected_count + 1`, with log seq 1 reserved for
+    its first line, in one transaction with the project's counter (optimistic: the count
+    must not have moved) and, for an upload, the upload's single use. Raises CounterMoved
+    when the counter moved, and Conflict when the upload was used already."""
+    from chalicelib.store.uploads import uploads
+
+    count_condition = "attribute_exists(sk) AND " + (
+        "attribute_not_exists(deployment_count)" if expected_count == 0 else "deployment_count = :n"
+    )
+    count_values: dict[str, Any] = {":next": expected_count + 1}
+    if expected_count:
+        count_values[":n"] = expected_count
+    operations = [
+        update_op(
+            projects,
+            _project_key(item["workspace_id"], item["project_id"]),
+            "SET deployment_count = :next",
+            count_condition,
+            values=count_values,
+        ),
+        put_op(
+            deployments,
+            item,
+            "attribute_not_exists(id)",
+        ),
+    ]
+    if upload_id is not None:
+        operations.append(
+            update_op(
+                uploads,
+                {"project_id": item["project_id"], "id": upload_id},
+                "SET deployment_id = :dep",
+                "attribute_exists(id) AND attribute_not_exists(deployment_id)",
+                values={":dep": item["id"]},
+            )
+        )
+    try:
+        transact(operations)
+    except Exception as error:
+        if not is_condition_failure(error):
+            raise
+        codes = _cancellation_codes(error)
+        if len(codes) > 2 and codes[2] == "ConditionalCheckFailed":
+            raise Conflict("This upload was already used by another deployment") from None
+        raise CounterMoved() from None
+
+
+class CounterMoved(Exception):
+    """The project's deployment counter changed between read and write: read and retry."""
+
+
+def _cancellation_codes(error: Exception) -> list[str | None]:
+    reasons = getattr(error, "response", {}).get("CancellationReasons") or []
+    return [reason.get("Code") for reason in reasons]
+
+
+def get(project_id: str, deployment_id: str) -> dict[str, Any] | None:
+    if not deployment_id.startswith("dep_"):
+        return None
+    return deployments.get(_key(project_id, deployment_id))
+
+
+def find(deployment_id: str) -> dict[str, Any] | None:
+    """A deployment by id alone (events that carry only the id: CodeBuild's)."""
+    found = next(
+        deployments.query_all("id = :id", {":id": deployment_id}, index="by_id"),
+        None,
+    )
+    return get(found["project_id"], deployment_id) if found else None
+
+
+def list_page(project_id: str, limit: int, start: dict | None, status: str | None):
+    names, values, filters = None, {":p": project_id}, None
+    if status:
+        names, filters = {"#status": "status"}, "#status = :status"
+        values[":status"] = status
+    return deployments.query_page(
+        "project_id = :p",
+        values,
+        limit,
+        start_key=start,
+        names=names,
+        filter_expression=filters,
+        key_of=lambda item: _key(item["project_id"], item["id"]),
+    )
+
+
+def latest_with_artifact(project_id: str) -> dict[str, Any] | None:
+    """The newest deployment that produced an artifact (what a redeploy reuses)."""
+    found, _ = deployments.query_page(
+        "project_id = :p",
+        {":p": project_id},
+        1,
+        filter_expression="attribute_exists(artifact_key)",
+        key_of=lambda item: _key(item["project_id"], item["id"]),
+    )
+    return found[0] if found else None
+
+
+def all_of_project(project_id: str):
+    return deployments.query_all("project_id = :p", {":p": project_id})
+
+
+def transition(
+    project_id: str,
+    deployment_id: str,
+    to: str,
+    allowed_from: tuple[str, ...],
+    now: str,
+    fields: dict[str, Any] | None = None,
+    remove: tuple[str, ...] = (),
+) -> dict[str, Any] | None:
+    """Move a deployment to `to` if its status is one of `allowed_from`, setting `fields`,
+    and reserve one log sequence number for the transition's own log line, all in one
+    conditional UpdateItem. Returns the new item, or None when the condition failed (a
+    late, repeated or concurrent event: ignored)."""
+    names = {"#status": "status"}
+    values: dict[str, Any] = {
+        ":to": to,
+        ":now": now,
+        ":at": precise(),
+        ":one": 1,
+        ":ms": now_ms(),
+    }
+    sets = ["#status = :to", "status_at = :at", "updated_at = :now", "log_reserved_ms = :ms"]
+    removes = list(remove)
+    if to in INDEXED:
+        sets.append("active_status = :to")
+    else:
+        removes.append("active_status")
+    if to != "pending":
+        removes.append("pending_workspace_id")
+    for i, (name, value) in enumerate((fields or {}).items()):
+        names[f"#f{i}"] = name
+        if value is None:
+            removes.append(f"#f{i}")
+        else:
+            values[f":f{i}"] = value
+            sets.append(f"#f{i} = :f{i}")
+    allowed = []
+    for i, status in enumerate(allowed_from):
+        values[f":a{i}"] = status
+        allowed.append(f":a{i}")
+    expression = "SET " + ", ".join(sets) + " ADD log_seq :one"
+    if removes:
+        expression += " REMOVE " + ", ".join(dict.fromkeys(removes))
+    try:
+        return deployments.update(
+            _key(project_id, deployment_id),
+            expression,
+            f"#status IN ({', '.join(allowed)})",
+            names,
+            values,
+        )
+    except Exception as error:
+        if is_condition_failure(error):
+            return None
+        raise
+
+
+def set_fields(
+    project_id: str, deployment_id: str, fields: dict[str, Any], when_status: tuple[str, ...]
+) -> dict[str, Any] | None:
+    """Record facts (a build id, an execution ARN) while the status is one of `when_status`."""
+    names = {"#status": "status"}
+    values: dict[str, Any] = {}
+    sets = []
+    for i, (name, value) in enumerate(fields.items()):
+        names[f"#f{i}"] = name
+        values[f":f{i}"] = value
+        sets.append(f"#f{i} = :f{i}")
+    allowed = []
+    for i, status in enumerate(when_status):
+        values[f":a{i}"] = status
+        allowed.append(f":a{i}")
+    try:
+        return deployments.update(
+            _key(project_id, deployment_id),
+            "SET " + ", ".join(sets),
+            f"#status IN ({', '.join(allowed)})",
+            names,
+            values,
+        )
+    except Exception as error:
+        if is_condition_failure(error):
+            return None
+        raise
+
+
+def claim_build_seconds(project_id: str, deployment_id: str, seconds: float) -> bool:
+    """Record how long the build took, once: False if it was recorded already."""
+    try:
+        deployments.update(
+            _key(project_id, deployment_id),
+            "SET build_seconds = :s",
+            "attribute_exists(id) AND attribute_not_exists(build_seconds)",
+            values={":s": seconds},
+        )
+        return True
+    except Exception as error:
+        if is_condition_failure(error):
+            return False
+        raise
+
+
+def promote(
+    new: dict[str, Any],
+    previous: dict[str, Any] | None,
+    project: dict[str, Any],
+    release: dict[str, Any],
+    now: str,
+    log_lines: dict[str, dict[str, Any]],
+    project_url: str | None,
+) -> bool:
+    """One transaction: `new` deploying -> running, `previous` running -> stopped, the
+    project's pointer, status, url and release counter, and the release. Conditions pin
+    every item to the state read by the caller, including each deployment's `log_seq`,
+    whose next number is reserved for the change's log line (written right after: readers
+    wait for a reserved line). A concurrent change cancels the transaction; the caller
+    re-reads and retries. Returns False when a condition failed."""
+    from chalicelib.store.logs import put_line
+
+    ms = now_ms()
+    operations = []
+    changed = [(new, "running", "deploying")]
+    if previous is not None:
+        changed.append((previous, "stopped", "running"))
+    for item, to, expected in changed:
+        seq = item["log_seq"]
+        names = {"#status": "status"}
+        values: dict[str, Any] = {
+            ":to": to,
+            ":expected": expected,
+            ":now": now,
+            ":seq": seq,
+            ":next": seq + 1,
+            ":ms": ms,
+            ":at": precise(),
+        }
+        sets = "#status = :to, status_at = :at, updated_at = :now, log_seq = :next"
+        sets += ", log_reserved_ms = :ms"
+        if to == "running":
+            sets += ", release_id = :release, finished_at = :now, active_status = :to"
+            values[":release"] = release["id"]
+        operations.append(
+            update_op(
+                deployments,
+                _key(item["project_id"], item["id"]),
+                f"SET {sets}" + ("" if to == "running" else " REMOVE active_status"),
+                "#status = :expected AND log_seq = :seq",
+                names,
+                values,
+            )
+        )
+    current = project.get("current_deployment_id")
+    version = project.get("release_count", 0)
+    project_values: dict[str, Any] = {
+        ":dep": new["id"],
+        ":url": project_url,
+        ":running": "running",
+        ":now": now,
+        ":version": version + 1,
+    }
+    condition = "attribute_exists(sk) AND "
+    if current:
+        condition += "current_deployment_id = :current"
+        project_values[":current"] = current
+    else:
+        condition += "attribute_not_exists(current_deployment_id)"
+    if version:
+        condition += " AND release_count = :old_version"
+        project_values[":old_version"] = version
+    else:
+        condition += " AND attribute_not_exists(release_count)"
+    operations.append(
+        update_op(
+            projects,
+            _project_key(project["workspace_id"], project["id"]),
+            "SET current_deployment_id = :dep, #url = :url, #status = :running, "
+            "updated_at = :now, release_count = :version",
+            condition,
+            {"#url": "url", "#status": "status"},
+            project_values,
+        )
+    )
+    operations.append(
+        put_op(releases, {**release, "version": version + 1}, "attribute_not_exists(version)")
+    )
+    try:
+        transact(operations)
+    except Exception as error:
+        if is_condition_failure(error):
+            return False
+        raise
+    for item, _, _ in changed:
+        put_line(item["id"], {**log_lines[item["id"]], "seq": item["log_seq"] + 1})
+    return True
+
+
+def mark_project(
+    workspace_id: str, project_id: str, status: str, now: str, unless_running: bool
+) -> None:
+    """Set the project's status; with `unless_running`, only while none of its deployments
+    serves (a failed new version does not make a running project look failed)."""
+    condition = "attribute_exists(sk)"
+    values: dict[str, Any] = {":status": status, ":now": now}
+    if unless_running:
+        condition += " AND attribute_not_exists(current_deployment_id)"
+    try:
+        projects.update(
+            _project_key(workspace_id, project_id),
+            "SET #status = :status, updated_at = :now",
+            condition,
+            {"#status": "status"},
+            values,
+        )
+    except Exception as error:
+        if not is_condition_failure(error):
+            raise
+
+
+def stuck(status: str, before: str) -> list[dict[str, Any]]:
+    """Deployments that have been in `status` since before `before` (the sweeper; and,
+    with a `before` in the future, every deployment in that status)."""
+    found = deployments.query_all(
+        "active_status = :s AND status_at < :before",
+        {":s": status, ":before": before},
+        index="by_active_status",
+    )
+    return list(found)
+
+
+def pending_of_workspace(workspace_id: str, limit: int) -> list[dict[str, Any]]:
+    """A workspace's waiting deployments, oldest first."""
+    page, _ = deployments.query_page(
+        "pending_workspace_id = :ws",
+        {":ws": workspace_id},
+        limit,
+        index="by_pending_workspace",
+        newest_first=False,
+        key_of=lambda item: item,
+    )
+    return page
+
+
+def list_releases(project_id: str, limit: int, start: dict | None):
+    return releases.query_page(
+        "project_id = :p",
+        {":p": project_id},
+        limit,
+        start_key=start,
+        key_of=lambda item: {"project_id": item["project_id"], "version": item["version"]},
+    )
+
+
+def acquire_slot(workspace_id: str, deployment_id: str, limit: int) -> bool:
+    """Take one of the workspace's concurrent-build slots for this deployment. The slot
+    holders are a string set, so taking a slot twice for the same deployment is a no-op
+    and releasing it twice is too: a duplicated message can't leak or double-count."""
+    try:
+        build_slots.update(
+            {"workspace_id": workspace_id},
+            "ADD holders :me",
+            "attribute_not_exists(holders) OR size(holders) < :limit OR contains(holders, :id)",
+            values={":me": {deployment_id}, ":limit": limit, ":id": deployment_id},
+        )
+        return True
+    except Exception as error:
+        if is_condition_failure(error):
+            return False
+        raise
+
+
+def release_slot(workspace_id: str, deployment_id: str) -> None:
+    build_slots.update(
+        {"workspace_id": workspace_id}, "DELETE holders :me", values={":me": {deployment_id}}
+    )
+
+
+def slot_holders(workspace_id: str) -> set[str]:
+    item = build_slots.get({"workspace_id": workspace_id})
+    return set(item.get("holders", [])) if item else set()
+
+
+def delete_many(table: Table, keys: list[dict[str, Any]]) -> None:
+    """BatchWriteItem deletes, 25 at a time, retrying what DynamoDB leaves unprocessed."""
+    for start in range(0, len(keys), 25):
+        requests = [{"DeleteRequest": {"Key": serialize(key)}} for key in keys[start : start + 25]]
+        pending = {table.name: requests}
+        while pending:
+            answer = table.ddb.batch_write_item(RequestItems=pending)
+            pending = answer.get("UnprocessedItems") or {}
+
+
+def purge(project_id: str) -> list[str]:
+    """Delete a project's deployments with their logs, its releases and its upload
+    records; returns the ids of the deployments removed."""
+    from chalicelib.store.logs import keys_of, logs
+    from chalicelib.store.uploads import keys_of_project, uploads
+
+    removed = []
+    for item in list(all_of_project(project_id)):
+        delete_many(logs, keys_of(item["id"]))
+        delete_many(deployments, [_key(project_id, item["id"])])
+        removed.append(item["id"])
+    delete_many(
+        releases,
+        [
+            {"project_id": project_id, "version": release["version"]}
+            for release in releases.query_all("project_id = :p", {":p": project_id})
+        ],
+    )
+    delete_many(uploads, keys_of_project(project_id))
+    return removed
+
+
+def set_url(item: dict[str, Any], url: str, now: str) -> None:
+    """A running deployment's new address (the local stack restarted its app), on the
+    deployment and, if it is the one the project serves, on the project."""
+    deployments.update(
+        _key(item["project_id"], item["id"]),
+        "SET #url = :url",
+        "attribute_exists(id)",
+        {"#url": "url"},
+        {":url": url},
+    )
+    try:
+        projects.update(
+            _project_key(item["workspace_id"], item["project_id"]),
+            "SET #url = :url, updated_at = :now",
+            "current_deployment_id = :id",
+            {"#url": "url"},
+            {":url": url, ":now": now, ":id": item["id"]},
+        )
+    except Exception as error:
+        if not is_condition_failure(error):
+            raise

@@ -1,0 +1,75 @@
+"""Deployment log lines in DynamoDB: partition = deployment id, sort key = `seq`.
+
+Sequence numbers come from the deployment item's `log_seq` counter: a writer reserves a
+block with one atomic ADD, then writes its lines. Each line also records `written_ms`, so
+a reader can tell a line still in flight from one whose writer died (logs.py).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from chalicelib.store.deployments import deployments, now_ms
+from chalicelib.store.dynamo import Table, is_condition_failure, serialize
+
+logs = Table("logs")
+
+
+def reserve(project_id: str, deployment_id: str, count: int) -> int | None:
+    """Reserve `count` consecutive sequence numbers; returns the first, or None when the
+    deployment is gone (its project was deleted while something still wrote)."""
+    try:
+        item = deployments.update(
+            {"project_id": project_id, "id": deployment_id},
+            "ADD log_seq :n SET log_reserved_ms = :ms",
+            "attribute_exists(id)",
+            values={":n": count, ":ms": now_ms()},
+        )
+    except Exception as error:
+        if is_condition_failure(error):
+            return None
+        raise
+    return item["log_seq"] - count + 1
+
+
+def put_lines(deployment_id: str, lines: list[dict[str, Any]]) -> None:
+    """Write lines that already carry their `seq`, 25 per BatchWriteItem."""
+    written = now_ms()
+    for start in range(0, len(lines), 25):
+        requests = [
+            {
+                "PutRequest": {
+                    "Item": serialize(
+                        {**line, "deployment_id": deployment_id, "written_ms": written}
+                    )
+                }
+            }
+            for line in lines[start : start + 25]
+        ]
+        pending = {logs.name: requests}
+        while pending:
+            answer = logs.ddb.batch_write_item(RequestItems=pending)
+            pending = answer.get("UnprocessedItems") or {}
+
+
+def put_line(deployment_id: str, line: dict[str, Any]) -> None:
+    logs.put({**line, "deployment_id": deployment_id, "written_ms": now_ms()})
+
+
+def read_after(deployment_id: str, after: int, limit: int) -> list[dict[str, Any]]:
+    """Up to `limit` lines with seq > after, in order."""
+    found, _ = logs.query_page(
+        "deployment_id = :d AND seq > :after",
+        {":d": deployment_id, ":after": after},
+        limit,
+        newest_first=False,
+        key_of=lambda item: {"deployment_id": item["deployment_id"], "seq": item["seq"]},
+    )
+    return found
+
+
+def keys_of(deployment_id: str) -> list[dict[str, Any]]:
+    return [
+        {"deployment_id": deployment_id, "seq": item["seq"]}
+        for item in logs.query_all("deployment_id = :d", {":d": deployment_id})
+    ]
