@@ -9,6 +9,7 @@ Domain errors (`errors.ApiError`) become the contract's error envelope here and 
 from __future__ import annotations
 
 import json
+import math
 import secrets
 import time
 from contextvars import ContextVar
@@ -235,19 +236,35 @@ def parse_body(request: Any, model: type[BaseModel]) -> BaseModel:
         raise PayloadTooLarge(
             f"The request body is larger than {get_settings().max_body_bytes} bytes"
         )
-    if not raw.strip():
-        data: Any = {}
-    else:
-        try:
-            data = json.loads(raw)
-        except (ValueError, UnicodeDecodeError) as error:
-            raise BadRequest(f"The request body is not valid JSON: {error}") from None
+    data = load_json(raw) if raw.strip() else {}
     if not isinstance(data, dict):
         raise BadRequest("The request body must be a JSON object")
     try:
         return model.model_validate(data)
     except ValidationError as error:
         raise validation_error(error) from None
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON value")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"the number {text[:20]} is out of range")
+    return value
+
+
+def load_json(raw: bytes | str) -> Any:
+    """Strict JSON: no NaN or Infinity (Python's parser takes them, nothing can store them),
+    and a body nested past the parser's recursion limit is refused, not a crash."""
+    try:
+        return json.loads(raw, parse_constant=_refuse_constant, parse_float=_finite)
+    except RecursionError:
+        raise BadRequest("The request body is nested too deeply") from None
+    except (ValueError, UnicodeDecodeError) as error:
+        raise BadRequest(f"The request body is not valid JSON: {error}") from None
 
 
 def validation_error(error: ValidationError) -> ValidationFailed:

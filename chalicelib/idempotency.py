@@ -64,7 +64,7 @@ def fingerprint(method: str, path: str, query: dict[str, str] | None, body: byte
     its content, so whitespace and key order do not make a retry a different request."""
     try:
         canonical = json.dumps(json.loads(body), sort_keys=True, separators=(",", ":")).encode()
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         canonical = body
     digest = hashlib.sha256()
     for part in (method, path, json.dumps(sorted((query or {}).items()))):

@@ -72,6 +72,21 @@ def test_method_not_allowed_and_unhandled_errors_use_the_envelope(api, monkeypat
     assert "Traceback" not in failed.body.decode()
 
 
+def test_json_nothing_can_store_is_400_not_a_crash(api):
+    deep = "[" * 100_000 + "]" * 100_000
+    for body in (deep, '{"name": NaN}', '{"name": "x", "a": Infinity}', '{"name": 1e400}'):
+        response = api.post("/v1/projects", body)
+        assert response.status_code == 400, body[:20]
+        assert response.json["error"]["code"] == "bad_request"
+    project = api.post("/v1/projects", {"name": "Deleted"}).json["data"]
+    # A route that takes no body still reads one to tell retries apart.
+    response = api.request(
+        "DELETE", f"/v1/projects/{project['id']}", deep, headers={"Idempotency-Key": "deep"}
+    )
+    assert response.status_code == 204
+    assert [p["name"] for p in api.get("/v1/projects").json["data"]] == []
+
+
 def test_health_reports_dependencies(anonymous):
     response = anonymous.get("/v1/health")
     assert response.status_code == 200
