@@ -38,6 +38,23 @@ def test_other_workspace_project_is_404(api, client, make_workspace):
     assert api.get(f"/v1/projects/{project['id']}").status_code == 200
 
 
+def test_ids_that_cannot_exist_are_404_without_a_read(api, dynamodb_calls):
+    # On AWS a key longer than DynamoDB allows is a ValidationException, not a miss.
+    long_id = "prj_" + "a" * 2000
+    api.get("/v1/auth/me")  # the key is now verified and cached
+    for method, path in (
+        ("GET", f"/v1/projects/{long_id}"),
+        ("GET", f"/v1/projects/{long_id}/env"),
+        ("DELETE", f"/v1/projects/{long_id}"),
+        ("GET", "/v1/api-keys/key_" + "a" * 2000),
+        ("GET", "/v1/workspaces/ws_" + "a" * 3000),
+    ):
+        dynamodb_calls.clear()
+        response = api.request(method, path)
+        assert response.status_code == 404, path[:30]
+        assert dynamodb_calls == [], path[:30]
+
+
 def test_scopes_are_enforced(api, client):
     from chalicelib.keys import issue
     from tests.conftest import Api

@@ -70,6 +70,19 @@ def test_x_workspace_id_naming_a_workspace_the_user_is_not_in_is_404(make_user, 
             assert refused(response, "not_found", 404), (named, path)
 
 
+def test_x_workspace_id_that_cannot_be_an_id_is_404_without_a_read(make_user, dynamodb_calls):
+    alice = make_user("alice")
+    assert alice.get("/v1/auth/me").status_code == 200
+    for named in ("ws_" + "a" * 3000, "x" * 3000):
+        dynamodb_calls.clear()
+        response = alice.acting_in(named).get("/v1/projects")
+        assert refused(response, "not_found", 404)
+        assert dynamodb_calls == []
+        dynamodb_calls.clear()
+        assert refused(alice.get(f"/v1/workspaces/{named}"), "not_found", 404)
+        assert dynamodb_calls == []
+
+
 @pytest.mark.parametrize(
     ("role", "can_read", "can_write_projects", "can_write_keys", "can_rename"),
     [
