@@ -118,6 +118,7 @@ def test_health_is_503_when_a_dependency_is_down(anonymous):
     response = anonymous.get("/v1/health")
     assert response.status_code == 503
     assert response.json["data"]["dependencies"]["s3"]["status"] == "down"
+    assert int(response.headers["Retry-After"]) >= 1
 
 
 def test_openapi_is_valid_3_1_and_lists_routes(anonymous):

@@ -272,6 +272,8 @@ def test_an_issuer_down_from_the_start_is_503(make_user, issuer):
     issuer.up = False
     response = make_user().get("/v1/auth/me")
     assert refused(response, "service_unavailable", 503)
+    # No fetch before the refresh interval (30 s) has passed: that is when to come back.
+    assert 1 <= int(response.headers["Retry-After"]) <= 30
 
 
 def test_jwts_are_refused_when_no_issuer_is_configured(client, aws):
