@@ -65,6 +65,7 @@ class RouteSpec:
     tags: list[str]
     query: dict[str, str]
     workspace: bool = True
+    secret: bool = False
 
 
 ROUTES: list[RouteSpec] = []
@@ -155,9 +156,11 @@ class Router:
         query: dict[str, str] | None = None,
         binary: bool = False,
         workspace: bool = True,
+        secret: bool = False,
     ):
         """`workspace=False` for routes that do not act in one workspace: partner and
-        user tokens need no X-Workspace-ID there."""
+        user tokens need no X-Workspace-ID there. `secret=True` for routes whose answer
+        holds a secret shown once (a new key): its idempotent replay is kept encrypted."""
 
         def decorator(function):
             spec = RouteSpec(
@@ -173,6 +176,7 @@ class Router:
                 tags=[self.tag],
                 query=query or {},
                 workspace=workspace,
+                secret=secret,
             )
             ROUTES.append(spec)
             blueprint = self.blueprint
@@ -215,7 +219,9 @@ def _handle(spec: RouteSpec, request: Any, params: dict[str, str]) -> Response:
         )
         # The route answers through _answer itself, so that its errors are stored and
         # replayed like any other response.
-        return idempotency.run(ctx.principal, key, fingerprint, lambda: _answer(spec, route))
+        return idempotency.run(
+            ctx.principal, key, fingerprint, lambda: _answer(spec, route), sealed=spec.secret
+        )
 
     return _answer(spec, checked)
 
