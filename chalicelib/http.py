@@ -347,6 +347,9 @@ def middleware(event: Any, get_response: Any) -> Response:
     rid = "req_" + secrets.token_hex(12)
     _request_id.set(rid)
     _extra_headers.set({})
+    # Every log line of the request, errors included, carries its id (per thread: the
+    # local server answers requests in threads).
+    logger().thread_safe_append_keys(request_id=rid)
     started = time.perf_counter()
     try:
         response = _normalise(get_response(event))
@@ -358,7 +361,6 @@ def middleware(event: Any, get_response: Any) -> Response:
     logger().info(
         "request",
         extra={
-            "request_id": rid,
             "method": getattr(event, "method", None),
             "path": getattr(event, "path", None),
             "status": response.status_code,

@@ -104,6 +104,39 @@ def test_json_nothing_can_store_is_400_not_a_crash(api):
     assert [p["name"] for p in api.get("/v1/projects").json["data"]] == []
 
 
+def test_every_log_line_of_a_request_carries_its_id(api, monkeypatch):
+    import json
+    import logging
+
+    from chalicelib import projects
+    from chalicelib.log import logger
+
+    lines: list[dict] = []
+
+    class Keep(logging.Handler):
+        """The JSON lines as the app's own formatter writes them, when they are written."""
+
+        def emit(self, record: logging.LogRecord) -> None:
+            lines.append(json.loads(logger().registered_formatter.format(record)))
+
+    def explode(*args, **kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(projects, "get", explode)
+    keep = Keep()
+    logging.getLogger("shipyard").addHandler(keep)
+    try:
+        failed = api.get("/v1/projects/prj_x")
+        served = api.get("/v1/projects")
+    finally:
+        logging.getLogger("shipyard").removeHandler(keep)
+    assert failed.status_code == 500
+    error = next(line for line in lines if line["message"] == "Unhandled error")
+    assert error["request_id"] == failed.json["error"]["request_id"]
+    access = [line["request_id"] for line in lines if line["message"] == "request"]
+    assert access == [failed.headers["X-Request-ID"], served.headers["X-Request-ID"]]
+
+
 def test_health_reports_dependencies(anonymous):
     response = anonymous.get("/v1/health")
     assert response.status_code == 200
