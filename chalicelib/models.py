@@ -6,7 +6,14 @@ import decimal
 import json
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    model_validator,
+)
 
 from chalicelib.scopes import ALL, ROLE_NAMES, SCOPES
 from chalicelib.tiers import TIER_NAMES
@@ -90,9 +97,18 @@ class Project(BaseModel):
     updated_at: Timestamp
 
 
+MAX_SECRET_BYTES = 4096  # what one KMS Encrypt call takes
+
+
 class EnvVarInput(Input):
     value: Annotated[str, Field(max_length=32768)]
     secret: bool = False
+
+    @model_validator(mode="after")
+    def _secret_fits_kms(self) -> EnvVarInput:
+        if self.secret and len(self.value.encode()) > MAX_SECRET_BYTES:
+            raise ValueError(f"a secret value is at most {MAX_SECRET_BYTES} bytes (UTF-8)")
+        return self
 
 
 class EnvUpdate(Input):

@@ -133,6 +133,34 @@ def test_env_vars_secrets_are_encrypted_and_never_returned(api):
     assert bad.status_code == 422
 
 
+def test_variables_past_what_a_project_can_hold_are_422_and_change_nothing(api):
+    project = api.post("/v1/projects", {"name": "Env"}).json["data"]
+    path = f"/v1/projects/{project['id']}/env"
+    value = "x" * 32768
+    first = {f"K{i}": {"value": value} for i in range(7)}
+    assert api.put(path, {"vars": first}).status_code == 200
+    # Each request is well under 1 MiB; together they would pass DynamoDB's item size.
+    more = {f"S{i}": {"value": value} for i in range(7)}
+    response = api.put(path, {"vars": more})
+    assert response.status_code == 422
+    assert response.json["error"]["code"] == "validation_failed"
+    assert "vars" in response.json["error"]["details"]["fields"]
+    assert sorted(api.get(path).json["data"]["vars"]) == sorted(first)
+    assert api.get(f"/v1/projects/{project['id']}").status_code == 200
+
+
+def test_secret_values_kms_cannot_encrypt_are_422(api):
+    project = api.post("/v1/projects", {"name": "Env"}).json["data"]
+    path = f"/v1/projects/{project['id']}/env"
+    largest = {"CERT": {"value": "x" * 4096, "secret": True}}
+    assert api.put(path, {"vars": largest}).status_code == 200
+    response = api.put(path, {"vars": {"BIG": {"value": "\u00e9" * 2049, "secret": True}}})
+    assert response.status_code == 422
+    assert list(response.json["error"]["details"]["fields"]) == ["vars.BIG"]
+    assert list(api.get(path).json["data"]["vars"]) == ["CERT"]
+    assert api.put(path, {"vars": {"PLAIN": {"value": "x" * 32768}}}).status_code == 200
+
+
 def test_secret_env_decrypts_for_builds(api):
     from chalicelib.projects import resolved_env
     from chalicelib.store.projects import projects as table
