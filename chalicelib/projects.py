@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from chalicelib import ids, quotas
@@ -65,11 +66,16 @@ def get(workspace_id: str, project_id: str) -> Project:
     return to_model(store.get(workspace_id, project_id))
 
 
+def list_name(status: str | None, search: str | None) -> str:
+    """The list a page belongs to: projects, with these filters."""
+    return json.dumps([LIST_NAME, status, search])
+
+
 def list_projects(
     workspace_id: str, limit: int, start: dict | None, status: str | None, search: str | None
 ) -> Page:
     items, next_key = store.list_page(workspace_id, limit, start, status, search)
-    return Page([to_model(i) for i in items], next_key, LIST_NAME, workspace_id)
+    return Page([to_model(i) for i in items], next_key, list_name(status, search), workspace_id)
 
 
 def update(workspace_id: str, project_id: str, body: ProjectUpdate) -> Project:

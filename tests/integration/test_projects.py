@@ -70,6 +70,19 @@ def test_forged_and_foreign_cursors_are_invalid(api, client, make_workspace):
     assert other.get(f"/v1/projects?cursor={cursor}").json["error"]["code"] == "invalid_cursor"
 
 
+def test_a_cursor_continues_only_the_list_with_its_filters(api):
+    for i in range(3):
+        api.post("/v1/projects", {"name": f"App {i}"})
+    filtered = api.get("/v1/projects?limit=1&status=idle&search=app")
+    cursor = filtered.json["pagination"]["next_cursor"]
+    same = api.get(f"/v1/projects?limit=1&status=idle&search=app&cursor={cursor}")
+    assert same.status_code == 200 and len(same.json["data"]) == 1
+    for other in ("", "&status=idle", "&search=app", "&status=idle&search=ap"):
+        response = api.get(f"/v1/projects?limit=1{other}&cursor={cursor}")
+        assert response.status_code == 400, other
+        assert response.json["error"]["code"] == "invalid_cursor"
+
+
 def test_filters_by_status_and_search(api):
     api.post("/v1/projects", {"name": "Billing API"})
     api.post("/v1/projects", {"name": "Website", "slug": "marketing-site"})
