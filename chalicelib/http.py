@@ -21,11 +21,12 @@ from pydantic import BaseModel, ValidationError
 
 from chalicelib import cursor as cursors
 from chalicelib import idempotency, ratelimit
-from chalicelib.auth import authenticate
+from chalicelib.auth import act_in, bearer_token, identify, workspace_named
 from chalicelib.errors import (
     ApiError,
     BadRequest,
     Forbidden,
+    NotFound,
     PayloadTooLarge,
     Unauthorized,
     ValidationFailed,
@@ -201,7 +202,7 @@ def _handle(spec: RouteSpec, request: Any, params: dict[str, str]) -> Response:
 
     def checked() -> Response:
         if spec.auth:
-            ctx.principal = authenticate(request.headers)
+            ctx.principal = _authenticated(request.headers)
             add_response_headers(ratelimit.check(ctx.principal))
             if spec.workspace and ctx.principal.workspace_id is None:
                 raise BadRequest(
@@ -224,6 +225,22 @@ def _handle(spec: RouteSpec, request: Any, params: dict[str, str]) -> Response:
         )
 
     return _answer(spec, checked)
+
+
+def _authenticated(headers: Any) -> Principal:
+    """The caller, acting in the workspace X-Workspace-ID names if it names one:
+    Unauthorized for a bad credential, NotFound for a workspace it cannot act in. That
+    refusal still takes a token from the caller's own bucket (and carries its headers), so
+    probing workspace ids is rate-limited like any request."""
+    principal = identify(bearer_token(headers))
+    named = workspace_named(headers)
+    if named is None:
+        return principal
+    try:
+        return act_in(principal, named)
+    except NotFound:
+        add_response_headers(ratelimit.check(principal))
+        raise
 
 
 def _answer(spec: RouteSpec, produce: Any) -> Response:
