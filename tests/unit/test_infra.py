@@ -34,3 +34,17 @@ def test_unknown_routes_on_api_gateway_answer_the_404_envelope():
     assert missing["StatusCode"] == "404"
     body = json.loads(missing["ResponseTemplates"]["application/json"])
     assert body["error"]["code"] == "not_found"
+
+
+def test_idempotency_records_and_period_counters_expire_on_aws():
+    rendered = {
+        r["Properties"]["TableName"]: r["Properties"]
+        for r in template()["Resources"].values()
+        if r["Type"] == "AWS::DynamoDB::Table"
+    }
+    for table in ("shipyard-idempotency", "shipyard-usage"):
+        assert rendered[table]["TimeToLiveSpecification"] == {
+            "AttributeName": "expires_at",
+            "Enabled": True,
+        }
+    assert "TimeToLiveSpecification" not in rendered["shipyard-projects"]
