@@ -108,9 +108,9 @@ def refused_calls() -> None:
 def overhead(client: Any, key: str, project_id: str) -> None:
     from chalice.test import Client
 
-    from chalicelib.auth import authenticate
+    from chalicelib.auth import identify
 
-    principal = authenticate({"authorization": f"Bearer {key}"})
+    principal = identify(key)
     path = f"/v1/projects/{project_id}"
     with Client(_bare_app(principal)) as bare:
         full_get, bare_get = [], []

@@ -93,13 +93,9 @@ def bearer_token(headers: Any) -> str:
     return token
 
 
-def authenticate(headers: Any) -> Principal:
-    """The caller, acting in the workspace X-Workspace-ID names if it names one.
-
-    Unauthorized for a bad credential; NotFound for a workspace it cannot act in."""
-    principal = identify(bearer_token(headers))
-    requested = (headers.get(WORKSPACE_HEADER) or "").strip()
-    return act_in(principal, requested) if requested else principal
+def workspace_named(headers: Any) -> str | None:
+    """The workspace X-Workspace-ID names, if any."""
+    return (headers.get(WORKSPACE_HEADER) or "").strip() or None
 
 
 def identify(token: str) -> Principal:

@@ -112,6 +112,9 @@ class QuotaExceeded(ApiError):
 class ServiceUnavailable(ApiError):
     status, code, default_message = 503, "service_unavailable", "A dependency is unavailable"
 
+    def __init__(self, message: str | None = None, retry_after: int = 5) -> None:
+        super().__init__(message, headers={"Retry-After": str(max(1, retry_after))})
+
 
 class IdempotencyKeyInUse(ApiError):
     status, code = 409, "idempotency_key_in_use"

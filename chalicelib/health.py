@@ -9,6 +9,9 @@ from chalicelib.aws.clients import client
 from chalicelib.models import DependencyState, Health
 from chalicelib.settings import get_settings
 
+# A 503 says when to ask again (contract section 1): soon, since probes are cheap.
+RETRY_AFTER_S = 5
+
 
 def _probes() -> dict:
     settings = get_settings()

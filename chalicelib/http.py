@@ -9,6 +9,7 @@ Domain errors (`errors.ApiError`) become the contract's error envelope here and 
 from __future__ import annotations
 
 import json
+import math
 import secrets
 import time
 from contextvars import ContextVar
@@ -20,11 +21,12 @@ from pydantic import BaseModel, ValidationError
 
 from chalicelib import cursor as cursors
 from chalicelib import idempotency, ratelimit
-from chalicelib.auth import authenticate
+from chalicelib.auth import act_in, bearer_token, identify, workspace_named
 from chalicelib.errors import (
     ApiError,
     BadRequest,
     Forbidden,
+    NotFound,
     PayloadTooLarge,
     Unauthorized,
     ValidationFailed,
@@ -64,6 +66,7 @@ class RouteSpec:
     tags: list[str]
     query: dict[str, str]
     workspace: bool = True
+    secret: bool = False
 
 
 ROUTES: list[RouteSpec] = []
@@ -154,9 +157,11 @@ class Router:
         query: dict[str, str] | None = None,
         binary: bool = False,
         workspace: bool = True,
+        secret: bool = False,
     ):
         """`workspace=False` for routes that do not act in one workspace: partner and
-        user tokens need no X-Workspace-ID there."""
+        user tokens need no X-Workspace-ID there. `secret=True` for routes whose answer
+        holds a secret shown once (a new key): its idempotent replay is kept encrypted."""
 
         def decorator(function):
             spec = RouteSpec(
@@ -172,6 +177,7 @@ class Router:
                 tags=[self.tag],
                 query=query or {},
                 workspace=workspace,
+                secret=secret,
             )
             ROUTES.append(spec)
             blueprint = self.blueprint
@@ -196,7 +202,7 @@ def _handle(spec: RouteSpec, request: Any, params: dict[str, str]) -> Response:
 
     def checked() -> Response:
         if spec.auth:
-            ctx.principal = authenticate(request.headers)
+            ctx.principal = _authenticated(request.headers)
             add_response_headers(ratelimit.check(ctx.principal))
             if spec.workspace and ctx.principal.workspace_id is None:
                 raise BadRequest(
@@ -214,9 +220,27 @@ def _handle(spec: RouteSpec, request: Any, params: dict[str, str]) -> Response:
         )
         # The route answers through _answer itself, so that its errors are stored and
         # replayed like any other response.
-        return idempotency.run(ctx.principal, key, fingerprint, lambda: _answer(spec, route))
+        return idempotency.run(
+            ctx.principal, key, fingerprint, lambda: _answer(spec, route), sealed=spec.secret
+        )
 
     return _answer(spec, checked)
+
+
+def _authenticated(headers: Any) -> Principal:
+    """The caller, acting in the workspace X-Workspace-ID names if it names one:
+    Unauthorized for a bad credential, NotFound for a workspace it cannot act in. That
+    refusal still takes a token from the caller's own bucket (and carries its headers), so
+    probing workspace ids is rate-limited like any request."""
+    principal = identify(bearer_token(headers))
+    named = workspace_named(headers)
+    if named is None:
+        return principal
+    try:
+        return act_in(principal, named)
+    except NotFound:
+        add_response_headers(ratelimit.check(principal))
+        raise
 
 
 def _answer(spec: RouteSpec, produce: Any) -> Response:
@@ -235,19 +259,35 @@ def parse_body(request: Any, model: type[BaseModel]) -> BaseModel:
         raise PayloadTooLarge(
             f"The request body is larger than {get_settings().max_body_bytes} bytes"
         )
-    if not raw.strip():
-        data: Any = {}
-    else:
-        try:
-            data = json.loads(raw)
-        except (ValueError, UnicodeDecodeError) as error:
-            raise BadRequest(f"The request body is not valid JSON: {error}") from None
+    data = load_json(raw) if raw.strip() else {}
     if not isinstance(data, dict):
         raise BadRequest("The request body must be a JSON object")
     try:
         return model.model_validate(data)
     except ValidationError as error:
         raise validation_error(error) from None
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON value")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"the number {text[:20]} is out of range")
+    return value
+
+
+def load_json(raw: bytes | str) -> Any:
+    """Strict JSON: no NaN or Infinity (Python's parser takes them, nothing can store them),
+    and a body nested past the parser's recursion limit is refused, not a crash."""
+    try:
+        return json.loads(raw, parse_constant=_refuse_constant, parse_float=_finite)
+    except RecursionError:
+        raise BadRequest("The request body is nested too deeply") from None
+    except (ValueError, UnicodeDecodeError) as error:
+        raise BadRequest(f"The request body is not valid JSON: {error}") from None
 
 
 def validation_error(error: ValidationError) -> ValidationFailed:
@@ -324,6 +364,9 @@ def middleware(event: Any, get_response: Any) -> Response:
     rid = "req_" + secrets.token_hex(12)
     _request_id.set(rid)
     _extra_headers.set({})
+    # Every log line of the request, errors included, carries its id (per thread: the
+    # local server answers requests in threads).
+    logger().thread_safe_append_keys(request_id=rid)
     started = time.perf_counter()
     try:
         response = _normalise(get_response(event))
@@ -335,7 +378,6 @@ def middleware(event: Any, get_response: Any) -> Response:
     logger().info(
         "request",
         extra={
-            "request_id": rid,
             "method": getattr(event, "method", None),
             "path": getattr(event, "path", None),
             "status": response.status_code,

@@ -14,6 +14,9 @@ time, and is absent outside Lambda, so neither the 60 s takeover nor the local s
 hold; it stores only results that are returned and forgets raised errors, while the
 contract replays 4xx errors (a 404, a 409) and forgets only 401, 422, 429 and 5xx; and it
 would need its own serialisation of chalice responses. This layer is two writes per request.
+
+An answer that holds a new API key is stored encrypted with KMS: keys are otherwise kept
+only as a hash, and the stored answer must not be the one place a key can be read.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from typing import Any
 
 from chalice import Response
 
+from chalicelib.aws import kms
 from chalicelib.errors import BadRequest, IdempotencyKeyInUse, IdempotencyKeyReused
 from chalicelib.log import logger
 from chalicelib.principal import Principal
@@ -64,7 +68,7 @@ def fingerprint(method: str, path: str, query: dict[str, str] | None, body: byte
     its content, so whitespace and key order do not make a retry a different request."""
     try:
         canonical = json.dumps(json.loads(body), sort_keys=True, separators=(",", ":")).encode()
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         canonical = body
     digest = hashlib.sha256()
     for part in (method, path, json.dumps(sorted((query or {}).items()))):
@@ -74,9 +78,15 @@ def fingerprint(method: str, path: str, query: dict[str, str] | None, body: byte
 
 
 def run(
-    principal: Principal, key: str, request_fingerprint: str, respond: Callable[[], Response]
+    principal: Principal,
+    key: str,
+    request_fingerprint: str,
+    respond: Callable[[], Response],
+    sealed: bool = False,
 ) -> Response:
-    """Answer a request that carries an Idempotency-Key: `respond()` at most once per key."""
+    """Answer a request that carries an Idempotency-Key: `respond()` at most once per key.
+    `sealed`: the response holds a secret (a new API key, stored elsewhere only as a hash),
+    so its stored copy is encrypted with KMS, bound to this record."""
     scope = f"{principal.id}\n{principal.workspace_id or ''}\n{key}"
     record_id = hashlib.sha256(scope.encode()).hexdigest()
     lease = secrets.token_hex(16)
@@ -93,13 +103,13 @@ def run(
         now,
     )
     if found is not None:
-        return _answer_repeat(found, request_fingerprint)
+        return _answer_repeat(found, request_fingerprint, record_id)
     response = respond()
     if response.status_code in _NOT_STORED or response.status_code >= 500:
         store.release(record_id, lease)
         return response
     try:
-        if not store.complete(record_id, lease, _stored(response)):
+        if not store.complete(record_id, lease, _stored(response, record_id, sealed)):
             logger().warning("Idempotency lease lost before the response was stored")
     except Exception:
         # The work is done: answering 500 now would make the client retry it once the
@@ -108,24 +118,33 @@ def run(
     return response
 
 
-def _answer_repeat(found: dict[str, Any], request_fingerprint: str) -> Response:
+def _answer_repeat(found: dict[str, Any], request_fingerprint: str, record_id: str) -> Response:
     if found.get("fingerprint") != request_fingerprint:
         raise IdempotencyKeyReused()
     if found.get("status") != "completed":
         raise IdempotencyKeyInUse()
     stored = found["response"]
     body: str | bytes = stored["body"]
-    if stored.get("base64"):
+    if stored.get("sealed"):
+        body = kms.decrypt(stored["body"], {"idempotency_record": record_id})
+    elif stored.get("base64"):
         body = base64.b64decode(body)
     return Response(
         body=body, status_code=stored["status"], headers={**stored["headers"], REPLAYED: "true"}
     )
 
 
-def _stored(response: Response) -> dict[str, Any]:
+def _stored(response: Response, record_id: str, sealed: bool) -> dict[str, Any]:
     body = response.body
     if isinstance(body, (dict, list)):
         body = json.dumps(body, separators=(",", ":"))
+    if sealed and isinstance(body, str) and body:
+        return {
+            "status": response.status_code,
+            "headers": dict(response.headers),
+            "body": kms.encrypt(body, {"idempotency_record": record_id}),
+            "sealed": True,
+        }
     if isinstance(body, bytes):
         return {
             "status": response.status_code,

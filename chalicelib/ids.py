@@ -24,3 +24,9 @@ def _b32(value: int, length: int) -> str:
 def new_id(prefix: str) -> str:
     millis = time.time_ns() // 1_000_000
     return f"{prefix}_{_b32(millis, 10)}{_b32(secrets.randbits(80), 16)}"
+
+
+def could_be(prefix: str, value: str) -> bool:
+    """Whether `value` has the form of an id made with `prefix`: anything else is unknown
+    without a read (and a key too long for DynamoDB would be an error there, not a miss)."""
+    return value.startswith(prefix + "_") and len(value) <= 64

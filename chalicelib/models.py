@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import decimal
 import json
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    model_validator,
+)
 
 from chalicelib.scopes import ALL, ROLE_NAMES, SCOPES
 from chalicelib.tiers import TIER_NAMES
@@ -89,9 +97,18 @@ class Project(BaseModel):
     updated_at: Timestamp
 
 
+MAX_SECRET_BYTES = 4096  # what one KMS Encrypt call takes
+
+
 class EnvVarInput(Input):
     value: Annotated[str, Field(max_length=32768)]
     secret: bool = False
+
+    @model_validator(mode="after")
+    def _secret_fits_kms(self) -> EnvVarInput:
+        if self.secret and len(self.value.encode()) > MAX_SECRET_BYTES:
+            raise ValueError(f"a secret value is at most {MAX_SECRET_BYTES} bytes (UTF-8)")
+        return self
 
 
 class EnvUpdate(Input):
@@ -181,9 +198,45 @@ class ApiKeyWithSecret(ApiKey):
     key: Annotated[str, Field(description="The key itself: shown only in this response")]
 
 
+MAX_SETTINGS_DEPTH = 16
+# DynamoDB's numbers: 38 significant digits, magnitudes from 1e-130 to below 1e126.
+_DYNAMODB_NUMBERS = decimal.Context(
+    prec=38,
+    Emin=-128,
+    Emax=126,
+    traps=[decimal.Inexact, decimal.Rounded, decimal.Overflow, decimal.Underflow],
+)
+
+
+def _storable(value: Any, depth: int) -> None:
+    """Refuse what DynamoDB can't hold (its map nesting and number limits, empty map keys)
+    here, as a 422, rather than as a failed write."""
+    if depth > MAX_SETTINGS_DEPTH:
+        raise ValueError(f"settings may be nested at most {MAX_SETTINGS_DEPTH} levels deep")
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not key:
+                raise ValueError("settings keys must not be empty, at any level")
+            _storable(item, depth + 1)
+    elif isinstance(value, list):
+        for item in value:
+            _storable(item, depth + 1)
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        try:
+            _DYNAMODB_NUMBERS.create_decimal(str(value))
+        except decimal.DecimalException:
+            raise ValueError(
+                f"settings numbers must have at most 38 digits and lie within 1e-130..1e125,"
+                f" not {str(value)[:40]}"
+            ) from None
+
+
 def _settings_size(value: dict[str, Any] | None) -> dict[str, Any] | None:
-    if value is not None and len(json.dumps(value, default=str)) > MAX_SETTINGS_BYTES:
+    if value is None:
+        return value
+    if len(json.dumps(value, default=str)) > MAX_SETTINGS_BYTES:
         raise ValueError(f"settings must be at most {MAX_SETTINGS_BYTES} bytes of JSON")
+    _storable(value, 1)
     return value
 
 

@@ -10,6 +10,7 @@ retried no sooner than that interval either. PyJWT is imported on first use (col
 from __future__ import annotations
 
 import json
+import math
 import threading
 import time
 from typing import Any
@@ -57,7 +58,10 @@ class Jwks:
                 self._unknown_kid_refresh_at = now
                 self._refresh(now)
             if self._fetched_at is None:
-                raise ServiceUnavailable("The identity provider's signing keys are unavailable")
+                raise ServiceUnavailable(
+                    "The identity provider's signing keys are unavailable",
+                    retry_after=math.ceil(interval - (now - self._attempted_at)),
+                )
             found = self._keys.get(kid)
         if found is None:
             raise Unauthorized("The token is signed with a key the issuer does not publish")

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from chalicelib import ids, quotas
 from chalicelib.aws import kms
 from chalicelib.clock import now_iso
+from chalicelib.errors import ValidationFailed
 from chalicelib.http import Page
 from chalicelib.models import EnvUpdate, EnvVar, EnvVars, Project, ProjectCreate, ProjectUpdate
 from chalicelib.slugs import slugify
 from chalicelib.store import projects as store
 
 LIST_NAME = "projects"
+MAX_ENV_BYTES = 256 * 1024  # names and stored values (a secret counts encrypted)
 
 
 def to_model(item: dict[str, Any]) -> Project:
@@ -63,11 +66,16 @@ def get(workspace_id: str, project_id: str) -> Project:
     return to_model(store.get(workspace_id, project_id))
 
 
+def list_name(status: str | None, search: str | None) -> str:
+    """The list a page belongs to: projects, with these filters."""
+    return json.dumps([LIST_NAME, status, search])
+
+
 def list_projects(
     workspace_id: str, limit: int, start: dict | None, status: str | None, search: str | None
 ) -> Page:
     items, next_key = store.list_page(workspace_id, limit, start, status, search)
-    return Page([to_model(i) for i in items], next_key, LIST_NAME, workspace_id)
+    return Page([to_model(i) for i in items], next_key, list_name(status, search), workspace_id)
 
 
 def update(workspace_id: str, project_id: str, body: ProjectUpdate) -> Project:
@@ -114,8 +122,15 @@ def get_env(workspace_id: str, project_id: str) -> EnvVars:
     return _env_view(store.get(workspace_id, project_id).get("env", {}))
 
 
+def _env_bytes(env: dict[str, Any]) -> int:
+    return sum(
+        len(key) + len((entry.get("ciphertext") or entry.get("value") or "").encode())
+        for key, entry in env.items()
+    )
+
+
 def put_env(workspace_id: str, project_id: str, body: EnvUpdate) -> EnvVars:
-    store.get(workspace_id, project_id)
+    current = store.get(workspace_id, project_id).get("env", {})
     now = now_iso()
     entries = {}
     for key, var in body.vars.items():
@@ -127,6 +142,11 @@ def put_env(workspace_id: str, project_id: str, body: EnvUpdate) -> EnvVars:
         entries[key]["updated_at"] = now
     if not entries:
         return get_env(workspace_id, project_id)
+    # A project is one DynamoDB item (at most 400 KB): its variables get a fixed share.
+    if _env_bytes({**current, **entries}) > MAX_ENV_BYTES:
+        raise ValidationFailed(
+            {"vars": [f"a project's variables may take at most {MAX_ENV_BYTES // 1024} KiB"]}
+        )
     item = store.set_env(workspace_id, project_id, entries)
     return _env_view(item.get("env", {}))
 

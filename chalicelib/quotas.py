@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from chalicelib import ratelimit
+from chalicelib import keys, ratelimit
 from chalicelib.clock import rfc3339, utcnow
 from chalicelib.errors import FeatureLimitReached, QuotaExceeded
 from chalicelib.models import Entitlement, Usage, UsageMetric, UsagePeriod
@@ -132,7 +132,8 @@ def _used(workspace_id: str, now: datetime, features: tuple[str, ...]) -> dict[s
             attribute = ratelimit.calls_attribute(now.timestamp())
             used[feature] = bucket_store.calls(workspace_id, attribute)
         elif feature == "api_keys":
-            used[feature] = store.active_api_keys(workspace_id, rfc3339(now))
+            # The counter the limit itself checks, so usage and refusals always agree.
+            used[feature] = keys.active_count(workspace_id)
         elif feature == "build_minutes":
             used[feature] = round(counters[metrics[feature]] / 60, 2)
         else:

@@ -14,7 +14,7 @@ import re
 import sys
 from typing import Any
 
-from infra.provision import INFRA, declaration, table_definitions
+from infra.provision import INFRA, declaration, table_definitions, ttl_attributes
 
 PREFIX = "shipyard"
 
@@ -172,10 +172,17 @@ def _build_resources(spec: dict[str, Any], bucket: str) -> dict[str, Any]:
 def template() -> dict[str, Any]:
     spec = declaration()
     resources: dict[str, Any] = {}
+    expiring = {f"{PREFIX}-{name}": attribute for name, attribute in ttl_attributes().items()}
     for definition in table_definitions(PREFIX):
+        properties = dict(definition)
+        if definition["TableName"] in expiring:
+            properties["TimeToLiveSpecification"] = {
+                "AttributeName": expiring[definition["TableName"]],
+                "Enabled": True,
+            }
         resources[_logical("Table", definition["TableName"])] = {
             "Type": "AWS::DynamoDB::Table",
-            "Properties": definition,
+            "Properties": properties,
         }
     for queue, attributes in spec["queues"].items():
         resources[_logical("Queue", queue)] = {

@@ -58,6 +58,12 @@ def table_definitions(prefix: str) -> list[dict[str, Any]]:
     return definitions
 
 
+def ttl_attributes() -> dict[str, str]:
+    """Tables whose items expire, and the attribute holding when (epoch seconds). TTL only
+    keeps them from piling up: DynamoDB deletes late, so the code compares expiry itself."""
+    return {name: table["ttl"] for name, table in declaration()["tables"].items() if "ttl" in table}
+
+
 def provision(prefix: str = "shipyard", region: str = "us-east-1") -> dict[str, str]:
     """Create what is missing; return the environment the app needs to find it."""
     import boto3
@@ -65,9 +71,16 @@ def provision(prefix: str = "shipyard", region: str = "us-east-1") -> dict[str, 
     spec = declaration()
     ddb = boto3.client("dynamodb", region_name=region)
     existing = set(ddb.list_tables()["TableNames"])
+    expiring = {f"{prefix}-{name}": attribute for name, attribute in ttl_attributes().items()}
     for definition in table_definitions(prefix):
-        if definition["TableName"] not in existing:
+        name = definition["TableName"]
+        if name not in existing:
             ddb.create_table(**definition)
+            if name in expiring:
+                ddb.update_time_to_live(
+                    TableName=name,
+                    TimeToLiveSpecification={"AttributeName": expiring[name], "Enabled": True},
+                )
 
     s3 = boto3.client("s3", region_name=region)
     for bucket in spec["buckets"]:

@@ -33,6 +33,7 @@ def list_keys(ctx: RequestContext):
     body=ApiKeyCreate,
     response=ApiKeyWithSecret,
     status=201,
+    secret=True,
 )
 def create_key(ctx: RequestContext):
     """Create an API key; the key is in this response only."""
@@ -58,6 +59,7 @@ def revoke_key(ctx: RequestContext, key_id: str):
     body=ApiKeyRotate,
     response=ApiKeyWithSecret,
     status=201,
+    secret=True,
 )
 def rotate_key(ctx: RequestContext, key_id: str):
     """Replace an API key by a new one; the old one works for the grace period."""

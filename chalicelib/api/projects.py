@@ -25,9 +25,10 @@ router = Router(__name__, "projects")
 )
 def list_projects(ctx: RequestContext):
     """List projects, newest first."""
-    limit, start = ctx.page_params(projects.LIST_NAME, ctx.workspace_id)
     status = ctx.query_choice("status", PROJECT_STATUSES)
     search = (ctx.query("search") or "").strip()[:255] or None
+    # A cursor continues the list it came from: the same filters, or invalid_cursor.
+    limit, start = ctx.page_params(projects.list_name(status, search), ctx.workspace_id)
     return projects.list_projects(ctx.workspace_id, limit, start, status, search)
 
 

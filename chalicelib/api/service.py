@@ -13,8 +13,12 @@ router = Router(__name__, "service")
 def get_health(ctx: RequestContext):
     """Health of Shipyard and its dependencies (503 if one is down)."""
     state = health.check()
+    if state.status == "ok":
+        return json_response({"data": state.model_dump(mode="json")}, 200)
     return json_response(
-        {"data": state.model_dump(mode="json")}, 200 if state.status == "ok" else 503
+        {"data": state.model_dump(mode="json")},
+        503,
+        {"Retry-After": str(health.RETRY_AFTER_S)},
     )
 
 

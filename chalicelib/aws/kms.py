@@ -1,4 +1,5 @@
-"""Envelope-free KMS encryption of small secrets (environment variable values)."""
+"""Envelope-free KMS encryption of small secrets (environment variable values, and the
+stored answers of idempotent requests that created a key)."""
 
 from __future__ import annotations
 

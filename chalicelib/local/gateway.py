@@ -1,6 +1,7 @@
 """Local stand-in for API Gateway: chalice's LocalGateway, with the contract's 404
 envelope for paths no route matches (on AWS, infra/ maps API Gateway's own
-MISSING_AUTHENTICATION_TOKEN response to the same envelope)."""
+MISSING_AUTHENTICATION_TOKEN response to the same envelope), and no CORS preflight
+answers of its own."""
 
 from __future__ import annotations
 
@@ -36,6 +37,11 @@ class ShipyardGateway(LocalGateway):
         except ValueError:
             return not_found_response(path)
         return super().handle_request(method, path, headers, body)
+
+    def _has_user_defined_options_method(self, lambda_event: Any) -> bool:
+        # Shipyard configures no CORS, so an OPTIONS goes to the app like any method it
+        # lacks (405 in the envelope, with X-Request-ID), not to a CORS preflight stand-in.
+        return True
 
 
 class ShipyardServer(ThreadedHTTPServer):

@@ -3,6 +3,8 @@ and paginated queries. Repositories in this package are the only users of Dynamo
 
 from __future__ import annotations
 
+import random
+import time
 from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
@@ -12,6 +14,7 @@ from chalicelib.settings import get_settings
 
 _serializer = None
 _deserializer = None
+_CONFLICT_ATTEMPTS = 5
 
 
 def _codec():
@@ -60,9 +63,44 @@ def deserialize(item: dict[str, Any]) -> dict[str, Any]:
     return {k: _plain(de.deserialize(v)) for k, v in item.items()}
 
 
+def _error_code(error: Exception) -> str | None:
+    return getattr(error, "response", {}).get("Error", {}).get("Code")
+
+
+def _cancellation_codes(error: Exception) -> list[str]:
+    reasons = getattr(error, "response", {}).get("CancellationReasons") or []
+    return [reason.get("Code") for reason in reasons]
+
+
 def is_condition_failure(error: Exception) -> bool:
-    code = getattr(error, "response", {}).get("Error", {}).get("Code")
-    return code in ("ConditionalCheckFailedException", "TransactionCanceledException")
+    """A write refused by its condition, or a transaction canceled by one of its conditions
+    (not one canceled for another reason, such as a conflict with a concurrent one)."""
+    code = _error_code(error)
+    if code == "TransactionCanceledException":
+        return "ConditionalCheckFailed" in _cancellation_codes(error)
+    return code == "ConditionalCheckFailedException"
+
+
+def _is_conflict(error: Exception) -> bool:
+    """DynamoDB refused the write because a concurrent transaction held one of its items:
+    nothing was written and the same write can be sent again. moto never does this."""
+    code = _error_code(error)
+    if code == "TransactionCanceledException":
+        codes = _cancellation_codes(error)
+        return "TransactionConflict" in codes and "ConditionalCheckFailed" not in codes
+    return code == "TransactionConflictException"
+
+
+def _retrying_conflicts(call: Any, **kwargs: Any) -> Any:
+    """`call(**kwargs)`, sent again after a short jittered pause while it meets a
+    transaction conflict. botocore retries throttling, not conflicts."""
+    for attempt in range(_CONFLICT_ATTEMPTS):
+        try:
+            return call(**kwargs)
+        except Exception as error:
+            if not _is_conflict(error) or attempt == _CONFLICT_ATTEMPTS - 1:
+                raise
+            time.sleep(random.uniform(0, 0.02 * 2**attempt))
 
 
 class Table:
@@ -95,7 +133,7 @@ class Table:
     ) -> None:
         kwargs: dict[str, Any] = {"TableName": self.name, "Item": serialize(item)}
         _add_expression(kwargs, condition, names, values)
-        self.ddb.put_item(**kwargs)
+        _retrying_conflicts(self.ddb.put_item, **kwargs)
 
     def update(
         self,
@@ -112,7 +150,7 @@ class Table:
             "ReturnValues": "ALL_NEW",
         }
         _add_expression(kwargs, condition, names, values)
-        return deserialize(self.ddb.update_item(**kwargs)["Attributes"])
+        return deserialize(_retrying_conflicts(self.ddb.update_item, **kwargs)["Attributes"])
 
     def delete(
         self,
@@ -123,7 +161,7 @@ class Table:
     ) -> None:
         kwargs: dict[str, Any] = {"TableName": self.name, "Key": serialize(key)}
         _add_expression(kwargs, condition, names, values)
-        self.ddb.delete_item(**kwargs)
+        _retrying_conflicts(self.ddb.delete_item, **kwargs)
 
     def query_page(
         self,
@@ -201,8 +239,9 @@ class Table:
 
 
 def transact(operations: list[dict[str, Any]]) -> None:
-    """A TransactWriteItems of operations built with `put_op`/`update_op`/`delete_op`/`check_op`."""
-    client("dynamodb").transact_write_items(TransactItems=operations)
+    """A TransactWriteItems of operations built with `put_op`/`update_op`/`delete_op`/`check_op`;
+    one canceled by a concurrent transaction on the same items is sent again."""
+    _retrying_conflicts(client("dynamodb").transact_write_items, TransactItems=operations)
 
 
 def _expr(

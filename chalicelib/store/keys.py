@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+from chalicelib import ids
 from chalicelib.errors import NotFound
 from chalicelib.store.dynamo import Table, is_condition_failure, put_op, transact, update_op
 from chalicelib.store.workspaces import workspaces
@@ -68,7 +69,7 @@ def get_by_hash(key_hash: str) -> dict[str, Any] | None:
 
 
 def get_by_id(key_id: str) -> dict[str, Any] | None:
-    if not key_id.startswith("key_") or len(key_id) > 64:
+    if not ids.could_be("key", key_id):
         return None
     found = list(api_keys.query_all("id = :id", {":id": key_id}, index="by_id"))
     return found[0] if found else None

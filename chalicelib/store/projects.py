@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from chalicelib import ids
 from chalicelib.errors import Conflict, NotFound
 from chalicelib.store.dynamo import (
     Table,
@@ -61,7 +62,7 @@ def _transact_claiming_slug(operations: list[dict], slug: str, slug_index: int) 
 
 
 def get(workspace_id: str, project_id: str) -> dict[str, Any]:
-    if not project_id.startswith("prj_"):
+    if not ids.could_be("prj", project_id):
         raise NotFound("Project")
     item = projects.get(_key(workspace_id, project_id))
     if item is None:

@@ -20,7 +20,6 @@ from chalicelib.store.dynamo import (
 )
 
 usage = Table("usage")
-api_keys = Table("api_keys")
 
 COUNT = "count"
 
@@ -126,13 +125,3 @@ def counts(workspace_id: str, metrics: list[str]) -> dict[str, float]:
             values[item["metric"]] = item.get(COUNT, 0)
         request = found.get("UnprocessedKeys") or {}
     return values
-
-
-def active_api_keys(workspace_id: str, now: str) -> int:
-    """The workspace's keys that still authenticate: neither revoked nor expired. Read
-    from the api_keys table's `by_owner` index, which lists an owner's keys."""
-    return sum(
-        1
-        for key in api_keys.query_all("owner_id = :ws", {":ws": workspace_id}, index="by_owner")
-        if not key.get("revoked_at") and not (key.get("expires_at") and key["expires_at"] <= now)
-    )

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+from chalicelib import ids
 from chalicelib.aws.clients import client
 from chalicelib.errors import NotFound
 from chalicelib.store.dynamo import (
@@ -43,7 +44,7 @@ def create_workspace(item: dict[str, Any], owner_user_id: str | None = None) -> 
 
 
 def get_workspace(workspace_id: str) -> dict[str, Any] | None:
-    if not workspace_id.startswith("ws_") or len(workspace_id) > 64:
+    if not ids.could_be("ws", workspace_id):
         return None
     item = workspaces.get({"id": workspace_id})
     if item is None or item.get("deleted_at"):
@@ -146,6 +147,8 @@ def put_membership(workspace_id: str, user_id: str, role: str, now: str) -> None
 
 
 def get_membership(workspace_id: str, user_id: str) -> dict[str, Any] | None:
+    if not ids.could_be("ws", workspace_id):
+        return None
     return memberships.get({"workspace_id": workspace_id, "user_id": user_id})
 
 

@@ -42,6 +42,9 @@ def test_stack_serves_the_api_with_the_printed_key(tmp_path):
         assert status == 200 and body["data"]["slug"] == "hello"
         status, _, body = stack.request("GET", "/v1/nowhere")
         assert status == 404 and body["error"]["code"] == "not_found"
+        status, headers, body = stack.request("OPTIONS", "/v1/projects")
+        assert status == 405 and body["error"]["code"] == "method_not_allowed"
+        assert headers["X-Request-ID"] == body["error"]["request_id"]
         with urllib.request.urlopen(stack.url + "/v1/openapi.json") as response:
             assert response.status == 200
     finally:

@@ -38,6 +38,23 @@ def test_other_workspace_project_is_404(api, client, make_workspace):
     assert api.get(f"/v1/projects/{project['id']}").status_code == 200
 
 
+def test_ids_that_cannot_exist_are_404_without_a_read(api, dynamodb_calls):
+    # On AWS a key longer than DynamoDB allows is a ValidationException, not a miss.
+    long_id = "prj_" + "a" * 2000
+    api.get("/v1/auth/me")  # the key is now verified and cached
+    for method, path in (
+        ("GET", f"/v1/projects/{long_id}"),
+        ("GET", f"/v1/projects/{long_id}/env"),
+        ("DELETE", f"/v1/projects/{long_id}"),
+        ("GET", "/v1/api-keys/key_" + "a" * 2000),
+        ("GET", "/v1/workspaces/ws_" + "a" * 3000),
+    ):
+        dynamodb_calls.clear()
+        response = api.request(method, path)
+        assert response.status_code == 404, path[:30]
+        assert dynamodb_calls == [], path[:30]
+
+
 def test_scopes_are_enforced(api, client):
     from chalicelib.keys import issue
     from tests.conftest import Api
@@ -72,6 +89,54 @@ def test_method_not_allowed_and_unhandled_errors_use_the_envelope(api, monkeypat
     assert "Traceback" not in failed.body.decode()
 
 
+def test_json_nothing_can_store_is_400_not_a_crash(api):
+    deep = "[" * 100_000 + "]" * 100_000
+    for body in (deep, '{"name": NaN}', '{"name": "x", "a": Infinity}', '{"name": 1e400}'):
+        response = api.post("/v1/projects", body)
+        assert response.status_code == 400, body[:20]
+        assert response.json["error"]["code"] == "bad_request"
+    project = api.post("/v1/projects", {"name": "Deleted"}).json["data"]
+    # A route that takes no body still reads one to tell retries apart.
+    response = api.request(
+        "DELETE", f"/v1/projects/{project['id']}", deep, headers={"Idempotency-Key": "deep"}
+    )
+    assert response.status_code == 204
+    assert [p["name"] for p in api.get("/v1/projects").json["data"]] == []
+
+
+def test_every_log_line_of_a_request_carries_its_id(api, monkeypatch):
+    import json
+    import logging
+
+    from chalicelib import projects
+    from chalicelib.log import logger
+
+    lines: list[dict] = []
+
+    class Keep(logging.Handler):
+        """The JSON lines as the app's own formatter writes them, when they are written."""
+
+        def emit(self, record: logging.LogRecord) -> None:
+            lines.append(json.loads(logger().registered_formatter.format(record)))
+
+    def explode(*args, **kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(projects, "get", explode)
+    keep = Keep()
+    logging.getLogger("shipyard").addHandler(keep)
+    try:
+        failed = api.get("/v1/projects/prj_x")
+        served = api.get("/v1/projects")
+    finally:
+        logging.getLogger("shipyard").removeHandler(keep)
+    assert failed.status_code == 500
+    error = next(line for line in lines if line["message"] == "Unhandled error")
+    assert error["request_id"] == failed.json["error"]["request_id"]
+    access = [line["request_id"] for line in lines if line["message"] == "request"]
+    assert access == [failed.headers["X-Request-ID"], served.headers["X-Request-ID"]]
+
+
 def test_health_reports_dependencies(anonymous):
     response = anonymous.get("/v1/health")
     assert response.status_code == 200
@@ -86,6 +151,7 @@ def test_health_is_503_when_a_dependency_is_down(anonymous):
     response = anonymous.get("/v1/health")
     assert response.status_code == 503
     assert response.json["data"]["dependencies"]["s3"]["status"] == "down"
+    assert int(response.headers["Retry-After"]) >= 1
 
 
 def test_openapi_is_valid_3_1_and_lists_routes(anonymous):

@@ -30,6 +30,41 @@ def test_a_repeat_replays_the_first_response_and_does_nothing_twice(api):
     assert [p["id"] for p in api.get("/v1/projects").json["data"]] == [first.json["data"]["id"]]
 
 
+def _everything_stored() -> str:
+    """Every item of every table, as text (a test may scan; the app never does)."""
+    from chalicelib.aws.clients import client
+
+    ddb = client("dynamodb")
+    return "".join(
+        str(ddb.scan(TableName=name)["Items"]) for name in ddb.list_tables()["TableNames"]
+    )
+
+
+def test_a_replayed_key_creation_gives_the_key_again_but_stores_it_only_encrypted(api):
+    # Given a key created, and one rotated, each with an Idempotency-Key
+    created = api.post("/v1/api-keys", {"name": "ci", "scopes": ["*"]}, headers=_key("new-ci-key"))
+    assert created.status_code == 201
+    rotated = api.post(
+        f"/v1/api-keys/{created.json['data']['id']}/rotate", {}, headers=_key("rotate-ci-key")
+    )
+    assert rotated.status_code == 201
+
+    # Then no table holds either key: keys are stored only as their SHA-256
+    stored = _everything_stored()
+    for response in (created, rotated):
+        assert response.json["data"]["key"] not in stored
+
+    # And a retry of either still gets its first answer, key included
+    again = api.post("/v1/api-keys", {"name": "ci", "scopes": ["*"]}, headers=_key("new-ci-key"))
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert again.json == created.json
+    rotated_again = api.post(
+        f"/v1/api-keys/{created.json['data']['id']}/rotate", {}, headers=_key("rotate-ci-key")
+    )
+    assert rotated_again.json == rotated.json
+    assert len(api.get("/v1/api-keys").json["data"]) == 3
+
+
 def test_a_key_reused_for_another_request_is_422(api):
     project = api.post("/v1/projects", {"name": "Shop"}, headers=_key("k1")).json["data"]
     path = f"/v1/projects/{project['id']}"

@@ -70,6 +70,19 @@ def test_x_workspace_id_naming_a_workspace_the_user_is_not_in_is_404(make_user, 
             assert refused(response, "not_found", 404), (named, path)
 
 
+def test_x_workspace_id_that_cannot_be_an_id_is_404_without_a_read(make_user, dynamodb_calls):
+    alice = make_user("alice")
+    assert alice.get("/v1/auth/me").status_code == 200
+    for named in ("ws_" + "a" * 3000, "x" * 3000):
+        dynamodb_calls.clear()
+        response = alice.acting_in(named).get("/v1/projects")
+        assert refused(response, "not_found", 404)
+        assert dynamodb_calls == []
+        dynamodb_calls.clear()
+        assert refused(alice.get(f"/v1/workspaces/{named}"), "not_found", 404)
+        assert dynamodb_calls == []
+
+
 @pytest.mark.parametrize(
     ("role", "can_read", "can_write_projects", "can_write_keys", "can_rename"),
     [
@@ -259,6 +272,8 @@ def test_an_issuer_down_from_the_start_is_503(make_user, issuer):
     issuer.up = False
     response = make_user().get("/v1/auth/me")
     assert refused(response, "service_unavailable", 503)
+    # No fetch before the refresh interval (30 s) has passed: that is when to come back.
+    assert 1 <= int(response.headers["Retry-After"]) <= 30
 
 
 def test_jwts_are_refused_when_no_issuer_is_configured(client, aws):

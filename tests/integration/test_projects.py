@@ -70,6 +70,19 @@ def test_forged_and_foreign_cursors_are_invalid(api, client, make_workspace):
     assert other.get(f"/v1/projects?cursor={cursor}").json["error"]["code"] == "invalid_cursor"
 
 
+def test_a_cursor_continues_only_the_list_with_its_filters(api):
+    for i in range(3):
+        api.post("/v1/projects", {"name": f"App {i}"})
+    filtered = api.get("/v1/projects?limit=1&status=idle&search=app")
+    cursor = filtered.json["pagination"]["next_cursor"]
+    same = api.get(f"/v1/projects?limit=1&status=idle&search=app&cursor={cursor}")
+    assert same.status_code == 200 and len(same.json["data"]) == 1
+    for other in ("", "&status=idle", "&search=app", "&status=idle&search=ap"):
+        response = api.get(f"/v1/projects?limit=1{other}&cursor={cursor}")
+        assert response.status_code == 400, other
+        assert response.json["error"]["code"] == "invalid_cursor"
+
+
 def test_filters_by_status_and_search(api):
     api.post("/v1/projects", {"name": "Billing API"})
     api.post("/v1/projects", {"name": "Website", "slug": "marketing-site"})
@@ -131,6 +144,34 @@ def test_env_vars_secrets_are_encrypted_and_never_returned(api):
     assert list(api.get(path).json["data"]["vars"]) == ["TOKEN"]
     bad = api.put(path, {"vars": {"lower": {"value": "x"}}})
     assert bad.status_code == 422
+
+
+def test_variables_past_what_a_project_can_hold_are_422_and_change_nothing(api):
+    project = api.post("/v1/projects", {"name": "Env"}).json["data"]
+    path = f"/v1/projects/{project['id']}/env"
+    value = "x" * 32768
+    first = {f"K{i}": {"value": value} for i in range(7)}
+    assert api.put(path, {"vars": first}).status_code == 200
+    # Each request is well under 1 MiB; together they would pass DynamoDB's item size.
+    more = {f"S{i}": {"value": value} for i in range(7)}
+    response = api.put(path, {"vars": more})
+    assert response.status_code == 422
+    assert response.json["error"]["code"] == "validation_failed"
+    assert "vars" in response.json["error"]["details"]["fields"]
+    assert sorted(api.get(path).json["data"]["vars"]) == sorted(first)
+    assert api.get(f"/v1/projects/{project['id']}").status_code == 200
+
+
+def test_secret_values_kms_cannot_encrypt_are_422(api):
+    project = api.post("/v1/projects", {"name": "Env"}).json["data"]
+    path = f"/v1/projects/{project['id']}/env"
+    largest = {"CERT": {"value": "x" * 4096, "secret": True}}
+    assert api.put(path, {"vars": largest}).status_code == 200
+    response = api.put(path, {"vars": {"BIG": {"value": "\u00e9" * 2049, "secret": True}}})
+    assert response.status_code == 422
+    assert list(response.json["error"]["details"]["fields"]) == ["vars.BIG"]
+    assert list(api.get(path).json["data"]["vars"]) == ["CERT"]
+    assert api.put(path, {"vars": {"PLAIN": {"value": "x" * 32768}}}).status_code == 200
 
 
 def test_secret_env_decrypts_for_builds(api):

@@ -154,6 +154,27 @@ def test_usage_reports_every_metric_of_the_period(client, make_workspace):
     }
 
 
+def test_usage_counts_api_keys_as_the_limit_does_through_a_rotation(api):
+    # Given four active keys, one of them rotated: its old secret works during the grace,
+    # but the slot is its successor's
+    first = api.post("/v1/api-keys", {"name": "ci", "scopes": ["projects:read"]}).json["data"]
+    for name in ("a", "b"):
+        api.post("/v1/api-keys", {"name": name, "scopes": ["projects:read"]})
+    api.post(f"/v1/api-keys/{first['id']}/rotate", {"grace_period_hours": 1})
+
+    # When usage and the entitlement check are read
+    metric = api.get("/v1/usage").json["data"]["metrics"]["api_keys"]
+    advice = api.get("/v1/entitlements/check?feature=api_keys").json["data"]
+
+    # Then both say what a creation then finds: one slot left
+    assert metric["used"] == 4 and metric["available"] == 1
+    assert advice["allowed"] is True and advice["current_usage"] == 4
+    assert api.post("/v1/api-keys", {"name": "c", "scopes": ["*"]}).status_code == 201
+    full = api.get("/v1/entitlements/check?feature=api_keys").json["data"]
+    assert full["allowed"] is False and full["reason"] == "feature_limit_reached"
+    assert api.post("/v1/api-keys", {"name": "d", "scopes": ["*"]}).status_code == 403
+
+
 def test_entitlement_checks(api):
     api.post("/v1/projects", {"name": "Site"})
     three = api.get("/v1/entitlements/check?feature=projects&quantity=2").json["data"]

@@ -33,6 +33,28 @@ def test_every_authenticated_response_carries_the_headers(api, anonymous):
     assert "X-RateLimit-Limit" not in refused.headers
 
 
+def test_naming_a_workspace_one_cannot_act_in_still_takes_a_token(client, make_workspace):
+    from chalicelib import admin
+    from tests.integration.conftest import Acting, run_admin
+
+    # Given a partner on the free tier (a token a second), and a workspace not theirs
+    created = run_admin(admin.main, "create-partner", "--name", "Prober", "--tier", "free")
+    partner = Acting(client, created["api_key"])
+    theirs, _ = make_workspace("Someone else's")
+    first = partner.get("/v1/workspaces")
+
+    # When it names that workspace, twice
+    probes = [partner.acting_in(theirs).get("/v1/projects") for _ in range(2)]
+
+    # Then each is 404, carries the headers of the partner's own bucket and uses a token
+    used = [int(first.headers["X-RateLimit-Remaining"])]
+    for probe in probes:
+        assert probe.status_code == 404
+        assert probe.headers["X-RateLimit-Limit"] == first.headers["X-RateLimit-Limit"]
+        used.append(int(probe.headers["X-RateLimit-Remaining"]))
+    assert used[0] == 59 and used[2] < used[0]  # two taken, at most one back meanwhile
+
+
 def test_the_tier_sets_capacity_and_window(client, make_workspace):
     starter = Api(client, make_workspace("Starter", tier="starter")[1])
     response = starter.get("/v1/projects")

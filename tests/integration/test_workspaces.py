@@ -134,6 +134,28 @@ def test_patch_merges_settings_and_validates(api):
     assert api.get(path).json["data"]["settings"] == merged["settings"]
 
 
+def test_settings_dynamodb_cannot_hold_are_422_and_leave_the_list_readable(make_partner):
+    partner = make_partner()
+    nested: list = []
+    for _ in range(20):
+        nested = [nested]
+    for settings in (
+        {"a": {"": 1}},
+        {"a": nested},
+        {"a": 10**40},
+        {"a": 1.5e-200},
+        {"a": [1, {"b": 1e130}]},
+    ):
+        response = partner.post("/v1/workspaces", {"name": "W", "settings": settings})
+        assert refused(response, "validation_failed", 422), settings
+        assert "settings" in response.json["error"]["details"]["fields"]
+    fine = {"a": [1, {"b": 0.1, "c": -(10**37), "d": ""}], "e": True}
+    created = partner.post("/v1/workspaces", {"name": "W", "settings": fine})
+    assert created.status_code == 201
+    listed = partner.get("/v1/workspaces")
+    assert [w["settings"] for w in listed.json["data"]] == [fine]
+
+
 def test_a_partner_may_change_the_tier_and_the_key_sees_it(make_partner):
     partner = make_partner()
     workspace = partner.post("/v1/workspaces", {"name": "Grows"}).json["data"]

@@ -85,3 +85,17 @@ def test_each_queue_consumer_named_for_cloudformation_is_the_apps_sqs_handler():
     rendered = template()["Resources"]
     for queue, function in declared.items():
         assert rendered[function]["DependsOn"] == ["Queue" + queue.title().replace("-", "")]
+
+
+def test_idempotency_records_and_period_counters_expire_on_aws():
+    rendered = {
+        r["Properties"]["TableName"]: r["Properties"]
+        for r in template()["Resources"].values()
+        if r.get("Type") == "AWS::DynamoDB::Table"
+    }
+    for table in ("shipyard-idempotency", "shipyard-usage"):
+        assert rendered[table]["TimeToLiveSpecification"] == {
+            "AttributeName": "expires_at",
+            "Enabled": True,
+        }
+    assert "TimeToLiveSpecification" not in rendered["shipyard-projects"]
