@@ -17,13 +17,24 @@ logs = Table("logs")
 
 def reserve(project_id: str, deployment_id: str, count: int) -> int | None:
     """Reserve `count` consecutive sequence numbers; returns the first, or None when the
-    deployment is gone (its project was deleted while something still wrote)."""
+    deployment is gone (its project was deleted while something still wrote) or its log
+    has ended. A log ends with the line of the transition to running, failed, canceled or
+    stopped (written with that transition); a running app's later output, say, is not
+    part of it, so a client that saw the `done` frame has seen the whole log."""
     try:
         item = deployments.update(
             {"project_id": project_id, "id": deployment_id},
             "ADD log_seq :n SET log_reserved_ms = :ms",
-            "attribute_exists(id)",
-            values={":n": count, ":ms": now_ms()},
+            "attribute_exists(id) AND NOT (#status IN (:running, :failed, :canceled, :stopped))",
+            names={"#status": "status"},
+            values={
+                ":n": count,
+                ":ms": now_ms(),
+                ":running": "running",
+                ":failed": "failed",
+                ":canceled": "canceled",
+                ":stopped": "stopped",
+            },
         )
     except Exception as error:
         if is_condition_failure(error):
