@@ -108,6 +108,16 @@ def _operation(spec) -> dict[str, Any]:
                 "schema": {"type": "string"},
             }
         )
+    if spec.auth and spec.method in ("POST", "PATCH", "DELETE"):
+        parameters.append(
+            {
+                "name": "Idempotency-Key",
+                "in": "header",
+                "required": False,
+                "description": "Makes a retry safe: the first answer is replayed for 24 h",
+                "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+            }
+        )
     operation: dict[str, Any] = {
         "operationId": spec.function.__name__,
         "summary": spec.summary,

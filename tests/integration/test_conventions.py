@@ -162,3 +162,11 @@ def test_openapi_is_valid_3_1_and_lists_routes(anonymous):
     assert document["openapi"].startswith("3.1")
     assert "post" in document["paths"]["/v1/projects"]
     assert "ProjectCreate" in document["components"]["schemas"]
+
+
+def test_openapi_documents_the_idempotency_key_on_writes(anonymous):
+    document = anonymous.get("/v1/openapi.json").json
+    create = document["paths"]["/v1/projects"]["post"]
+    assert "Idempotency-Key" in [p["name"] for p in create["parameters"]]
+    listing = document["paths"]["/v1/projects"]["get"]
+    assert "Idempotency-Key" not in [p["name"] for p in listing["parameters"]]
