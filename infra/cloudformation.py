@@ -32,39 +32,13 @@ def _envelope(code: str, message: str) -> str:
 def _state_machine(machine: str, definition_file: str) -> dict[str, Any]:
     """A workflow whose tasks are SQS messages to the deploy-tasks queue (its only right)."""
     role = _logical("Role", f"{machine}-workflow")
+    send = {
+        "Effect": "Allow",
+        "Action": "sqs:SendMessage",
+        "Resource": {"Fn::GetAtt": [_logical("Queue", "deploy-tasks"), "Arn"]},
+    }
     return {
-        role: {
-            "Type": "AWS::IAM::Role",
-            "Properties": {
-                "AssumeRolePolicyDocument": {
-                    "Version": "2012-10-17",
-                    "Statement": [
-                        {
-                            "Effect": "Allow",
-                            "Principal": {"Service": "states.amazonaws.com"},
-                            "Action": "sts:AssumeRole",
-                        }
-                    ],
-                },
-                "Policies": [
-                    {
-                        "PolicyName": "send-deploy-tasks",
-                        "PolicyDocument": {
-                            "Version": "2012-10-17",
-                            "Statement": [
-                                {
-                                    "Effect": "Allow",
-                                    "Action": "sqs:SendMessage",
-                                    "Resource": {
-                                        "Fn::GetAtt": [_logical("Queue", "deploy-tasks"), "Arn"]
-                                    },
-                                }
-                            ],
-                        },
-                    }
-                ],
-            },
-        },
+        **_role(role, "states.amazonaws.com", [send]),
         _logical("StateMachine", machine): {
             "Type": "AWS::StepFunctions::StateMachine",
             "Properties": {
