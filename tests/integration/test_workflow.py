@@ -273,7 +273,11 @@ def test_a_deployment_past_the_deploy_timeout_is_swept(api, app_project, monkeyp
         failed = wait_for(api, deployment, ("failed", "running"))
         assert (failed["status"], failed["error_code"]) == ("failed", "timed_out")
         assert "deploying for more than 3 s" in failed["error_message"]
-        assert not engines.runtime().is_running(deployment["id"])
+        # The sweeper stops the app right after recording the failure.
+        deadline = time.monotonic() + 15
+        while engines.runtime().is_running(deployment["id"]):
+            assert time.monotonic() < deadline, "the timed-out app was not stopped"
+            time.sleep(0.1)
     finally:
         pump.stop()
         engines.shutdown()
