@@ -204,11 +204,13 @@ def mark_failed(item: dict[str, Any], message: dict[str, Any]) -> dict[str, Any]
     if name == "States.Timeout":
         cause = "A deploy step did not finish in time (its worker stopped or hung)"
     end_app_output(item["id"])
-    if name != MOVED_ON:
-        deployments.fail(item, ERROR_CODES.get(name, "internal_error"), cause)
+    # The app goes first, so that whoever sees `failed` finds it already stopped. A
+    # deployment this workflow promoted (its Promote failed after the write) keeps running.
     current = store.get(item["project_id"], item["id"]) or item
     if current["status"] != "running":
         engines.apps().stop(item)
+    if name != MOVED_ON:
+        deployments.fail(item, ERROR_CODES.get(name, "internal_error"), cause)
     return {"marked": True}
 
 
