@@ -12,6 +12,8 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -144,3 +146,30 @@ def cli_stack(tmp_path_factory):
     running = start_stack(tmp_path_factory.mktemp("cli-stack"), PIPELINE_ENV)
     yield running
     stop_stack(running.process)
+
+
+@contextmanager
+def external_moto() -> Iterator[int]:
+    """A moto server started apart from any stack (as `make moto` does); yields its port."""
+    port = free_port()
+    moto = subprocess.Popen(
+        [sys.executable, "-m", "chalicelib.local.moto_server", "-H", "127.0.0.1", "-p", str(port)],
+        env={**os.environ, "MOTO_PORT": str(port)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            with socket.socket() as probe:
+                if probe.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            assert time.monotonic() < deadline and moto.poll() is None, "moto did not start"
+            time.sleep(0.1)
+        yield port
+        assert moto.poll() is None, "the moto server stopped"
+    finally:
+        if moto.poll() is None:
+            os.killpg(moto.pid, signal.SIGTERM)
+        moto.wait(timeout=10)

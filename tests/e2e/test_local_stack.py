@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
-import time
 import urllib.request
 
-from tests.e2e.conftest import ROOT, start_stack, stop_stack
+from tests.e2e.conftest import ROOT, external_moto, start_stack, stop_stack
 
 
 def _alive(pid: int) -> bool:
@@ -18,11 +16,6 @@ def _alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     return True
-
-
-def _listening(port: int) -> bool:
-    with socket.socket() as probe:
-        return probe.connect_ex(("127.0.0.1", port)) == 0
 
 
 def _children(pid: int) -> list[int]:
@@ -83,33 +76,11 @@ def test_ctrl_c_leaves_no_orphan_and_admin_command_works(tmp_path):
 
 
 def test_state_survives_an_api_restart_while_moto_keeps_running(tmp_path):
-    from tests.e2e.conftest import free_port
-
-    moto_port = free_port()
-    moto = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "chalicelib.local.moto_server",
-            "-H",
-            "127.0.0.1",
-            "-p",
-            str(moto_port),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while not _listening(moto_port):
-            assert time.monotonic() < deadline and moto.poll() is None, "moto did not start"
-            time.sleep(0.1)
+    with external_moto() as moto_port:
         env = {"SHIPYARD_MOTO_PORT": str(moto_port)}
         first = start_stack(tmp_path, env)
         _, _, body = first.request("POST", "/v1/projects", {"name": "Kept"})
-        stop_stack(first.process)
-        assert moto.poll() is None  # a moto the stack did not start is left running
+        stop_stack(first.process)  # a moto the stack did not start is left running
         second = start_stack(tmp_path, env)
         try:
             assert second.key == first.key
@@ -117,6 +88,3 @@ def test_state_survives_an_api_restart_while_moto_keeps_running(tmp_path):
             assert status == 200 and got["data"]["name"] == "Kept"
         finally:
             stop_stack(second.process)
-    finally:
-        moto.terminate()
-        moto.wait(timeout=10)

@@ -7,11 +7,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import signal
-import socket
-import subprocess
-import sys
 import tarfile
 import time
 import urllib.error
@@ -20,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import ROOT, free_port, start_stack, stop_stack
+from tests.e2e.conftest import ROOT, external_moto, start_stack, stop_stack
 
 EXAMPLES = ROOT / "examples"
 FAST = {"SHIPYARD_SSE_WAIT_S": "2", "SHIPYARD_SSE_RETRY_MS": "100"}
@@ -172,34 +167,8 @@ def test_the_python_example_runs_and_a_rollback_brings_back_the_old_version(stac
     ]
 
 
-def _listening(port: int) -> bool:
-    with socket.socket() as probe:
-        probe.settimeout(0.2)
-        return probe.connect_ex(("127.0.0.1", port)) == 0
-
-
 def test_a_restarted_stack_starts_the_running_apps_again(tmp_path):
-    moto_port = free_port()
-    moto = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "chalicelib.local.moto_server",
-            "-H",
-            "127.0.0.1",
-            "-p",
-            str(moto_port),
-        ],
-        env={**os.environ, "MOTO_PORT": str(moto_port)},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while not _listening(moto_port):
-            assert time.monotonic() < deadline and moto.poll() is None, "moto did not start"
-            time.sleep(0.1)
+    with external_moto() as moto_port:
         env = {**FAST, "SHIPYARD_MOTO_PORT": str(moto_port)}
         first = start_stack(tmp_path, env)
         try:
@@ -226,6 +195,3 @@ def test_a_restarted_stack_starts_the_running_apps_again(tmp_path):
             assert current["data"]["current_deployment_id"] == running["id"]
         finally:
             stop_stack(second.process)
-    finally:
-        os.killpg(moto.pid, signal.SIGTERM)
-        moto.wait(timeout=10)
