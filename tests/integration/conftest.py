@@ -268,3 +268,19 @@ def deploy_archive(api, project_id, archive: bytes, note=None):
     )
     assert response.status_code == 202, response.json
     return response.json["data"]
+
+
+@pytest.fixture
+def codebuild_calls(aws):
+    """Every CodeBuild request's parameters, by operation, as botocore sends them to moto."""
+    from chalicelib.aws.clients import client
+
+    captured: dict[str, list[dict]] = {}
+    codebuild = client("codebuild")
+
+    def capture(params, model, **_):
+        captured.setdefault(model.name, []).append(dict(params))
+
+    codebuild.meta.events.register("before-parameter-build.codebuild", capture)
+    yield captured
+    codebuild.meta.events.unregister("before-parameter-build.codebuild", capture)

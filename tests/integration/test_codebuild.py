@@ -16,20 +16,6 @@ from chalicelib.buildplan import make_plan
 ACCOUNT = "123456789012"
 
 
-@pytest.fixture
-def calls(aws):
-    """Every CodeBuild request's parameters, by operation, as botocore sends them."""
-    captured: dict[str, list[dict]] = {}
-    codebuild = client("codebuild")
-
-    def capture(params, model, **_):
-        captured.setdefault(model.name, []).append(dict(params))
-
-    codebuild.meta.events.register("before-parameter-build.codebuild", capture)
-    yield captured
-    codebuild.meta.events.unregister("before-parameter-build.codebuild", capture)
-
-
 def vite_plan():
     package = {"scripts": {"build": "vite build"}, "devDependencies": {"vite": "5"}}
     return make_plan({"package.json": json.dumps(package).encode()}, "auto", {}, {})
@@ -51,7 +37,7 @@ def make_job(**overrides) -> BuildJob:
     return BuildJob(**fields)
 
 
-def test_start_build_passes_source_buildspec_env_and_artifact_location(calls):
+def test_start_build_passes_source_buildspec_env_and_artifact_location(codebuild_calls):
     # Given a plan and a job
     plan = vite_plan()
 
@@ -59,7 +45,7 @@ def test_start_build_passes_source_buildspec_env_and_artifact_location(calls):
     build_id = CodeBuildBuilder().start(make_job(), plan)
 
     # Then one StartBuild went out with every per-deployment override
-    (params,) = calls["StartBuild"]
+    (params,) = codebuild_calls["StartBuild"]
     assert params["projectName"] == project_name() == "shipyard-build"
     assert params["sourceTypeOverride"] == "S3"
     assert params["sourceLocationOverride"] == "shipyard-artifacts/uploads/prj_1/upl_9.tar.gz"
@@ -91,19 +77,19 @@ def test_start_build_passes_source_buildspec_env_and_artifact_location(calls):
 
 
 @pytest.mark.parametrize(("timeout_s", "minutes"), [(60, 5), (901, 16), (10**6, 2160)])
-def test_the_timeout_is_in_codebuilds_range(calls, timeout_s, minutes):
+def test_the_timeout_is_in_codebuilds_range(codebuild_calls, timeout_s, minutes):
     CodeBuildBuilder().start(make_job(timeout_s=timeout_s), vite_plan())
-    assert calls["StartBuild"][0]["timeoutInMinutesOverride"] == minutes
+    assert codebuild_calls["StartBuild"][0]["timeoutInMinutesOverride"] == minutes
 
 
-def test_stop_calls_stop_build_and_ignores_unknown_builds(calls):
+def test_stop_calls_stop_build_and_ignores_unknown_builds(codebuild_calls):
     builder = CodeBuildBuilder()
     build_id = builder.start(make_job(), vite_plan())
 
     builder.stop(build_id)
     builder.stop("shipyard-build:00000000-0000-0000-0000-000000000000")
 
-    assert [c["id"] for c in calls["StopBuild"]] == [
+    assert [c["id"] for c in codebuild_calls["StopBuild"]] == [
         build_id,
         "shipyard-build:00000000-0000-0000-0000-000000000000",
     ]
@@ -151,7 +137,7 @@ DEPLOYMENT_VARIABLES = [
 ]
 
 
-def test_events_of_a_started_build_map_back_to_its_deployment(calls):
+def test_events_of_a_started_build_map_back_to_its_deployment(codebuild_calls):
     # Given a started build
     build_id = CodeBuildBuilder().start(make_job(), vite_plan())
 

@@ -28,21 +28,6 @@ def on_aws(monkeypatch, aws):
     get_settings.cache_clear()
 
 
-@pytest.fixture
-def codebuild_calls(aws):
-    from chalicelib.aws.clients import client
-
-    captured: dict[str, list[dict]] = {}
-    codebuild = client("codebuild")
-
-    def capture(params, model, **_):
-        captured.setdefault(model.name, []).append(dict(params))
-
-    codebuild.meta.events.register("before-parameter-build.codebuild", capture)
-    yield captured
-    codebuild.meta.events.unregister("before-parameter-build.codebuild", capture)
-
-
 def consume_builds_queue(client):
     """Deliver what the builds queue holds to the app's handler, as Lambda would."""
     from chalicelib.aws.clients import client as aws_client
