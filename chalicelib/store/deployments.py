@@ -191,13 +191,27 @@ def transition(
         else:
             values[f":f{i}"] = value
             sets.append(f"#f{i} = :f{i}")
-    allowed = []
-    for i, status in enumerate(allowed_from):
-        values[f":a{i}"] = status
-        allowed.append(f":a{i}")
     expression = "SET " + ", ".join(sets) + " ADD log_seq :one"
     if removes:
         expression += " REMOVE " + ", ".join(dict.fromkeys(removes))
+    return _update_in_status(project_id, deployment_id, expression, names, values, allowed_from)
+
+
+def _update_in_status(
+    project_id: str,
+    deployment_id: str,
+    expression: str,
+    names: dict[str, str],
+    values: dict[str, Any],
+    statuses: tuple[str, ...],
+) -> dict[str, Any] | None:
+    """One update, made only while the status is one of `statuses`: the new item, or None
+    if the deployment had moved on."""
+    names = {**names, "#status": "status"}
+    allowed = []
+    for i, status in enumerate(statuses):
+        values[f":a{i}"] = status
+        allowed.append(f":a{i}")
     try:
         return deployments.update(
             _key(project_id, deployment_id),
@@ -223,22 +237,9 @@ def set_fields(
         names[f"#f{i}"] = name
         values[f":f{i}"] = value
         sets.append(f"#f{i} = :f{i}")
-    allowed = []
-    for i, status in enumerate(when_status):
-        values[f":a{i}"] = status
-        allowed.append(f":a{i}")
-    try:
-        return deployments.update(
-            _key(project_id, deployment_id),
-            "SET " + ", ".join(sets),
-            f"#status IN ({', '.join(allowed)})",
-            names,
-            values,
-        )
-    except Exception as error:
-        if is_condition_failure(error):
-            return None
-        raise
+    return _update_in_status(
+        project_id, deployment_id, "SET " + ", ".join(sets), names, values, when_status
+    )
 
 
 def claim_build_seconds(project_id: str, deployment_id: str, seconds: float) -> bool:
