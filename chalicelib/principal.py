@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from chalicelib import scopes as scope_rules
 from chalicelib.errors import Forbidden
@@ -19,7 +19,6 @@ class Principal:
     key_id: str | None = None
     user_id: str | None = None  # the JWT's `sub`
     role: str | None = None  # the user's role in `workspace_id`
-    extra: dict = field(default_factory=dict, compare=False)
 
     def grants(self, scope: str) -> bool:
         return scope_rules.grants(self.scopes, scope)
