@@ -4,9 +4,9 @@ handlers are declared here. Importing this module creates no AWS client."""
 from chalice import Chalice
 
 from chalicelib.api import deployments, keys, projects, service, usage, workspaces
-from chalicelib.http import middleware
+from chalicelib.api.http import middleware
 
-# Logs go through the Powertools JSON logger (chalicelib/log.py), not chalice's text handler.
+# Logs go through the Powertools JSON logger (chalicelib/core/log.py), not chalice's text handler.
 app = Chalice(app_name="shipyard", configure_logs=False)
 # POST .../deploy takes a multipart archive: it must reach the view as bytes.
 app.api.binary_types.append("multipart/form-data")
@@ -21,27 +21,29 @@ app.register_blueprint(deployments.router.blueprint)
 
 @app.on_sqs_message(queue="shipyard-builds", batch_size=1)
 def on_builds_message(event):
-    from chalicelib import builds, events
+    from chalicelib.pipeline import builds
+    from chalicelib.workers import sqs as events
 
     events.each_message(event, builds.handle)
 
 
 @app.on_sqs_message(queue="shipyard-deploy-tasks", batch_size=1)
 def on_deploy_task(event):
-    from chalicelib import events, workflow
+    from chalicelib.pipeline import workflow
+    from chalicelib.workers import sqs as events
 
     events.each_message(event, workflow.handle)
 
 
 @app.on_cw_event({"source": ["aws.codebuild"], "detail-type": ["CodeBuild Build State Change"]})
 def on_codebuild_state_change(event):
-    from chalicelib import builds
+    from chalicelib.pipeline import builds
 
     builds.codebuild_state_changed(event.to_dict())
 
 
 @app.schedule("rate(1 minute)")
 def sweep(event):
-    from chalicelib import sweeper
+    from chalicelib.pipeline import sweeper
 
     sweeper.sweep()

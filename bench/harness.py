@@ -40,9 +40,9 @@ def app_on_moto():
     from moto import mock_aws
 
     from app import app
+    from chalicelib.accounts.workspaces import create_with_key
     from chalicelib.aws.clients import reset_clients
-    from chalicelib.settings import get_settings
-    from chalicelib.workspaces import create_with_key
+    from chalicelib.core.settings import get_settings
     from infra.provision import provision
 
     get_settings.cache_clear()

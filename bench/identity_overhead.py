@@ -26,7 +26,7 @@ def _bare_app(principal: Any) -> Any:
     check, no rate limit, no scope check, no idempotency."""
     from chalice import Chalice
 
-    from chalicelib.http import ROUTES, RequestContext, _render, middleware, parse_body
+    from chalicelib.api.http import ROUTES, RequestContext, _render, middleware, parse_body
 
     bare = Chalice(app_name="bare")
     bare.register_middleware(middleware, "http")
@@ -91,7 +91,7 @@ def refused_calls() -> None:
     from chalice.test import Client
 
     from app import app
-    from chalicelib.workspaces import create_with_key
+    from chalicelib.accounts.workspaces import create_with_key
 
     _, free_key = create_with_key("Free", "free")
     counter = CallCounter()
@@ -108,7 +108,7 @@ def refused_calls() -> None:
 def overhead(client: Any, key: str, project_id: str) -> None:
     from chalice.test import Client
 
-    from chalicelib.auth import identify
+    from chalicelib.identity.auth import identify
 
     principal = identify(key)
     path = f"/v1/projects/{project_id}"

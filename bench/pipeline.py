@@ -128,7 +128,7 @@ def _to_running(stack: Stack, project_id: str, archive: bytes) -> tuple[float, d
 
 def _static_server_start_seconds() -> list[float]:
     """How long the example's own start takes: the static server, until it listens."""
-    from chalicelib.buildplan import make_plan
+    from chalicelib.buildplan.plan import make_plan
     from chalicelib.runtimes.local import LocalProcessRuntime
 
     plan = make_plan({"index.html": b""}, "static", {}, {})
@@ -168,9 +168,9 @@ def _log_latency(stack: Stack, deployment: dict) -> list[float]:
         SHIPYARD_CURSOR_SECRET=(stack.state_dir / "cursor-secret").read_text().strip(),
         SHIPYARD_STATE_DIR=str(stack.state_dir),
     )
-    from chalicelib import logs
     from chalicelib.aws.clients import reset_clients
-    from chalicelib.settings import get_settings
+    from chalicelib.core.settings import get_settings
+    from chalicelib.deployments import logs
 
     get_settings.cache_clear()
     reset_clients()

@@ -15,8 +15,8 @@ import argparse
 import json
 import sys
 
-from chalicelib.scopes import ROLE_NAMES
-from chalicelib.tiers import TIER_NAMES
+from chalicelib.accounts.tiers import TIER_NAMES
+from chalicelib.identity.scopes import ROLE_NAMES
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -61,8 +61,9 @@ def main(argv: list[str] | None = None) -> int:
 
     from botocore.exceptions import EndpointConnectionError
 
-    from chalicelib import partners, workspaces
-    from chalicelib.errors import NotFound
+    from chalicelib.accounts import workspaces
+    from chalicelib.core.errors import NotFound
+    from chalicelib.identity import partners
 
     try:
         if args.command == "create-workspace":

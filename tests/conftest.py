@@ -24,7 +24,7 @@ def test_environment(monkeypatch):
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     monkeypatch.delenv("AWS_PROFILE", raising=False)
-    from chalicelib.settings import get_settings
+    from chalicelib.core.settings import get_settings
 
     get_settings.cache_clear()
     yield
@@ -36,8 +36,8 @@ def aws():
     """moto's in-process AWS, with every resource of infra/resources.json created."""
     from moto import mock_aws
 
-    from chalicelib.auth import forget_cached
     from chalicelib.aws.clients import reset_clients
+    from chalicelib.identity.auth import forget_cached
     from chalicelib.local.moto_server import serialise_dynamodb
     from infra.provision import provision
 
@@ -97,7 +97,7 @@ class Api:
 @pytest.fixture
 def make_workspace(aws):
     """Factory: a new workspace and its all-scopes key -> (workspace_id, key)."""
-    from chalicelib.workspaces import create_with_key
+    from chalicelib.accounts.workspaces import create_with_key
 
     def make(name: str = "Acme", tier: str = "free") -> tuple[str, str]:
         workspace, key = create_with_key(name, tier)

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from chalice import Response
 
-from chalicelib import deployments, logs, pipeline, uploads
-from chalicelib.deployment_models import (
+from chalicelib.api.http import RequestContext, Router, json_response
+from chalicelib.core.errors import BadRequest
+from chalicelib.deployments import logs, uploads
+from chalicelib.deployments import service as deployments
+from chalicelib.deployments.models import (
     DEPLOYMENT_STATUSES,
     Deployment,
     DeploymentCreate,
@@ -15,8 +18,7 @@ from chalicelib.deployment_models import (
     Upload,
     UploadCreate,
 )
-from chalicelib.errors import BadRequest
-from chalicelib.http import RequestContext, Router, json_response
+from chalicelib.pipeline import actions as pipeline
 from chalicelib.store import projects as project_store
 
 router = Router(__name__, "deployments")

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from chalicelib import auth, keys
-from chalicelib.http import RequestContext, Router
-from chalicelib.models import (
+from chalicelib.accounts.tiers import TIERS
+from chalicelib.accounts.workspaces import to_model as workspace_model
+from chalicelib.api.http import RequestContext, Router
+from chalicelib.core.models import (
     ApiKey,
     ApiKeyCreate,
     ApiKeyRotate,
@@ -13,8 +14,7 @@ from chalicelib.models import (
     PrincipalInfo,
     RateLimitInfo,
 )
-from chalicelib.tiers import TIERS
-from chalicelib.workspaces import to_model as workspace_model
+from chalicelib.identity import auth, keys
 
 router = Router(__name__, "api-keys")
 

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from chalicelib import projects
-from chalicelib.http import RequestContext, Router
-from chalicelib.models import (
+from chalicelib.api.http import RequestContext, Router
+from chalicelib.core.models import (
     PROJECT_STATUSES,
     EnvUpdate,
     EnvVars,
@@ -12,6 +11,7 @@ from chalicelib.models import (
     ProjectCreate,
     ProjectUpdate,
 )
+from chalicelib.projects import service as projects
 
 router = Router(__name__, "projects")
 

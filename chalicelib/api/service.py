@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from chalicelib import health
-from chalicelib.http import RequestContext, Router, json_response
-from chalicelib.models import Health
+from chalicelib.api import health
+from chalicelib.api.http import RequestContext, Router, json_response
+from chalicelib.core.models import Health
 
 router = Router(__name__, "service")
 
@@ -25,6 +25,6 @@ def get_health(ctx: RequestContext):
 @router.route("/v1/openapi.json", "GET", auth=False)
 def get_openapi(ctx: RequestContext):
     """The OpenAPI 3.1 document of this API."""
-    from chalicelib.openapi import document
+    from chalicelib.api.openapi import document
 
     return json_response(document(), 200)

@@ -3,9 +3,9 @@ so they need no X-Workspace-ID; workspaces.py decides who may do what."""
 
 from __future__ import annotations
 
-from chalicelib import workspaces
-from chalicelib.http import RequestContext, Router
-from chalicelib.models import Workspace, WorkspaceCreate, WorkspaceUpdate
+from chalicelib.accounts import workspaces
+from chalicelib.api.http import RequestContext, Router
+from chalicelib.core.models import Workspace, WorkspaceCreate, WorkspaceUpdate
 
 router = Router(__name__, "workspaces")
 

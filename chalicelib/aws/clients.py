@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from chalicelib.settings import get_settings
+from chalicelib.core.settings import get_settings
 
 _clients: dict[str, Any] = {}
 _lock = threading.Lock()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import base64
 
 from chalicelib.aws.clients import client
-from chalicelib.settings import get_settings
+from chalicelib.core.settings import get_settings
 
 
 def encrypt(plaintext: str, context: dict[str, str]) -> str:

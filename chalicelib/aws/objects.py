@@ -7,7 +7,7 @@ import hashlib
 from typing import Any, BinaryIO
 
 from chalicelib.aws.clients import client
-from chalicelib.settings import get_settings
+from chalicelib.core.settings import get_settings
 
 CHUNK = 1024 * 1024
 

@@ -8,7 +8,7 @@ import time
 from typing import Any
 
 from chalicelib.aws.clients import client
-from chalicelib.settings import get_settings
+from chalicelib.core.settings import get_settings
 
 _urls: dict[str, str] = {}
 _depth: dict[str, tuple[float, int]] = {}

@@ -8,7 +8,7 @@ from functools import cache
 from typing import Any
 
 from chalicelib.aws.clients import client
-from chalicelib.settings import get_settings
+from chalicelib.core.settings import get_settings
 
 GONE = ("InvalidToken", "TaskTimedOut", "TaskDoesNotExist", "ExecutionDoesNotExist")
 

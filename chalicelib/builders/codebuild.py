@@ -18,11 +18,11 @@ import math
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
-from chalicelib.artifacts import artifact_key
+from chalicelib.archive.artifacts import artifact_key
 from chalicelib.aws.clients import client
 from chalicelib.builders.local import BuildJob
-from chalicelib.buildplan import BuildPlan
-from chalicelib.settings import get_settings
+from chalicelib.buildplan.plan import BuildPlan
+from chalicelib.core.settings import get_settings
 
 PROJECT = "build"
 DETAIL_TYPE = "CodeBuild Build State Change"

@@ -22,12 +22,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from chalicelib import artifacts
-from chalicelib.archive import InvalidArchive, inspect_archive
+from chalicelib.archive import artifacts
+from chalicelib.archive.inspect import InvalidArchive, inspect_archive
 from chalicelib.aws.clients import client
-from chalicelib.buildplan import BUILD_ENV, BuildPlan, PlanError, make_plan
-from chalicelib.log import logger
-from chalicelib.settings import get_settings
+from chalicelib.buildplan.plan import BUILD_ENV, BuildPlan, PlanError, make_plan
+from chalicelib.core.log import logger
+from chalicelib.core.settings import get_settings
 
 OnLog = Callable[[str, str], None]
 

@@ -22,7 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from chalicelib.aws.clients import client
-from chalicelib.log import logger
+from chalicelib.core.log import logger
 
 RATE = re.compile(r"^rate\((\d+) (minute|minutes|hour|hours|day|days|second|seconds)\)$")
 UNIT_S = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}

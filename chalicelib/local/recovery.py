@@ -5,9 +5,10 @@ retried. Found through the sparse status index: no Scan."""
 
 from __future__ import annotations
 
-from chalicelib import deployments, engines
-from chalicelib.clock import now_iso
-from chalicelib.log import logger
+from chalicelib.core.clock import now_iso
+from chalicelib.core.log import logger
+from chalicelib.deployments import service as deployments
+from chalicelib.pipeline import wiring as engines
 from chalicelib.store import deployments as store
 
 EVERYTHING = "9999"  # sorts after every status_at: "all of them"

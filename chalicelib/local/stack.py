@@ -63,8 +63,8 @@ def configure_moto(port: int) -> None:
 
 def first_workspace() -> tuple[str, str]:
     """The workspace made on first start (remade if moto lost it) and its key."""
+    from chalicelib.accounts.workspaces import create_with_key
     from chalicelib.store import workspaces as store
-    from chalicelib.workspaces import create_with_key
 
     path = env.STATE_DIR / "first-workspace.json"
     if path.exists():
@@ -160,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
             server.shutdown()
         if pump is not None:
             pump.stop()
-            from chalicelib import engines
+            from chalicelib.pipeline import wiring as engines
 
             engines.shutdown()
         if moto is not None:

@@ -31,9 +31,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from chalicelib.buildplan import PYTHON_DEPS_DIR
-from chalicelib.clock import now_iso
-from chalicelib.log import logger
+from chalicelib.buildplan.plan import PYTHON_DEPS_DIR
+from chalicelib.core.clock import now_iso
+from chalicelib.core.log import logger
 from chalicelib.runtimes import DeployFailed
 
 __all__ = ["PYTHON_DEPS_DIR", "DeployFailed", "LocalProcessRuntime", "RunningApp"]

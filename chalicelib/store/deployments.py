@@ -19,8 +19,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from chalicelib.clock import precise
-from chalicelib.errors import Conflict
+from chalicelib.core.clock import precise
+from chalicelib.core.errors import Conflict
 from chalicelib.store.dynamo import (
     Table,
     is_condition_failure,

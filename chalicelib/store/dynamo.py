@@ -10,7 +10,7 @@ from decimal import Decimal
 from typing import Any
 
 from chalicelib.aws.clients import client
-from chalicelib.settings import get_settings
+from chalicelib.core.settings import get_settings
 
 _serializer = None
 _deserializer = None

@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from chalicelib import ids
-from chalicelib.errors import NotFound
+from chalicelib.core import ids
+from chalicelib.core.errors import NotFound
 from chalicelib.store.dynamo import Table, is_condition_failure, put_op, transact, update_op
 from chalicelib.store.workspaces import workspaces
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from chalicelib import ids
-from chalicelib.errors import Conflict, NotFound
+from chalicelib.core import ids
+from chalicelib.core.errors import Conflict, NotFound
 from chalicelib.store.dynamo import (
     Table,
     delete_op,

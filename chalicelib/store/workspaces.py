@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from chalicelib import ids
 from chalicelib.aws.clients import client
-from chalicelib.errors import NotFound
+from chalicelib.core import ids
+from chalicelib.core.errors import NotFound
 from chalicelib.store.dynamo import (
     Table,
     deserialize,

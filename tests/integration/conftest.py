@@ -118,8 +118,8 @@ class Issuer:
 @pytest.fixture
 def issuer(monkeypatch, aws):
     """An OIDC issuer the app is configured to trust."""
-    from chalicelib.auth import forget_cached
-    from chalicelib.settings import get_settings
+    from chalicelib.core.settings import get_settings
+    from chalicelib.identity.auth import forget_cached
 
     server = Issuer()
     monkeypatch.setenv("SHIPYARD_OIDC_ISSUER", ISSUER)
@@ -191,7 +191,7 @@ def dynamodb_calls(aws):
     """The names of the DynamoDB operations made from now on, in order, leaving out the rate
     limiter's one write per request (tests/integration/test_rate_limits.py counts that)."""
     from chalicelib.aws.clients import client
-    from chalicelib.settings import get_settings
+    from chalicelib.core.settings import get_settings
 
     calls: list[str] = []
     rate_limits = get_settings().table("rate_limits")
@@ -227,8 +227,8 @@ def project(api):
 def pump(client):
     """The local stack's pump, in this process: the app's queue handlers run for real."""
     import app as handlers
-    from chalicelib import engines
     from chalicelib.local.pump import Pump
+    from chalicelib.pipeline import wiring as engines
 
     running = Pump(handlers.app, handlers, workers=4, poll_wait_s=1)
     running.start()

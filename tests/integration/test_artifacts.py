@@ -9,15 +9,15 @@ import tarfile
 
 import pytest
 
-from chalicelib.archive import InvalidArchive
-from chalicelib.artifacts import (
+from chalicelib.archive.artifacts import (
     ArtifactError,
     artifact_key,
     download_and_unpack,
     pack_and_upload,
 )
+from chalicelib.archive.inspect import InvalidArchive
 from chalicelib.aws.clients import client
-from chalicelib.settings import get_settings
+from chalicelib.core.settings import get_settings
 
 pytestmark = pytest.mark.usefixtures("aws")
 

@@ -25,7 +25,7 @@ TRUST = {
 @pytest.fixture
 def on_aws(monkeypatch, aws):
     from chalicelib.aws.clients import client
-    from chalicelib.settings import get_settings
+    from chalicelib.core.settings import get_settings
 
     role = client("iam").create_role(
         RoleName="shipyard-app-runtime", AssumeRolePolicyDocument=json.dumps(TRUST)
@@ -43,7 +43,7 @@ def project_item(api, project):
 
 
 def built_deployment(project_item, tag):
-    from chalicelib import deployments
+    from chalicelib.deployments import service as deployments
 
     plan = {
         "runtime": "python",
@@ -66,8 +66,8 @@ def built_deployment(project_item, tag):
 
 
 def test_deploy_and_promote_publish_versions_and_move_the_live_alias(on_aws, api, project_item):
-    from chalicelib import workflow
     from chalicelib.aws.clients import client
+    from chalicelib.pipeline import workflow
     from chalicelib.store import deployments as store
 
     function = f"shipyard-app-{project_item['id']}"
@@ -105,7 +105,7 @@ def test_deploy_and_promote_publish_versions_and_move_the_live_alias(on_aws, api
 
 
 def test_a_failed_deploy_on_lambda_is_deploy_failed(on_aws, api, project_item, monkeypatch):
-    from chalicelib import workflow
+    from chalicelib.pipeline import workflow
 
     monkeypatch.setenv("MOTO_LAMBDA_STUB_ECR", "false")
     item = built_deployment(project_item, "never-pushed")

@@ -21,7 +21,7 @@ REPOSITORY = f"{ACCOUNT}.dkr.ecr.us-east-1.amazonaws.com/shipyard-apps"
 @pytest.fixture
 def on_aws(monkeypatch, aws):
     """The settings of a deployed stage: builds go to CodeBuild."""
-    from chalicelib.settings import get_settings
+    from chalicelib.core.settings import get_settings
 
     monkeypatch.setenv("SHIPYARD_STAGE", "prod")
     monkeypatch.setenv("SHIPYARD_IMAGE_REPOSITORY", REPOSITORY)

@@ -56,7 +56,7 @@ def test_ids_that_cannot_exist_are_404_without_a_read(api, dynamodb_calls):
 
 
 def test_scopes_are_enforced(api, client):
-    from chalicelib.keys import issue
+    from chalicelib.identity.keys import issue
     from tests.conftest import Api
 
     workspace_id = api.get("/v1/projects").json and None
@@ -76,7 +76,7 @@ def test_method_not_allowed_and_unhandled_errors_use_the_envelope(api, monkeypat
     assert response.json["error"]["code"] == "method_not_allowed"
     assert response.headers["X-Request-ID"] == response.json["error"]["request_id"]
 
-    from chalicelib import projects
+    from chalicelib.projects import service as projects
 
     def explode(*args, **kwargs):
         raise RuntimeError("secret internals")
@@ -108,8 +108,8 @@ def test_every_log_line_of_a_request_carries_its_id(api, monkeypatch):
     import json
     import logging
 
-    from chalicelib import projects
-    from chalicelib.log import logger
+    from chalicelib.core.log import logger
+    from chalicelib.projects import service as projects
 
     lines: list[dict] = []
 
@@ -145,7 +145,7 @@ def test_health_reports_dependencies(anonymous):
 
 def test_health_is_503_when_a_dependency_is_down(anonymous):
     from chalicelib.aws.clients import client
-    from chalicelib.settings import get_settings
+    from chalicelib.core.settings import get_settings
 
     client("s3").delete_bucket(Bucket=get_settings().bucket)
     response = anonymous.get("/v1/health")

@@ -14,7 +14,7 @@ def project_item(api, project):
 
 
 def new_deployment(project_item, status="pending", **fields):
-    from chalicelib import deployments
+    from chalicelib.deployments import service as deployments
 
     item = deployments.new_item(
         project_item, status, {"type": "upload"}, None, source_key="uploads/x.tar.gz", **fields
@@ -36,7 +36,7 @@ def messages(item):
 
 
 def test_each_transition_is_conditional_and_logged(project_item):
-    from chalicelib import deployments
+    from chalicelib.deployments import service as deployments
 
     item = new_deployment(project_item)
     building = deployments.move(item, "building", "Building")
@@ -58,7 +58,7 @@ def test_each_transition_is_conditional_and_logged(project_item):
 
 
 def test_promotion_keeps_exactly_one_running_and_records_releases(api, project_item):
-    from chalicelib import deployments
+    from chalicelib.deployments import service as deployments
     from chalicelib.store import deployments as store
 
     first = new_deployment(project_item, "deploying", url="http://127.0.0.1:1")
@@ -89,7 +89,7 @@ def test_promotion_keeps_exactly_one_running_and_records_releases(api, project_i
 
 
 def test_a_failure_of_a_new_version_leaves_a_running_project_running(api, project_item):
-    from chalicelib import deployments
+    from chalicelib.deployments import service as deployments
 
     live = new_deployment(project_item, "deploying", url="http://127.0.0.1:3")
     deployments.promote(live)
@@ -101,7 +101,7 @@ def test_a_failure_of_a_new_version_leaves_a_running_project_running(api, projec
 
 
 def test_a_failed_first_deployment_marks_the_project_failed(api, project_item):
-    from chalicelib import deployments
+    from chalicelib.deployments import service as deployments
 
     item = new_deployment(project_item)
     assert api.get(f"/v1/projects/{project_item['id']}").json["data"]["status"] == "deploying"
@@ -127,9 +127,9 @@ def test_build_slots_are_idempotent_and_bounded(project_item):
 def test_leaving_building_frees_the_slot_and_wakes_the_oldest_waiting(project_item):
     import json
 
-    from chalicelib import deployments
     from chalicelib.aws.clients import client
     from chalicelib.aws.queues import url
+    from chalicelib.deployments import service as deployments
     from chalicelib.store import deployments as store
 
     workspace = project_item["workspace_id"]
@@ -156,12 +156,12 @@ def test_leaving_building_frees_the_slot_and_wakes_the_oldest_waiting(project_it
 def test_sweeper_fails_stuck_deployments_and_requeues_waiting_ones(monkeypatch, project_item):
     import time
 
-    from chalicelib import sweeper
-    from chalicelib.settings import get_settings
+    from chalicelib.core.settings import get_settings
+    from chalicelib.pipeline import sweeper
 
     stuck_pending = new_deployment(project_item)
     stuck_building = new_deployment(project_item)
-    from chalicelib import deployments
+    from chalicelib.deployments import service as deployments
 
     stuck_building = deployments.move(stuck_building, "building", "Building")
     time.sleep(1.05)

@@ -48,7 +48,7 @@ def conflicts(aws):
     """conflicts(operation, table, times): the next `times` calls of `operation` on the
     table whose logical name is `table` meet a concurrent transaction."""
     from chalicelib.aws.clients import client
-    from chalicelib.settings import get_settings
+    from chalicelib.core.settings import get_settings
 
     pending: list[list] = []
 

@@ -111,7 +111,7 @@ def test_an_unauthenticated_request_does_not_use_the_key(api, anonymous):
 
 
 def test_a_server_error_leaves_the_key_retryable(api, monkeypatch):
-    from chalicelib import projects
+    from chalicelib.projects import service as projects
 
     real_create = projects.create
 
@@ -172,12 +172,12 @@ def test_the_longest_printable_key_is_accepted(api):
 
 
 def test_a_crashed_request_blocks_its_key_until_its_lease_ends(api, monkeypatch):
-    from chalicelib import projects
+    from chalicelib.projects import service as projects
 
     # Given a lease of a few seconds (long enough for the checks below on a loaded
     # machine), and a request whose process dies mid-way
     monkeypatch.setenv("SHIPYARD_IDEMPOTENCY_LEASE_S", "4")
-    from chalicelib.settings import get_settings
+    from chalicelib.core.settings import get_settings
 
     get_settings.cache_clear()
     real_create = projects.create

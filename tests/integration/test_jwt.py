@@ -240,7 +240,7 @@ def test_an_unknown_kid_triggers_at_most_one_refresh(make_user, issuer, anonymou
 def test_a_key_the_issuer_rotated_in_is_found_by_a_refresh(
     make_user, issuer, anonymous, monkeypatch
 ):
-    from chalicelib.settings import get_settings
+    from chalicelib.core.settings import get_settings
     from tests.integration.conftest import Acting
 
     monkeypatch.setenv("SHIPYARD_OIDC_JWKS_REFRESH_INTERVAL_S", "0")
@@ -255,7 +255,7 @@ def test_a_key_the_issuer_rotated_in_is_found_by_a_refresh(
 
 
 def test_cached_keys_keep_working_while_the_issuer_is_down(make_user, issuer, monkeypatch):
-    from chalicelib.settings import get_settings
+    from chalicelib.core.settings import get_settings
 
     user = make_user()
     assert user.get("/v1/auth/me").status_code == 200

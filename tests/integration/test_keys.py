@@ -8,7 +8,7 @@ from datetime import timedelta
 
 import pytest
 
-from chalicelib.clock import rfc3339, utcnow
+from chalicelib.core.clock import rfc3339, utcnow
 from tests.conftest import Api
 
 
@@ -98,7 +98,7 @@ def test_revoked_key_is_refused_at_once_even_when_cached(api, client):
 def test_revocation_by_another_instance_reaches_a_cached_key_within_the_ttl(
     api, client, monkeypatch
 ):
-    from chalicelib.settings import get_settings
+    from chalicelib.core.settings import get_settings
     from chalicelib.store import keys as store
 
     monkeypatch.setenv("SHIPYARD_KEY_CACHE_TTL_S", "0.3")
@@ -120,7 +120,7 @@ def test_revocation_by_another_instance_reaches_a_cached_key_within_the_ttl(
 def test_the_cache_ttl_cannot_be_set_above_five_seconds(monkeypatch):
     from pydantic import ValidationError
 
-    from chalicelib.settings import get_settings
+    from chalicelib.core.settings import get_settings
 
     monkeypatch.setenv("SHIPYARD_KEY_CACHE_TTL_S", "30")
     get_settings.cache_clear()
@@ -129,7 +129,7 @@ def test_the_cache_ttl_cannot_be_set_above_five_seconds(monkeypatch):
 
 
 def test_expired_key_is_refused_at_once_from_the_cache(api, client, monkeypatch, dynamodb_calls):
-    from chalicelib import auth
+    from chalicelib.identity import auth
 
     expires = utcnow() + timedelta(hours=1)
     created = create_key(api, expires_at=rfc3339(expires))
@@ -146,7 +146,7 @@ def test_expired_key_is_refused_at_once_from_the_cache(api, client, monkeypatch,
 
 
 def test_a_key_stored_with_a_past_expiry_is_refused(api, client):
-    from chalicelib.keys import issue
+    from chalicelib.identity.keys import issue
 
     workspace_id = api.get("/v1/auth/me").json["data"]["workspace"]["id"]
     _, secret = issue(
@@ -159,7 +159,7 @@ def test_a_key_stored_with_a_past_expiry_is_refused(api, client):
 
 
 def test_rotation_with_grace_keeps_the_old_key_until_the_grace_ends(api, client, monkeypatch):
-    from chalicelib import auth
+    from chalicelib.identity import auth
 
     old = create_key(api, ["projects:read", "api-keys:read"], name="Old")
     old_api = Api(client, old["key"])
@@ -227,7 +227,7 @@ def test_at_most_five_active_keys(api):
 
 
 def test_expired_keys_give_their_slot_back(api):
-    from chalicelib.keys import issue
+    from chalicelib.identity.keys import issue
 
     workspace_id = api.get("/v1/auth/me").json["data"]["workspace"]["id"]
     for i in range(3):
@@ -318,7 +318,7 @@ def test_malformed_keys_are_refused_without_reading_the_database(api, anonymous,
 
 
 def test_well_formed_unknown_keys_are_refused(api, anonymous):
-    from chalicelib import tokens
+    from chalicelib.identity import tokens
 
     # The checksum covers the body, so these pass the form check and miss in the database
     for token in (
@@ -333,7 +333,7 @@ def test_well_formed_unknown_keys_are_refused(api, anonymous):
 def test_last_used_at_is_written_at_most_once_per_interval(
     api, client, monkeypatch, dynamodb_calls
 ):
-    from chalicelib.settings import get_settings
+    from chalicelib.core.settings import get_settings
 
     created = create_key(api)
     holder = Api(client, created["key"])
@@ -381,13 +381,13 @@ def test_workspace_key_naming_another_workspace_is_404(api, make_workspace):
 
 
 def _parse(text):
-    from chalicelib.clock import parse_rfc3339
+    from chalicelib.core.clock import parse_rfc3339
 
     return parse_rfc3339(text)
 
 
 def test_active_count_follows_creation_revocation_rotation_and_expiry(api):
-    from chalicelib import keys
+    from chalicelib.identity import keys
 
     workspace_id = api.get("/v1/auth/me").json["data"]["workspace"]["id"]
     assert keys.active_count(workspace_id) == 1

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from chalicelib.artifacts import download_and_unpack
+from chalicelib.archive.artifacts import download_and_unpack
 from chalicelib.aws.clients import client
 from chalicelib.builders.local import BuildJob, LocalBuilder
-from chalicelib.settings import get_settings
+from chalicelib.core.settings import get_settings
 
 pytestmark = pytest.mark.usefixtures("aws")
 

@@ -12,7 +12,7 @@ from tests.integration.test_deployment_status import new_deployment
 
 @pytest.fixture(autouse=True)
 def fast_streams(monkeypatch):
-    from chalicelib.settings import get_settings
+    from chalicelib.core.settings import get_settings
 
     monkeypatch.setenv("SHIPYARD_SSE_WAIT_S", "0.5")
     monkeypatch.setenv("SHIPYARD_SSE_RETRY_MS", "250")
@@ -37,7 +37,7 @@ def path(item, tail=""):
 
 
 def write(item, *messages, phase="build"):
-    from chalicelib import logs
+    from chalicelib.deployments import logs
 
     logs.append(item["project_id"], item["id"], [(phase, m) for m in messages])
 
@@ -125,7 +125,7 @@ def test_a_hole_left_by_a_dead_writer_is_stepped_over_after_the_grace(api, deplo
 
 
 def test_sse_frames_resume_and_end(api, deployment):
-    from chalicelib import deployments
+    from chalicelib.deployments import service as deployments
 
     write(deployment, "one", "two")
     first = raw(api, path(deployment, "/stream"))
@@ -164,7 +164,7 @@ def test_sse_answers_early_when_lines_arrive(api, deployment, monkeypatch):
     import threading
     import time
 
-    from chalicelib.settings import get_settings
+    from chalicelib.core.settings import get_settings
 
     monkeypatch.setenv("SHIPYARD_SSE_WAIT_S", "20")
     get_settings.cache_clear()

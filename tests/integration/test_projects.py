@@ -175,7 +175,7 @@ def test_secret_values_kms_cannot_encrypt_are_422(api):
 
 
 def test_secret_env_decrypts_for_builds(api):
-    from chalicelib.projects import resolved_env
+    from chalicelib.projects.service import resolved_env
     from chalicelib.store.projects import projects as table
 
     project = api.post("/v1/projects", {"name": "Env"}).json["data"]

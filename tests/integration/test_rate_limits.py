@@ -6,7 +6,7 @@ from tests.conftest import Api
 
 
 def _limited_key(workspace_id: str, scopes: list[str]) -> str:
-    from chalicelib.keys import issue
+    from chalicelib.identity.keys import issue
 
     return issue(name="limited", scopes=scopes, workspace_id=workspace_id)[1]
 

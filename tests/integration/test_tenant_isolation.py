@@ -123,7 +123,7 @@ RESOURCES = {
 
 
 def _partner(client, name: str) -> Acting:
-    from chalicelib.partners import create_with_key
+    from chalicelib.identity.partners import create_with_key
 
     _, key = create_with_key(name)
     return Acting(client, key)
@@ -134,7 +134,7 @@ class World:
     the module: every attempt is refused and B is compared after each, so they can share."""
 
     def __init__(self, client, issuer: Issuer) -> None:
-        from chalicelib.workspaces import add_member, create_with_key
+        from chalicelib.accounts.workspaces import add_member, create_with_key
 
         self.b = TenantB(client)
         self.before = self.b.snapshot()
@@ -164,9 +164,9 @@ def world():
     from moto import mock_aws
 
     from app import app
-    from chalicelib.auth import forget_cached
     from chalicelib.aws.clients import reset_clients
-    from chalicelib.settings import get_settings
+    from chalicelib.core.settings import get_settings
+    from chalicelib.identity.auth import forget_cached
     from infra.provision import provision
 
     issuer = Issuer()
@@ -222,7 +222,7 @@ def test_lists_show_nothing_of_another_workspace(world, attacker):
 
 def test_every_resource_route_is_covered():
     import app  # noqa: F401 - registers every route
-    from chalicelib.http import ROUTES as REGISTERED
+    from chalicelib.api.http import ROUTES as REGISTERED
 
     covered = {(method, template) for method, template, _ in ROUTES}
     with_ids = {(s.method, s.path) for s in REGISTERED if s.auth and re.search(r"{\w+}", s.path)}

@@ -111,7 +111,7 @@ def test_checksum_is_verified_on_our_side(api, project):
 
 
 def test_an_object_over_the_limit_is_refused_before_building(api, project, monkeypatch):
-    from chalicelib.settings import get_settings
+    from chalicelib.core.settings import get_settings
 
     monkeypatch.setenv("SHIPYARD_UPLOAD_MAX_BYTES", "100")
     get_settings.cache_clear()
@@ -162,7 +162,7 @@ def test_multipart_deploy_over_4_mib_is_413_with_a_hint(api, project):
 
 
 def test_full_build_queue_is_503_with_retry_after(api, project, monkeypatch):
-    from chalicelib.settings import get_settings
+    from chalicelib.core.settings import get_settings
 
     monkeypatch.setenv("SHIPYARD_BUILD_QUEUE_MAX", "1")
     get_settings.cache_clear()

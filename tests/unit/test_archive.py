@@ -11,7 +11,7 @@ import zlib
 
 import pytest
 
-from chalicelib.archive import ArchiveLimits, InvalidArchive, inspect_archive
+from chalicelib.archive.inspect import ArchiveLimits, InvalidArchive, inspect_archive
 
 
 def member(name: str, data: bytes = b"", **attributes) -> tuple[tarfile.TarInfo, bytes]:

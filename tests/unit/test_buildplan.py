@@ -7,7 +7,7 @@ import json
 import pytest
 import yaml
 
-from chalicelib.buildplan import PYTHON_ENV, PlanError, make_plan
+from chalicelib.buildplan.plan import PYTHON_ENV, PlanError, make_plan
 
 
 def plan_of(files: dict[str, str | bytes], runtime: str = "auto", build=None, run=None):

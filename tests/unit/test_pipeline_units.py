@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from chalicelib.errors import BadRequest
+from chalicelib.core.errors import BadRequest
 from chalicelib.local.pump import rate_seconds, sqs_event
-from chalicelib.pipeline import parse_multipart
+from chalicelib.pipeline.actions import parse_multipart
 from tests.pipeline_support import multipart
 
 

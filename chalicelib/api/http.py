@@ -1,0 +1,388 @@
+"""What every HTTP route shares: request ids, authentication and scopes, body and query
+parsing, the data/list/error envelopes, and the route registry that openapi.py reads.
+
+A route is declared with `Router.route(...)`; its function takes a `RequestContext` and
+the path parameters and returns a model, a `Page`, `None` (204) or a chalice `Response`.
+Domain errors (`errors.ApiError`) become the contract's error envelope here and only here.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import secrets
+import time
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from typing import Any
+
+from chalice import Blueprint, Response
+from pydantic import BaseModel, ValidationError
+
+from chalicelib.api import idempotency
+from chalicelib.core import pagination as cursors
+from chalicelib.core.errors import (
+    ApiError,
+    BadRequest,
+    Forbidden,
+    NotFound,
+    PayloadTooLarge,
+    Unauthorized,
+    ValidationFailed,
+)
+from chalicelib.core.log import logger
+from chalicelib.core.settings import get_settings
+from chalicelib.identity import ratelimit
+from chalicelib.identity.auth import act_in, bearer_token, identify, workspace_named
+from chalicelib.identity.principal import Principal
+
+_request_id: ContextVar[str] = ContextVar("request_id", default="req_unknown")
+_extra_headers: ContextVar[dict[str, str] | None] = ContextVar("extra_headers", default=None)
+
+JSON_HEADERS = {"Content-Type": "application/json"}
+
+
+def request_id() -> str:
+    return _request_id.get()
+
+
+def add_response_headers(headers: dict[str, str]) -> None:
+    """Headers for this request's response, whatever it turns out to be (rate limits)."""
+    extra = _extra_headers.get()
+    if extra is not None:
+        extra.update(headers)
+
+
+@dataclass
+class RouteSpec:
+    method: str
+    path: str
+    function: Any
+    scope: str | None
+    body: type[BaseModel] | None
+    response: Any
+    status: int
+    auth: bool
+    summary: str
+    tags: list[str]
+    query: dict[str, str]
+    workspace: bool = True
+    secret: bool = False
+
+
+ROUTES: list[RouteSpec] = []
+
+
+@dataclass
+class Page:
+    """One page of a list, and the key to continue from."""
+
+    items: list[Any]
+    next_key: dict[str, Any] | None
+    list_name: str
+    scope: str
+
+    def envelope(self) -> dict[str, Any]:
+        next_cursor = (
+            cursors.encode(self.list_name, self.scope, self.next_key) if self.next_key else None
+        )
+        return {
+            "data": [_dump(item) for item in self.items],
+            "pagination": {"next_cursor": next_cursor, "has_more": self.next_key is not None},
+        }
+
+
+@dataclass
+class RequestContext:
+    request: Any
+    spec: RouteSpec
+    principal: Principal | None = None
+    body: Any = None
+    state: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def workspace_id(self) -> str:
+        assert self.principal is not None and self.principal.workspace_id is not None
+        return self.principal.workspace_id
+
+    @property
+    def headers(self) -> Any:
+        return self.request.headers
+
+    def query(self, name: str) -> str | None:
+        params = self.request.query_params or {}
+        return params.get(name)
+
+    def query_int(self, name: str, low: int, high: int, default: int) -> int:
+        raw = self.query(name)
+        if raw is None or raw == "":
+            return default
+        try:
+            value = int(raw)
+        except ValueError:
+            value = low - 1
+        if not low <= value <= high:
+            raise BadRequest(f"Query parameter '{name}' must be an integer from {low} to {high}")
+        return value
+
+    def query_choice(self, name: str, choices: tuple[str, ...]) -> str | None:
+        raw = self.query(name)
+        if raw is not None and raw not in choices:
+            raise BadRequest(f"Query parameter '{name}' must be one of: {', '.join(choices)}")
+        return raw
+
+    def page_params(self, list_name: str, scope: str) -> tuple[int, dict[str, Any] | None]:
+        limit = self.query_int("limit", 1, 100, 20)
+        raw = self.query("cursor")
+        start = cursors.decode(raw, list_name, scope) if raw else None
+        return limit, start
+
+
+class Router:
+    """Routes of one resource, on a chalice Blueprint registered by app.py."""
+
+    def __init__(self, import_name: str, tag: str) -> None:
+        self.blueprint = Blueprint(import_name)
+        self.tag = tag
+
+    def route(
+        self,
+        path: str,
+        method: str,
+        *,
+        scope: str | None = None,
+        body: type[BaseModel] | None = None,
+        response: Any = None,
+        status: int = 200,
+        auth: bool = True,
+        query: dict[str, str] | None = None,
+        binary: bool = False,
+        workspace: bool = True,
+        secret: bool = False,
+    ):
+        """`workspace=False` for routes that do not act in one workspace: partner and
+        user tokens need no X-Workspace-ID there. `secret=True` for routes whose answer
+        holds a secret shown once (a new key): its idempotent replay is kept encrypted."""
+
+        def decorator(function):
+            spec = RouteSpec(
+                method=method,
+                path=path,
+                function=function,
+                scope=scope,
+                body=body,
+                response=response,
+                status=status,
+                auth=auth,
+                summary=(function.__doc__ or function.__name__).strip().splitlines()[0],
+                tags=[self.tag],
+                query=query or {},
+                workspace=workspace,
+                secret=secret,
+            )
+            ROUTES.append(spec)
+            blueprint = self.blueprint
+
+            def view(**params: str) -> Response:
+                return _handle(spec, blueprint.current_request, params)
+
+            view.__name__ = function.__name__
+            blueprint.route(path, methods=[method], content_types=["*/*"])(view)
+            return function
+
+        return decorator
+
+
+def _handle(spec: RouteSpec, request: Any, params: dict[str, str]) -> Response:
+    """401 authentication, 429 rate limit, 403 scope, 400/413/422 body, then idempotency
+    and the route: each check answers before the next one costs anything."""
+    ctx = RequestContext(request=request, spec=spec)
+
+    def route() -> Response:
+        return _render(spec, spec.function(ctx, **params))
+
+    def checked() -> Response:
+        if spec.auth:
+            ctx.principal = _authenticated(request.headers)
+            add_response_headers(ratelimit.check(ctx.principal))
+            if spec.workspace and ctx.principal.workspace_id is None:
+                raise BadRequest(
+                    "This route acts in one workspace: name it with the X-Workspace-ID header"
+                )
+            if spec.scope and not ctx.principal.grants(spec.scope):
+                raise Forbidden(spec.scope)
+        if spec.body is not None:
+            ctx.body = parse_body(request, spec.body)
+        key = idempotency.key_of(request.headers, spec.method) if ctx.principal else None
+        if ctx.principal is None or key is None:
+            return route()
+        fingerprint = idempotency.fingerprint(
+            spec.method, spec.path.format(**params), request.query_params, request.raw_body or b""
+        )
+        # The route answers through _answer itself, so that its errors are stored and
+        # replayed like any other response.
+        return idempotency.run(
+            ctx.principal, key, fingerprint, lambda: _answer(spec, route), sealed=spec.secret
+        )
+
+    return _answer(spec, checked)
+
+
+def _authenticated(headers: Any) -> Principal:
+    """The caller, acting in the workspace X-Workspace-ID names if it names one:
+    Unauthorized for a bad credential, NotFound for a workspace it cannot act in. That
+    refusal still takes a token from the caller's own bucket (and carries its headers), so
+    probing workspace ids is rate-limited like any request."""
+    principal = identify(bearer_token(headers))
+    named = workspace_named(headers)
+    if named is None:
+        return principal
+    try:
+        return act_in(principal, named)
+    except NotFound:
+        add_response_headers(ratelimit.check(principal))
+        raise
+
+
+def _answer(spec: RouteSpec, produce: Any) -> Response:
+    try:
+        return produce()
+    except ApiError as error:
+        return error_response(error)
+    except Exception:
+        logger().exception("Unhandled error", extra={"route": f"{spec.method} {spec.path}"})
+        return error_response(ApiError())
+
+
+def parse_body(request: Any, model: type[BaseModel]) -> BaseModel:
+    raw = request.raw_body or b""
+    if len(raw) > get_settings().max_body_bytes:
+        raise PayloadTooLarge(
+            f"The request body is larger than {get_settings().max_body_bytes} bytes"
+        )
+    data = load_json(raw) if raw.strip() else {}
+    if not isinstance(data, dict):
+        raise BadRequest("The request body must be a JSON object")
+    try:
+        return model.model_validate(data)
+    except ValidationError as error:
+        raise validation_error(error) from None
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON value")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"the number {text[:20]} is out of range")
+    return value
+
+
+def load_json(raw: bytes | str) -> Any:
+    """Strict JSON: no NaN or Infinity (Python's parser takes them, nothing can store them),
+    and a body nested past the parser's recursion limit is refused, not a crash."""
+    try:
+        return json.loads(raw, parse_constant=_refuse_constant, parse_float=_finite)
+    except RecursionError:
+        raise BadRequest("The request body is nested too deeply") from None
+    except (ValueError, UnicodeDecodeError) as error:
+        raise BadRequest(f"The request body is not valid JSON: {error}") from None
+
+
+def validation_error(error: ValidationError) -> ValidationFailed:
+    fields: dict[str, list[str]] = {}
+    for problem in error.errors():
+        name = ".".join(str(part) for part in problem["loc"]) or "body"
+        message = "Unknown field" if problem["type"] == "extra_forbidden" else problem["msg"]
+        fields.setdefault(name, []).append(message)
+    return ValidationFailed(fields)
+
+
+def _dump(item: Any) -> Any:
+    if isinstance(item, BaseModel):
+        return item.model_dump(mode="json", by_alias=True)
+    return item
+
+
+def _render(spec: RouteSpec, result: Any) -> Response:
+    if isinstance(result, Response):
+        return result
+    if result is None:
+        return Response(body="", status_code=204, headers={})
+    body = result.envelope() if isinstance(result, Page) else {"data": _dump(result)}
+    return json_response(body, spec.status)
+
+
+def json_response(body: Any, status: int, headers: dict[str, str] | None = None) -> Response:
+    return Response(
+        body=json.dumps(body, separators=(",", ":")),
+        status_code=status,
+        headers={**JSON_HEADERS, **(headers or {})},
+    )
+
+
+def error_body(error: ApiError) -> dict[str, Any]:
+    payload: dict[str, Any] = {"code": error.code, "message": error.message}
+    if error.details is not None:
+        payload["details"] = error.details
+    payload["request_id"] = request_id()
+    return {"error": payload}
+
+
+def error_response(error: ApiError) -> Response:
+    return json_response(error_body(error), error.status, error.headers)
+
+
+# Chalice answers some requests itself, before any view runs; their bodies are
+# {"Code": ..., "Message": ...}. These become the contract's envelope.
+_CHALICE_ERRORS = {
+    "MethodNotAllowedError": ("method_not_allowed", "Method not allowed on this path"),
+    "UnsupportedMediaType": ("unsupported_media_type", "Unsupported media type"),
+    "BadRequestError": ("bad_request", "Malformed request"),
+    "NotFoundError": ("not_found", "Not found"),
+    "UnauthorizedError": ("unauthorized", Unauthorized.default_message),
+    "ForbiddenError": ("forbidden", "Forbidden"),
+    "InternalServerError": ("internal_error", ApiError.default_message),
+}
+
+
+def _normalise(response: Response) -> Response:
+    body = response.body
+    if isinstance(body, dict) and "Code" in body:
+        code, message = _CHALICE_ERRORS.get(body["Code"], ("internal_error", "Internal error"))
+        error = ApiError(message)
+        error.code = code
+        error.status = response.status_code
+        keep = {k: v for k, v in response.headers.items() if k.lower() == "allow"}
+        return json_response(error_body(error), response.status_code, keep)
+    return response
+
+
+def middleware(event: Any, get_response: Any) -> Response:
+    """Outermost layer of every HTTP request: id, envelope of last resort, access log."""
+    rid = "req_" + secrets.token_hex(12)
+    _request_id.set(rid)
+    _extra_headers.set({})
+    # Every log line of the request, errors included, carries its id (per thread: the
+    # local server answers requests in threads).
+    logger().thread_safe_append_keys(request_id=rid)
+    started = time.perf_counter()
+    try:
+        response = _normalise(get_response(event))
+    except Exception:
+        logger().exception("Unhandled error outside a route")
+        response = error_response(ApiError())
+    response.headers.update(_extra_headers.get() or {})
+    response.headers["X-Request-ID"] = rid
+    logger().info(
+        "request",
+        extra={
+            "method": getattr(event, "method", None),
+            "path": getattr(event, "path", None),
+            "status": response.status_code,
+            "duration_ms": round((time.perf_counter() - started) * 1000, 1),
+        },
+    )
+    return response

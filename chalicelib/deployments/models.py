@@ -1,0 +1,115 @@
+"""Request and response models of uploads, deployments, logs and releases (pydantic v2);
+openapi.py renders them with the rest of the API's models."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, Field, model_validator
+
+from chalicelib.core.models import Input, Timestamp
+
+DeploymentStatus = Literal[
+    "pending", "building", "built", "deploying", "running", "failed", "stopped", "canceled"
+]
+DEPLOYMENT_STATUSES: tuple[str, ...] = (
+    "pending",
+    "building",
+    "built",
+    "deploying",
+    "running",
+    "failed",
+    "stopped",
+    "canceled",
+)
+ErrorCode = Literal[
+    "invalid_archive",
+    "build_failed",
+    "deploy_failed",
+    "health_check_failed",
+    "timed_out",
+    "internal_error",
+]
+SourceType = Literal["upload", "git", "redeploy", "rollback", "retry"]
+Phase = Literal["build", "deploy", "system"]
+Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+Note = Annotated[str, Field(max_length=1000)]
+
+
+class UploadCreate(Input):
+    sha256: Sha256 | None = None
+
+
+class Upload(BaseModel):
+    id: str
+    url: str
+    fields: dict[str, str]
+    max_bytes: int
+    expires_at: Timestamp
+
+
+class GitRef(Input):
+    ref: Annotated[str, Field(min_length=1, max_length=255)]
+
+
+class DeploymentCreate(Input):
+    upload_id: Annotated[str, Field(min_length=1, max_length=64)] | None = None
+    git: GitRef | None = None
+    note: Note | None = None
+
+    @model_validator(mode="after")
+    def one_source(self) -> DeploymentCreate:
+        if (self.upload_id is None) == (self.git is None):
+            raise ValueError("Give exactly one of upload_id or git")
+        return self
+
+
+class RollbackRequest(Input):
+    deployment_id: Annotated[str, Field(min_length=1, max_length=64)]
+    note: Note | None = None
+
+
+class RedeployRequest(Input):
+    note: Note | None = None
+
+
+class DeploymentSource(BaseModel):
+    type: SourceType
+    upload_id: str | None = None
+    deployment_id: str | None = None
+    ref: str | None = None
+
+
+class Deployment(BaseModel):
+    id: str
+    project_id: str
+    number: int
+    status: DeploymentStatus
+    source: DeploymentSource
+    retry_of: str | None
+    build_method: str | None
+    framework: str | None
+    image_tag: str | None
+    url: str | None
+    release_id: str | None
+    error_code: ErrorCode | None
+    error_message: str | None
+    note: str | None
+    created_at: Timestamp
+    updated_at: Timestamp
+    started_at: Timestamp | None
+    finished_at: Timestamp | None
+
+
+class LogLine(BaseModel):
+    seq: int
+    timestamp: Timestamp
+    phase: Phase
+    message: str
+
+
+class Release(BaseModel):
+    id: str
+    version: int
+    deployment_id: str
+    created_at: Timestamp

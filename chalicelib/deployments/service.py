@@ -1,0 +1,288 @@
+"""Deployments: the status machine and the actions on a deployment. Storage is in
+store/deployments.py; what moves a deployment through the pipeline is in builds.py
+(the builds queue and build engines) and workflow.py (the deploy workflow's tasks).
+
+    pending -> building -> built -> deploying -> running -> stopped
+         \\________\\__________\\________\\-> failed | canceled
+
+Each change is one conditional write that names the statuses it may come from, so a
+late, repeated or concurrent event can never move a deployment backwards. Every change
+appends a `system` log line and keeps the project's status in step.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from chalicelib.api.http import Page
+from chalicelib.aws import kms, objects
+from chalicelib.core import ids
+from chalicelib.core.clock import now_iso, precise
+from chalicelib.core.errors import InvalidState, NotFound
+from chalicelib.deployments import logs as log_lines
+from chalicelib.deployments.models import Deployment, DeploymentSource, Release
+from chalicelib.store import deployments as store
+from chalicelib.store import projects as project_store
+
+TRANSITIONS: dict[str, tuple[str, ...]] = {
+    "building": ("pending",),
+    "built": ("building",),
+    "deploying": ("built",),
+    "failed": ("pending", "building", "built", "deploying"),
+    "canceled": ("pending", "building", "built", "deploying"),
+    "stopped": ("running",),
+}
+ACTIVE = store.ACTIVE
+ENDED = log_lines.ENDED
+FINISHED = ("running", "failed", "canceled")
+HOLDS_SLOT = ("pending", "building")
+LIST_NAME = "deployments"
+
+
+def to_model(item: dict[str, Any]) -> Deployment:
+    return Deployment(
+        id=item["id"],
+        project_id=item["project_id"],
+        number=item["number"],
+        status=item["status"],
+        source=DeploymentSource(**item["source"]),
+        retry_of=item.get("retry_of"),
+        build_method=item.get("build_method"),
+        framework=item.get("framework"),
+        image_tag=item.get("image_tag"),
+        url=item.get("url"),
+        release_id=item.get("release_id"),
+        error_code=item.get("error_code"),
+        error_message=item.get("error_message"),
+        note=item.get("note"),
+        created_at=item["created_at"],
+        updated_at=item["updated_at"],
+        started_at=item.get("started_at"),
+        finished_at=item.get("finished_at"),
+    )
+
+
+def item_of(workspace_id: str, project_id: str, deployment_id: str) -> dict[str, Any]:
+    """A deployment of a project of this workspace, or 404 (never a hint of another's)."""
+    project_store.get(workspace_id, project_id)
+    item = store.get(project_id, deployment_id)
+    if item is None or item["workspace_id"] != workspace_id:
+        raise NotFound("Deployment")
+    return item
+
+
+def get(workspace_id: str, project_id: str, deployment_id: str) -> Deployment:
+    return to_model(item_of(workspace_id, project_id, deployment_id))
+
+
+def list_deployments(
+    workspace_id: str, project_id: str, limit: int, start: dict | None, status: str | None
+) -> Page:
+    project_store.get(workspace_id, project_id)
+    items, next_key = store.list_page(project_id, limit, start, status)
+    return Page([to_model(i) for i in items], next_key, list_name(project_id, status), workspace_id)
+
+
+def list_name(project_id: str, status: str | None) -> str:
+    return f"{LIST_NAME}:{project_id}:{status or ''}"
+
+
+def list_releases(workspace_id: str, project_id: str, limit: int, start: dict | None) -> Page:
+    project_store.get(workspace_id, project_id)
+    items, next_key = store.list_releases(project_id, limit, start)
+    models = [
+        Release(
+            id=i["id"],
+            version=i["version"],
+            deployment_id=i["deployment_id"],
+            created_at=i["created_at"],
+        )
+        for i in items
+    ]
+    return Page(models, next_key, f"releases:{project_id}", workspace_id)
+
+
+# Creating
+
+
+def snapshot_env(project: dict[str, Any], deployment_id: str) -> str:
+    """Seal the project's current environment for this deployment (what its build and its
+    app receive, and what a rollback to it restores); returns the snapshot's S3 key."""
+    from chalicelib.projects.service import resolved_env
+
+    key = f"env/{project['id']}/{deployment_id}.sealed"
+    payload = json.dumps(resolved_env(project)).encode()
+    objects.put_bytes(key, kms.seal(payload, {"project_id": project["id"]}).encode())
+    return key
+
+
+def env_of(item: dict[str, Any]) -> dict[str, str]:
+    """The environment snapshot of a deployment, decrypted."""
+    sealed = objects.get_bytes(item["env_key"]).decode()
+    return json.loads(kms.unseal(sealed, {"project_id": item["project_id"]}))
+
+
+def new_item(
+    project: dict[str, Any],
+    status: str,
+    source: dict[str, Any],
+    note: str | None,
+    **fields: Any,
+) -> dict[str, Any]:
+    now = now_iso()
+    deployment_id = ids.new_id("dep")
+    item = {
+        "id": deployment_id,
+        "project_id": project["id"],
+        "workspace_id": project["workspace_id"],
+        "status": status,
+        "status_at": precise(),
+        "active_status": status,
+        "source": {k: v for k, v in source.items() if v is not None},
+        "note": note,
+        "created_at": now,
+        "updated_at": now,
+        **fields,
+    }
+    if status == "pending":
+        item["pending_workspace_id"] = project["workspace_id"]
+    else:
+        item["started_at"] = now
+    return item
+
+
+def create(
+    project: dict[str, Any], item: dict[str, Any], message: str, upload_id: str | None = None
+) -> dict[str, Any]:
+    """Number and store a new deployment (with the single use of its upload, if any)."""
+    while True:
+        fresh = project_store.get(project["workspace_id"], project["id"])
+        count = fresh.get("deployment_count", 0)
+        item["number"] = count + 1
+        item["log_seq"] = 1
+        item["log_reserved_ms"] = store.now_ms()
+        try:
+            store.create(item, upload_id, count)
+            break
+        except store.CounterMoved:
+            continue
+    _transition_line(item, "system", f"Deployment #{item['number']} created ({message})")
+    store.mark_project(
+        project["workspace_id"], project["id"], "deploying", item["created_at"], True
+    )
+    return item
+
+
+# Moving
+
+
+def move(
+    item: dict[str, Any],
+    to: str,
+    message: str,
+    fields: dict[str, Any] | None = None,
+    phase: str = "system",
+    only_from: tuple[str, ...] | None = None,
+) -> dict[str, Any] | None:
+    """Change a deployment's status if the status machine allows it from where it is (and,
+    with `only_from`, only from those statuses); the new item, or None if it had moved on
+    (then nothing is written)."""
+    now = now_iso()
+    changes = dict(fields or {})
+    if to in ("failed", "canceled"):
+        changes.setdefault("finished_at", now)
+    if to == "building":
+        changes.setdefault("started_at", now)
+    allowed = tuple(s for s in TRANSITIONS[to] if only_from is None or s in only_from)
+    moved = store.transition(item["project_id"], item["id"], to, allowed, now, changes)
+    if moved is None:
+        return None
+    _transition_line(moved, phase, message)
+    if to == "failed":
+        store.mark_project(moved["workspace_id"], moved["project_id"], "failed", now, True)
+    elif to == "canceled":
+        store.mark_project(moved["workspace_id"], moved["project_id"], "idle", now, True)
+    if item.get("status") in HOLDS_SLOT and to not in HOLDS_SLOT:
+        from chalicelib.pipeline import builds
+
+        builds.slot_freed(moved)
+    return moved
+
+
+def _transition_line(item: dict[str, Any], phase: str, message: str) -> None:
+    """The transition's own line, under the seq its conditional write reserved."""
+    from chalicelib.store import logs as log_store
+
+    log_store.put_line(item["id"], {**log_lines.line(phase, message), "seq": item["log_seq"]})
+
+
+def log(item: dict[str, Any], phase: str, message: str) -> None:
+    """A line that is not a status change."""
+    log_lines.append(item["project_id"], item["id"], [(phase, message)])
+
+
+def fail(
+    item: dict[str, Any], code: str, message: str, only_from: tuple[str, ...] | None = None
+) -> dict[str, Any] | None:
+    return move(
+        item,
+        "failed",
+        f"Failed ({code}): {message}",
+        {"error_code": code, "error_message": message},
+        only_from=only_from,
+    )
+
+
+def promote(item: dict[str, Any], project_url: str | None = None) -> tuple[bool, str | None]:
+    """Make a `deploying` deployment the project's running one, stopping the previous, with
+    the project's URL `project_url` (default: the deployment's own): (True, the id of the
+    one it replaced) once it is running, (False, None) if it can no longer be."""
+    while True:
+        current = store.get(item["project_id"], item["id"])
+        if current is None or current["status"] != "deploying":
+            return current is not None and current["status"] == "running", None
+        project = project_store.get(current["workspace_id"], current["project_id"])
+        previous_id = project.get("current_deployment_id")
+        previous = store.get(current["project_id"], previous_id) if previous_id else None
+        if previous is not None and previous["status"] != "running":
+            previous = None
+        now = now_iso()
+        release = {
+            "id": ids.new_id("rel"),
+            "project_id": current["project_id"],
+            "deployment_id": current["id"],
+            "created_at": now,
+        }
+        lines = {current["id"]: log_lines.line("system", f"Running at {current.get('url')}")}
+        if previous is not None:
+            lines[previous["id"]] = log_lines.line(
+                "system", f"Stopped: replaced by deployment #{current['number']}"
+            )
+        url = project_url or current.get("url")
+        if store.promote(current, previous, project, release, now, lines, url):
+            return True, previous_id
+        time.sleep(0.05)
+
+
+# Reading while it changes
+
+
+def wait(workspace_id: str, project_id: str, deployment_id: str, timeout_s: int) -> Deployment:
+    """The deployment as soon as it is running or has ended, or when the timeout passes."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        item = item_of(workspace_id, project_id, deployment_id)
+        if item["status"] in ENDED or time.monotonic() >= deadline:
+            return to_model(item)
+        time.sleep(min(0.25, max(0.0, deadline - time.monotonic())))
+
+
+def require_status(item: dict[str, Any], allowed: tuple[str, ...], action: str) -> None:
+    if item["status"] not in allowed:
+        raise InvalidState(
+            f"Cannot {action} a deployment that is {item['status']} "
+            f"(allowed from: {', '.join(allowed)})",
+            {"status": item["status"]},
+        )

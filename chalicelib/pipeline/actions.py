@@ -1,0 +1,231 @@
+"""What users ask of the pipeline: deploy an upload or an archive, cancel, retry, redeploy,
+roll back, and stop everything when a project is deleted. The status machine is in
+deployments.py; builds.py and workflow.py move deployments along."""
+
+from __future__ import annotations
+
+import email.parser
+import email.policy
+from typing import Any
+
+from chalicelib.accounts import quotas
+from chalicelib.aws import objects
+from chalicelib.core.errors import BadRequest, InvalidState, PayloadTooLarge, ValidationFailed
+from chalicelib.core.log import logger
+from chalicelib.core.settings import get_settings
+from chalicelib.deployments import service as deployments
+from chalicelib.deployments import uploads
+from chalicelib.deployments.models import (
+    Deployment,
+    DeploymentCreate,
+    RedeployRequest,
+    RollbackRequest,
+)
+from chalicelib.pipeline import builds, workflow
+from chalicelib.pipeline import wiring as engines
+from chalicelib.store import deployments as store
+from chalicelib.store import projects as project_store
+
+# Inherited by a deployment made from another one's artifact: it is not rebuilt.
+BUILT_FIELDS = ("artifact_key", "plan", "framework", "build_method", "image_tag")
+
+
+def _pending(
+    project: dict[str, Any], source: dict[str, Any], note: str | None, source_key: str, **extra
+) -> dict[str, Any]:
+    item = deployments.new_item(project, "pending", source, note, source_key=source_key, **extra)
+    item["env_key"] = deployments.snapshot_env(project, item["id"])
+    return item
+
+
+def _queue(project: dict[str, Any], item: dict[str, Any], message: str, upload_id=None):
+    deployments.create(project, item, message, upload_id)
+    try:
+        builds.enqueue(item)
+    except Exception:
+        # Recorded but not queued: the sweeper re-enqueues pending deployments.
+        logger().exception("Could not enqueue a build", extra={"deployment_id": item["id"]})
+    return deployments.to_model(item)
+
+
+def _admit(workspace_id: str, tier: str, needs_build: bool) -> None:
+    """The last checks before a deployment is recorded: room in the builds queue, build
+    minutes left (for one that builds), and one of today's deployments, which is counted
+    here and not given back."""
+    if needs_build:
+        builds.ensure_capacity()
+        quotas.check_build_minutes(workspace_id, tier)
+    quotas.reserve_deployment(workspace_id, tier)
+
+
+def deploy_upload(
+    workspace_id: str, tier: str, project_id: str, body: DeploymentCreate
+) -> Deployment:
+    project = project_store.get(workspace_id, project_id)
+    if body.git is not None:
+        raise ValidationFailed(
+            {"git": ["Deploying from git is not supported yet: upload an archive instead"]},
+            "Deploying from git is not supported yet",
+        )
+    assert body.upload_id is not None
+    upload = uploads.verified(project_id, body.upload_id)
+    _admit(workspace_id, tier, needs_build=True)
+    item = _pending(
+        project, {"type": "upload", "upload_id": upload["id"]}, body.note, upload["key"]
+    )
+    return _queue(project, item, f"from upload {upload['id']}", upload["id"])
+
+
+def deploy_archive(
+    workspace_id: str, tier: str, project_id: str, content_type: str, raw: bytes
+) -> Deployment:
+    """`POST .../deploy`: a multipart form whose `archive` field is the .tar.gz."""
+    project = project_store.get(workspace_id, project_id)
+    limit = get_settings().deploy_max_bytes
+    hint = (
+        f"Archives above {limit} bytes go through uploads: POST /v1/projects/{project_id}/uploads, "
+        "send the file to the presigned URL, then POST .../deployments with its upload_id"
+    )
+    # The form's own framing adds a little to the archive: allow for it before parsing.
+    if len(raw) > limit + 64 * 1024:
+        raise PayloadTooLarge(hint, {"max_bytes": limit})
+    fields = parse_multipart(content_type, raw)
+    archive = fields.get("archive")
+    if archive is None:
+        raise ValidationFailed({"archive": ["A file field named 'archive' is required"]})
+    if len(archive) > limit:
+        raise PayloadTooLarge(hint, {"max_bytes": limit})
+    if not archive:
+        raise ValidationFailed({"archive": ["The archive is empty"]})
+    note = fields.get("note", b"").decode("utf-8", "replace")[:1000] or None
+    _admit(workspace_id, tier, needs_build=True)
+    key = uploads.store_direct(project_id, archive)
+    item = _pending(project, {"type": "upload"}, note, key)
+    return _queue(project, item, "from an archive sent to /deploy")
+
+
+def parse_multipart(content_type: str, raw: bytes) -> dict[str, bytes]:
+    """The fields of a multipart/form-data body, by name (stdlib email parser)."""
+    if (
+        not content_type.lower().startswith("multipart/form-data")
+        or "boundary=" not in content_type
+    ):
+        raise BadRequest("Send multipart/form-data with a boundary and a file field 'archive'")
+    head = f"Content-Type: {content_type}\r\nMIME-Version: 1.0\r\n\r\n".encode()
+    message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(head + raw)
+    if not message.is_multipart():
+        raise BadRequest("The multipart body could not be parsed")
+    fields: dict[str, bytes] = {}
+    for part in message.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        if name and name not in fields:
+            fields[name] = part.get_payload(decode=True) or b""
+    return fields
+
+
+def cancel(workspace_id: str, project_id: str, deployment_id: str) -> Deployment:
+    while True:
+        item = deployments.item_of(workspace_id, project_id, deployment_id)
+        deployments.require_status(item, store.ACTIVE, "cancel")
+        moved = deployments.move(item, "canceled", "Canceled")
+        if moved is not None:
+            stop_work(item)
+            return deployments.to_model(moved)
+
+
+def stop_work(item: dict[str, Any]) -> None:
+    """Stop whatever a deployment had running when it left `item['status']`."""
+    status = item["status"]
+    if status == "building":
+        engines.cancel_build(item)
+    if status in ("built", "deploying"):
+        workflow.stop(item, "The deployment was canceled or timed out")
+    if status in ("deploying", "running"):
+        workflow.end_app_output(item["id"])
+        engines.apps().stop(item)
+
+
+def retry(workspace_id: str, tier: str, project_id: str, deployment_id: str) -> Deployment:
+    old = deployments.item_of(workspace_id, project_id, deployment_id)
+    deployments.require_status(old, ("failed", "canceled"), "retry")
+    project = project_store.get(workspace_id, project_id)
+    source = {"type": "retry", "deployment_id": old["id"]}
+    note = old.get("note")
+    _admit(workspace_id, tier, needs_build=bool(old.get("source_key")))
+    if old.get("source_key"):
+        item = _pending(project, source, note, old["source_key"], retry_of=old["id"])
+        return _queue(project, item, f"retry of #{old['number']}")
+    # A redeploy or rollback: the same artifact and environment again, no build.
+    fields = {name: old[name] for name in BUILT_FIELDS if name in old}
+    item = deployments.new_item(
+        project, "deploying", source, note, retry_of=old["id"], env_key=old["env_key"], **fields
+    )
+    return _deploy_built(project, item, f"retry of #{old['number']}")
+
+
+def _deploy_built(project: dict[str, Any], item: dict[str, Any], message: str) -> Deployment:
+    deployments.create(project, item, message)
+    workflow.start(item)
+    return deployments.to_model(store.get(item["project_id"], item["id"]) or item)
+
+
+def redeploy(workspace_id: str, tier: str, project_id: str, body: RedeployRequest) -> Deployment:
+    project = project_store.get(workspace_id, project_id)
+    base = None
+    if project.get("current_deployment_id"):
+        base = store.get(project_id, project["current_deployment_id"])
+    if base is None or not base.get("artifact_key"):
+        base = store.latest_with_artifact(project_id)
+    if base is None:
+        raise InvalidState("Nothing was ever built for this project: deploy an upload first")
+    _admit(workspace_id, tier, needs_build=False)
+    fields = {name: base[name] for name in BUILT_FIELDS if name in base}
+    item = deployments.new_item(
+        project, "deploying", {"type": "redeploy", "deployment_id": base["id"]}, body.note, **fields
+    )
+    item["env_key"] = deployments.snapshot_env(project, item["id"])
+    return _deploy_built(project, item, f"redeploy of #{base['number']} with the current env")
+
+
+def rollback(workspace_id: str, tier: str, project_id: str, body: RollbackRequest) -> Deployment:
+    project = project_store.get(workspace_id, project_id)
+    target = deployments.item_of(workspace_id, project_id, body.deployment_id)
+    if not target.get("artifact_key"):
+        raise InvalidState(
+            f"Deployment #{target['number']} was never built, so there is nothing to roll back to"
+        )
+    _admit(workspace_id, tier, needs_build=False)
+    fields = {name: target[name] for name in BUILT_FIELDS if name in target}
+    item = deployments.new_item(
+        project,
+        "deploying",
+        {"type": "rollback", "deployment_id": target["id"]},
+        body.note,
+        env_key=target["env_key"],
+        **fields,
+    )
+    return _deploy_built(project, item, f"rollback to #{target['number']} and its env")
+
+
+def project_deleted(project: dict[str, Any]) -> None:
+    """Stop everything a deleted project runs now; its data goes in the background."""
+    for item in store.all_of_project(project["id"]):
+        if item["status"] in store.ACTIVE:
+            moved = deployments.move(item, "canceled", "Canceled: the project was deleted")
+        elif item["status"] == "running":
+            moved = deployments.move(item, "stopped", "Stopped: the project was deleted")
+        else:
+            moved = None
+        if moved is not None:
+            stop_work(item)
+    builds.queues.send(builds.QUEUE, {"kind": "purge_project", "project_id": project["id"]})
+
+
+def purge_project(project_id: str) -> None:
+    """Remove a deleted project's deployments, logs, releases, uploads and objects."""
+    import shutil
+
+    for deployment_id in store.purge(project_id):
+        shutil.rmtree(engines.app_dir(deployment_id), ignore_errors=True)
+    for prefix in ("uploads", "env", "artifacts"):
+        objects.delete_prefix(f"{prefix}/{project_id}/")

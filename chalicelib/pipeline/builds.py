@@ -1,0 +1,173 @@
+"""The builds queue and its consumer: a `pending` deployment starts building only while
+its workspace is under the tier's concurrent-build limit, otherwise it waits.
+
+Slots are a set of deployment ids per workspace (store/deployments.py), taken with a
+conditional write and given back whenever a deployment leaves pending/building, whatever
+the way (built, failed, canceled, timed out). Giving one back re-enqueues the workspace's
+oldest waiting deployments. The sweeper re-enqueues anything left pending for long,
+so a lost message delays a build but never strands it.
+
+A message delivered twice starts one build: the consumer moves the deployment
+pending -> building with a conditional write, and only the writer that wins builds.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from chalicelib.accounts.tiers import TIERS
+from chalicelib.aws import queues
+from chalicelib.core.errors import BuildQueueFull
+from chalicelib.core.log import logger
+from chalicelib.core.settings import get_settings
+from chalicelib.deployments import service as deployments
+from chalicelib.pipeline import wiring as engines
+from chalicelib.store import deployments as store
+from chalicelib.store import workspaces as workspace_store
+
+QUEUE = "builds"
+ERROR_CODES = ("invalid_archive", "build_failed", "timed_out", "internal_error")
+RETRY_AFTER_S = 30
+
+
+def ensure_capacity() -> None:
+    """503 build_queue_full while the queue holds more than `build_queue_max` messages."""
+    if queues.depth(QUEUE) >= get_settings().build_queue_max:
+        raise BuildQueueFull(RETRY_AFTER_S)
+
+
+def enqueue(item: dict[str, Any], delay_s: int = 0) -> None:
+    queues.send(
+        QUEUE,
+        {"kind": "build", "project_id": item["project_id"], "deployment_id": item["id"]},
+        delay_s,
+    )
+
+
+def concurrent_builds(workspace_id: str) -> int:
+    workspace = workspace_store.get_workspace(workspace_id)
+    tier = TIERS.get(workspace["tier"] if workspace else "free", TIERS["free"])
+    return tier.concurrent_builds
+
+
+def handle(message: dict[str, Any]) -> None:
+    """One message of the builds queue."""
+    kind = message.get("kind")
+    if kind == "build":
+        start(message["project_id"], message["deployment_id"])
+    elif kind == "purge_project":
+        from chalicelib.pipeline import actions as pipeline
+
+        pipeline.purge_project(message["project_id"])
+    else:
+        logger().warning("Unknown builds message", extra={"message_kind": kind})
+
+
+def start(project_id: str, deployment_id: str) -> None:
+    item = store.get(project_id, deployment_id)
+    if item is None or item["status"] != "pending":
+        return
+    workspace_id = item["workspace_id"]
+    limit = concurrent_builds(workspace_id)
+    if not store.acquire_slot(workspace_id, deployment_id, limit):
+        if not item.get("waiting_logged"):
+            marked = store.set_fields(
+                project_id, deployment_id, {"waiting_logged": True}, ("pending",)
+            )
+            if marked is not None:
+                deployments.log(
+                    item,
+                    "system",
+                    f"Waiting for a build slot: all {limit} concurrent builds of this "
+                    "workspace's plan are in use",
+                )
+        return
+    moved = deployments.move(
+        item,
+        "building",
+        f"Building ({engines.build_method()})",
+        {"build_method": engines.build_method()},
+    )
+    if moved is None:
+        # Someone else moved it first: a duplicate message (its build holds the slot) or a
+        # cancel (whose release may have come before this slot was taken: give it back).
+        current = store.get(project_id, deployment_id)
+        if current is None or current["status"] not in ("building",):
+            store.release_slot(workspace_id, deployment_id)
+        return
+    engines.start_build(moved)
+
+
+def slot_freed(item: dict[str, Any]) -> None:
+    """Give back the deployment's build slot and wake the workspace's waiting builds."""
+    workspace_id = item["workspace_id"]
+    store.release_slot(workspace_id, item["id"])
+    for waiting in store.pending_of_workspace(workspace_id, concurrent_builds(workspace_id)):
+        enqueue(waiting)
+
+
+def build_finished(item: dict[str, Any], outcome: Any) -> None:
+    """A build engine's result (a BuildOutcome, or the CodeBuild state change made into
+    one): record it and, when it built, start the deploy workflow."""
+    from chalicelib.pipeline import workflow
+
+    _count_build_time(item)
+    if not outcome.ok:
+        # A canceled build's outcome finds its deployment canceled already: ignored.
+        code = outcome.error_code if outcome.error_code in ERROR_CODES else "internal_error"
+        message = outcome.error_message or "the build failed"
+        deployments.fail(item, code, message, only_from=("building",))
+        return
+    plan = outcome.plan
+    # On AWS the build also pushed an image (image_tag, set when it started); locally the
+    # artifact is what runs.
+    fields: dict[str, Any] = {
+        "artifact_key": outcome.artifact_key,
+        "image_tag": item.get("image_tag") or outcome.artifact_key,
+    }
+    if plan is not None:
+        fields["plan"] = plan.model_dump(mode="json")
+        fields["framework"] = plan.framework
+    moved = deployments.move(item, "built", "Built", fields)
+    if moved is not None:
+        workflow.start(moved)
+
+
+def _count_build_time(item: dict[str, Any]) -> None:
+    """Add the build's wall-clock time to the month's build minutes, once per deployment
+    however many times its end is reported."""
+    from datetime import UTC, datetime
+
+    from chalicelib.accounts import quotas
+    from chalicelib.core.clock import parse_rfc3339
+
+    seconds = (datetime.now(UTC) - parse_rfc3339(item["status_at"])).total_seconds()
+    if store.claim_build_seconds(item["project_id"], item["id"], round(seconds, 3)):
+        quotas.record_build_seconds(item["workspace_id"], seconds)
+
+
+def codebuild_state_changed(event: dict[str, Any]) -> None:
+    """An EventBridge "CodeBuild Build State Change". Events can come late, twice or out
+    of order: each one is a conditional move, so one that no longer fits is ignored."""
+    from chalicelib.archive.artifacts import artifact_key
+    from chalicelib.builders.codebuild import parse_state_change
+    from chalicelib.builders.local import BuildOutcome
+    from chalicelib.buildplan.plan import BuildPlan
+
+    change = parse_state_change(event)
+    item = store.find(change.deployment_id) if change.deployment_id else None
+    if item is None or item.get("build_id") != change.build_id:
+        return
+    if change.status == "built":
+        plan = BuildPlan.model_validate(item["plan"])
+        key = artifact_key(item["project_id"], item["id"])
+        build_finished(item, BuildOutcome(True, plan, key, None, None))
+    elif change.status == "failed":
+        outcome = BuildOutcome(
+            False,
+            None,
+            None,
+            change.error_code or "build_failed",
+            change.error_message or "the CodeBuild build failed",
+        )
+        build_finished(item, outcome)
