@@ -5,6 +5,7 @@ from chalice import Chalice
 
 from chalicelib.api import deployments, keys, projects, service, usage, workspaces
 from chalicelib.api.http import middleware
+from chalicelib.pipeline import wiring  # noqa: F401 - subscribes the pipeline's reactions
 
 # Logs go through the Powertools JSON logger (chalicelib/core/log.py), not chalice's text handler.
 app = Chalice(app_name="shipyard", configure_logs=False)
@@ -19,31 +20,30 @@ app.register_blueprint(workspaces.router.blueprint)
 app.register_blueprint(deployments.router.blueprint)
 
 
+# Each handler imports the workers on its first event: an API cold start doesn't.
 @app.on_sqs_message(queue="shipyard-builds", batch_size=1)
 def on_builds_message(event):
-    from chalicelib.pipeline import builds
-    from chalicelib.workers import sqs as events
+    from chalicelib.workers import handlers
 
-    events.each_message(event, builds.handle)
+    handlers.on_builds_message(event)
 
 
 @app.on_sqs_message(queue="shipyard-deploy-tasks", batch_size=1)
 def on_deploy_task(event):
-    from chalicelib.pipeline import workflow
-    from chalicelib.workers import sqs as events
+    from chalicelib.workers import handlers
 
-    events.each_message(event, workflow.handle)
+    handlers.on_deploy_task(event)
 
 
 @app.on_cw_event({"source": ["aws.codebuild"], "detail-type": ["CodeBuild Build State Change"]})
 def on_codebuild_state_change(event):
-    from chalicelib.pipeline import builds
+    from chalicelib.workers import handlers
 
-    builds.codebuild_state_changed(event.to_dict())
+    handlers.on_codebuild_state_change(event)
 
 
 @app.schedule("rate(1 minute)")
 def sweep(event):
-    from chalicelib.pipeline import sweeper
+    from chalicelib.workers import handlers
 
-    sweeper.sweep()
+    handlers.on_schedule(event)

@@ -15,8 +15,9 @@ import argparse
 import json
 import sys
 
-from chalicelib.accounts.tiers import TIER_NAMES
-from chalicelib.identity.scopes import ROLE_NAMES
+from chalicelib.core.scopes import ROLE_NAMES
+from chalicelib.core.tiers import TIER_NAMES
+from chalicelib.store.errors import Missing
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -81,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     except EndpointConnectionError:
         print("error: the local stack is not running: start it with `make run`", file=sys.stderr)
         return 1
-    except NotFound as error:
+    except (NotFound, Missing) as error:
         print(f"error: {error.message}", file=sys.stderr)
         return 1
     print(json.dumps(result))

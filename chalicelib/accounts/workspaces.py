@@ -14,19 +14,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from chalicelib.api.http import Page
 from chalicelib.core import ids
 from chalicelib.core.clock import now_iso
 from chalicelib.core.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from chalicelib.core.models import Workspace, WorkspaceCreate, WorkspaceUpdate
+from chalicelib.core.pagination import Page
+from chalicelib.core.scopes import ALL
 from chalicelib.core.slugs import slugify
 from chalicelib.identity import auth, keys
 from chalicelib.identity.principal import Principal
-from chalicelib.identity.scopes import ALL
 from chalicelib.projects import service as projects
 from chalicelib.store import keys as key_store
 from chalicelib.store import projects as project_store
 from chalicelib.store import workspaces as store
+from chalicelib.store.errors import Missing
 
 LIST_NAME = "workspaces"
 DEFAULT_TIER = "free"
@@ -171,12 +172,12 @@ def delete(principal: Principal, workspace_id: str) -> None:
     for key in key_store.owned(workspace_id):
         try:
             keys.revoke_record(key)
-        except NotFound:
+        except Missing:
             continue
     for project_id in project_store.ids_in(workspace_id):
         try:
             projects.delete(workspace_id, project_id)
-        except NotFound:
+        except Missing:
             continue
     store.mark_deleted(workspace_id, now_iso())
     auth.forget_workspace(workspace_id)

@@ -9,7 +9,6 @@ from chalicelib.core.errors import BadRequest
 from chalicelib.deployments import logs, uploads
 from chalicelib.deployments import service as deployments
 from chalicelib.deployments.models import (
-    DEPLOYMENT_STATUSES,
     Deployment,
     DeploymentCreate,
     RedeployRequest,
@@ -18,6 +17,7 @@ from chalicelib.deployments.models import (
     Upload,
     UploadCreate,
 )
+from chalicelib.deployments.status import STATUSES
 from chalicelib.pipeline import actions as pipeline
 from chalicelib.store import projects as project_store
 
@@ -75,11 +75,11 @@ def deploy_archive(ctx: RequestContext, project_id: str):
     "GET",
     scope="deployments:read",
     response=list[Deployment],
-    query={"status": "|".join(DEPLOYMENT_STATUSES)},
+    query={"status": "|".join(STATUSES)},
 )
 def list_deployments(ctx: RequestContext, project_id: str):
     """List a project's deployments, newest first."""
-    status = ctx.query_choice("status", DEPLOYMENT_STATUSES)
+    status = ctx.query_choice("status", STATUSES)
     limit, start = ctx.page_params(deployments.list_name(project_id, status), ctx.workspace_id)
     return deployments.list_deployments(ctx.workspace_id, project_id, limit, start, status)
 

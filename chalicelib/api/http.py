@@ -19,11 +19,11 @@ from typing import Any
 from chalice import Blueprint, Response
 from pydantic import BaseModel, ValidationError
 
-from chalicelib.api import idempotency
-from chalicelib.core import pagination as cursors
+from chalicelib.api import cursors, idempotency
 from chalicelib.core.errors import (
     ApiError,
     BadRequest,
+    Conflict,
     Forbidden,
     NotFound,
     PayloadTooLarge,
@@ -31,10 +31,12 @@ from chalicelib.core.errors import (
     ValidationFailed,
 )
 from chalicelib.core.log import logger
+from chalicelib.core.pagination import Page
 from chalicelib.core.settings import get_settings
 from chalicelib.identity import ratelimit
 from chalicelib.identity.auth import act_in, bearer_token, identify, workspace_named
 from chalicelib.identity.principal import Principal
+from chalicelib.store.errors import Missing, StoreError
 
 _request_id: ContextVar[str] = ContextVar("request_id", default="req_unknown")
 _extra_headers: ContextVar[dict[str, str] | None] = ContextVar("extra_headers", default=None)
@@ -71,25 +73,6 @@ class RouteSpec:
 
 
 ROUTES: list[RouteSpec] = []
-
-
-@dataclass
-class Page:
-    """One page of a list, and the key to continue from."""
-
-    items: list[Any]
-    next_key: dict[str, Any] | None
-    list_name: str
-    scope: str
-
-    def envelope(self) -> dict[str, Any]:
-        next_cursor = (
-            cursors.encode(self.list_name, self.scope, self.next_key) if self.next_key else None
-        )
-        return {
-            "data": [_dump(item) for item in self.items],
-            "pagination": {"next_cursor": next_cursor, "has_more": self.next_key is not None},
-        }
 
 
 @dataclass
@@ -249,6 +232,8 @@ def _answer(spec: RouteSpec, produce: Any) -> Response:
         return produce()
     except ApiError as error:
         return error_response(error)
+    except StoreError as error:
+        return error_response(from_store(error))
     except Exception:
         logger().exception("Unhandled error", extra={"route": f"{spec.method} {spec.path}"})
         return error_response(ApiError())
@@ -300,6 +285,16 @@ def validation_error(error: ValidationError) -> ValidationFailed:
     return ValidationFailed(fields)
 
 
+def page_envelope(page: Page) -> dict[str, Any]:
+    next_cursor = (
+        cursors.encode(page.list_name, page.scope, page.next_key) if page.next_key else None
+    )
+    return {
+        "data": [_dump(item) for item in page.items],
+        "pagination": {"next_cursor": next_cursor, "has_more": page.next_key is not None},
+    }
+
+
 def _dump(item: Any) -> Any:
     if isinstance(item, BaseModel):
         return item.model_dump(mode="json", by_alias=True)
@@ -311,7 +306,7 @@ def _render(spec: RouteSpec, result: Any) -> Response:
         return result
     if result is None:
         return Response(body="", status_code=204, headers={})
-    body = result.envelope() if isinstance(result, Page) else {"data": _dump(result)}
+    body = page_envelope(result) if isinstance(result, Page) else {"data": _dump(result)}
     return json_response(body, spec.status)
 
 
@@ -321,6 +316,14 @@ def json_response(body: Any, status: int, headers: dict[str, str] | None = None)
         status_code=status,
         headers={**JSON_HEADERS, **(headers or {})},
     )
+
+
+def from_store(error: StoreError) -> ApiError:
+    """The contract's error for what a repository found: a missing item is 404, a lost
+    uniqueness claim or a concurrent change 409."""
+    if isinstance(error, Missing):
+        return NotFound(error.what)
+    return Conflict(error.message)
 
 
 def error_body(error: ApiError) -> dict[str, Any]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from chalicelib.accounts.tiers import TIERS
 from chalicelib.accounts.workspaces import to_model as workspace_model
 from chalicelib.api.http import RequestContext, Router
 from chalicelib.core.models import (
@@ -14,6 +13,7 @@ from chalicelib.core.models import (
     PrincipalInfo,
     RateLimitInfo,
 )
+from chalicelib.core.tiers import TIERS
 from chalicelib.identity import auth, keys
 
 router = Router(__name__, "api-keys")

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from chalicelib.accounts import quotas
 from chalicelib.api.http import RequestContext, Router
 from chalicelib.core.errors import BadRequest
 from chalicelib.core.models import Entitlement, Usage
+from chalicelib.limits import quotas
 
 router = Router(__name__, "usage")
 

@@ -17,12 +17,12 @@ import json
 import math
 from dataclasses import dataclass
 from pathlib import PurePosixPath
+from typing import Any, Protocol
 
 from chalicelib.archive.artifacts import artifact_key
 from chalicelib.aws.clients import client
-from chalicelib.builders.local import BuildJob
-from chalicelib.buildplan.plan import BuildPlan
 from chalicelib.core.settings import get_settings
+from chalicelib.ports import BuildJob
 
 PROJECT = "build"
 DETAIL_TYPE = "CodeBuild Build State Change"
@@ -48,9 +48,15 @@ def project_name() -> str:
     return f"{get_settings().resource_prefix}-{PROJECT}"
 
 
+class Buildspec(Protocol):
+    """What a build runs: a BuildPlan, or the plan with the image build after it."""
+
+    def buildspec(self) -> dict[str, Any]: ...
+
+
 class CodeBuildBuilder:
-    def start(self, job: BuildJob, plan: BuildPlan) -> str:
-        """Start the build of `job` by `plan`; return CodeBuild's build id."""
+    def start(self, job: BuildJob, plan: Buildspec) -> str:
+        """Start the build of `job` by `plan`'s buildspec; return CodeBuild's build id."""
         settings = get_settings()
         path, name, _ = artifact_key(job.project_id, job.deployment_id).rsplit("/", 2)
         variables = {k: v for k, v in job.env.items() if not k.startswith(RESERVED_PREFIX)}

@@ -1,4 +1,4 @@
-"""LocalBuilder: the build engine of the local stack.
+"""LocalBuilder, and LocalBuildEngine (the build port of the local stack) around it.
 
 It unpacks the uploaded source (through inspect_archive) into a fresh temp dir, makes the
 build plan, runs the plan's install and build commands as shell subprocesses in their own
@@ -18,8 +18,6 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from chalicelib.archive import artifacts
@@ -28,8 +26,7 @@ from chalicelib.aws.clients import client
 from chalicelib.buildplan.plan import BUILD_ENV, BuildPlan, PlanError, make_plan
 from chalicelib.core.log import logger
 from chalicelib.core.settings import get_settings
-
-OnLog = Callable[[str, str], None]
+from chalicelib.ports import BuildJob, BuildOutcome, OnFinished, OnLog
 
 # Passed through from this process: what finds the toolchains and nothing that names an
 # identity. Everything else a build sees is BUILD_ENV and the project's env.
@@ -38,28 +35,6 @@ MAX_LINE_CHARS = 8192
 KILL_GRACE_S = 1.0
 DRAIN_GRACE_S = 2.0
 POLL_S = 0.05
-
-
-@dataclass
-class BuildJob:
-    deployment_id: str
-    project_id: str
-    workspace_id: str
-    source_key: str
-    project_runtime: str
-    build: dict
-    run: dict
-    env: dict[str, str] = field(default_factory=dict)
-    timeout_s: int = 900
-
-
-@dataclass
-class BuildOutcome:
-    ok: bool
-    plan: BuildPlan | None
-    artifact_key: str | None
-    error_code: str | None
-    error_message: str | None
 
 
 class _Failed(Exception):
@@ -270,3 +245,78 @@ def _remove_tree(path: Path) -> None:
         function(failed_path)
 
     shutil.rmtree(path, onerror=make_writable)
+
+
+class LocalBuildEngine:
+    """The build port locally: each build runs LocalBuilder in a thread of this process,
+    where it can be canceled; the local stack's shutdown cancels and awaits them all."""
+
+    method = "local"
+
+    def __init__(self, work_root: Path) -> None:
+        self.builder = LocalBuilder(work_root)
+        self._cancels: dict[str, threading.Event] = {}
+        self._threads: dict[str, threading.Thread] = {}
+        self._lock = threading.Lock()
+        self._shutting_down = threading.Event()
+
+    def start(self, job: BuildJob, on_log: OnLog, on_finished: OnFinished) -> dict:
+        cancel = threading.Event()
+        thread = threading.Thread(
+            target=self._run,
+            args=(job, on_log, on_finished, cancel),
+            name=f"build-{job.deployment_id}",
+            daemon=True,
+        )
+        with self._lock:
+            self._cancels[job.deployment_id] = cancel
+            self._threads[job.deployment_id] = thread
+        thread.start()
+        return {}
+
+    def _run(
+        self, job: BuildJob, on_log: OnLog, on_finished: OnFinished, cancel: threading.Event
+    ) -> None:
+        try:
+            try:
+                outcome = self.builder.build(job, on_log, cancel)
+            except Exception as error:
+                logger().exception(
+                    "Local build crashed", extra={"deployment_id": job.deployment_id}
+                )
+                outcome = BuildOutcome.failed(
+                    "internal_error", f"The build could not run: {type(error).__name__}"
+                )
+            if self._shutting_down.is_set():
+                outcome = BuildOutcome.failed(
+                    "internal_error", "The local stack stopped during the build; retry it"
+                )
+            on_finished(outcome)
+        finally:
+            with self._lock:
+                self._cancels.pop(job.deployment_id, None)
+                self._threads.pop(job.deployment_id, None)
+
+    def cancel(self, deployment_id: str, build_id: str | None) -> None:
+        with self._lock:
+            cancel = self._cancels.get(deployment_id)
+        if cancel is not None:
+            cancel.set()
+
+    def is_building(self, deployment_id: str) -> bool:
+        with self._lock:
+            return deployment_id in self._threads
+
+    def shutdown(self, timeout_s: float) -> None:
+        """Cancel every build (each ends failed, to be retried) and wait for them."""
+        self._shutting_down.set()
+        try:
+            with self._lock:
+                cancels = list(self._cancels.values())
+                threads = list(self._threads.values())
+            for cancel in cancels:
+                cancel.set()
+            for thread in threads:
+                thread.join(timeout_s)
+        finally:
+            self._shutting_down.clear()

@@ -15,8 +15,8 @@ from pydantic import (
     model_validator,
 )
 
-from chalicelib.accounts.tiers import TIER_NAMES
-from chalicelib.identity.scopes import ALL, ROLE_NAMES, SCOPES
+from chalicelib.core.scopes import ALL, ROLE_NAMES, SCOPES
+from chalicelib.core.tiers import TIER_NAMES
 
 Name = Annotated[str, Field(min_length=1, max_length=255)]
 Slug = Annotated[str, Field(pattern=r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")]

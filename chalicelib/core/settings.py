@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import os
 from functools import cache
+from pathlib import Path
 
 from pydantic import BaseModel, Field
+
+# The checkout: the local stack keeps its state under it unless SHIPYARD_STATE_DIR says.
+ROOT = Path(__file__).resolve().parents[2]
 
 
 class Settings(BaseModel):
@@ -104,3 +108,12 @@ _ENV = {
 def get_settings() -> Settings:
     values = {field: os.environ[var] for field, var in _ENV.items() if os.environ.get(var)}
     return Settings(**values)
+
+
+def state_dir(configured: str | None = None) -> Path:
+    """The local stack's state directory (builds, apps, artifacts, the first key, the
+    cursor secret): `configured`, else SHIPYARD_STATE_DIR as the environment says now, else
+    .local/ in the checkout. The one place that decides it: the local stack asks before its
+    settings exist, and a test changes it per test."""
+    value = configured or os.environ.get(_ENV["state_dir"])
+    return Path(value) if value else ROOT / ".local"

@@ -20,13 +20,13 @@ from typing import Any
 from chalicelib.core.clock import now_iso
 from chalicelib.core.settings import get_settings
 from chalicelib.deployments.models import LogLine
+from chalicelib.deployments.status import ENDED
 from chalicelib.store import deployments as deployment_store
 from chalicelib.store import logs as store
 
 MAX_MESSAGE = 8192
 POLL_S = 0.2
 COALESCE_S = 0.3
-ENDED = ("running", "failed", "canceled", "stopped")
 
 
 def line(phase: str, message: str) -> dict[str, Any]:
@@ -41,7 +41,7 @@ def append(project_id: str, deployment_id: str, entries: list[tuple[str, str]]) 
     """Write lines now: one reservation, then one batch."""
     if not entries:
         return
-    first = store.reserve(project_id, deployment_id, len(entries))
+    first = store.reserve(project_id, deployment_id, len(entries), ENDED)
     if first is None:
         return
     store.put_lines(

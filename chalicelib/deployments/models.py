@@ -8,20 +8,10 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, Field, model_validator
 
 from chalicelib.core.models import Input, Timestamp
+from chalicelib.deployments.status import STATUSES
 
-DeploymentStatus = Literal[
-    "pending", "building", "built", "deploying", "running", "failed", "stopped", "canceled"
-]
-DEPLOYMENT_STATUSES: tuple[str, ...] = (
-    "pending",
-    "building",
-    "built",
-    "deploying",
-    "running",
-    "failed",
-    "stopped",
-    "canceled",
-)
+# Built from the status table, so the API's enum cannot drift from the status machine.
+DeploymentStatus = Literal[STATUSES]  # type: ignore[valid-type]
 ErrorCode = Literal[
     "invalid_archive",
     "build_failed",

@@ -1,44 +1,44 @@
-"""Deployments: the status machine and the actions on a deployment. Storage is in
-store/deployments.py; what moves a deployment through the pipeline is in builds.py
-(the builds queue and build engines) and workflow.py (the deploy workflow's tasks).
+"""Deployments: creating, moving and reading them by the status table (status.py).
+Storage is in store/deployments.py; what moves a deployment through the pipeline is in
+pipeline/builds.py (the builds queue) and pipeline/workflow.py (the deploy workflow).
 
-    pending -> building -> built -> deploying -> running -> stopped
-         \\________\\__________\\________\\-> failed | canceled
-
-Each change is one conditional write that names the statuses it may come from, so a
-late, repeated or concurrent event can never move a deployment backwards. Every change
-appends a `system` log line and keeps the project's status in step.
+Each change is one conditional write that names the statuses it may come from, so a late,
+repeated or concurrent event can never move a deployment backwards. Every change appends a
+`system` log line and, once committed, is published as a `StatusChanged` fact
+(core/reactions.py): the project's status, build slots and the deploy workflow follow it
+there, without this module calling them.
 """
 
 from __future__ import annotations
 
 import json
 import time
+from dataclasses import dataclass
 from typing import Any
 
-from chalicelib.api.http import Page
 from chalicelib.aws import kms, objects
-from chalicelib.core import ids
+from chalicelib.core import ids, reactions
 from chalicelib.core.clock import now_iso, precise
 from chalicelib.core.errors import InvalidState, NotFound
+from chalicelib.core.pagination import Page
 from chalicelib.deployments import logs as log_lines
 from chalicelib.deployments.models import Deployment, DeploymentSource, Release
+from chalicelib.deployments.status import ENDED, INDEXED, TRANSITIONS
+from chalicelib.projects.service import resolved_env
 from chalicelib.store import deployments as store
+from chalicelib.store import logs as log_store
 from chalicelib.store import projects as project_store
 
-TRANSITIONS: dict[str, tuple[str, ...]] = {
-    "building": ("pending",),
-    "built": ("building",),
-    "deploying": ("built",),
-    "failed": ("pending", "building", "built", "deploying"),
-    "canceled": ("pending", "building", "built", "deploying"),
-    "stopped": ("running",),
-}
-ACTIVE = store.ACTIVE
-ENDED = log_lines.ENDED
-FINISHED = ("running", "failed", "canceled")
-HOLDS_SLOT = ("pending", "building")
 LIST_NAME = "deployments"
+
+
+@dataclass(frozen=True)
+class StatusChanged:
+    """A deployment's committed change of status: `before` is None for a new deployment
+    (then `after` is the item as created), and `after` is the item as written."""
+
+    before: str | None
+    after: dict[str, Any]
 
 
 def to_model(item: dict[str, Any]) -> Deployment:
@@ -110,8 +110,6 @@ def list_releases(workspace_id: str, project_id: str, limit: int, start: dict | 
 def snapshot_env(project: dict[str, Any], deployment_id: str) -> str:
     """Seal the project's current environment for this deployment (what its build and its
     app receive, and what a rollback to it restores); returns the snapshot's S3 key."""
-    from chalicelib.projects.service import resolved_env
-
     key = f"env/{project['id']}/{deployment_id}.sealed"
     payload = json.dumps(resolved_env(project)).encode()
     objects.put_bytes(key, kms.seal(payload, {"project_id": project["id"]}).encode())
@@ -169,9 +167,7 @@ def create(
         except store.CounterMoved:
             continue
     _transition_line(item, "system", f"Deployment #{item['number']} created ({message})")
-    store.mark_project(
-        project["workspace_id"], project["id"], "deploying", item["created_at"], True
-    )
+    reactions.publish(StatusChanged(None, item))
     return item
 
 
@@ -196,25 +192,40 @@ def move(
     if to == "building":
         changes.setdefault("started_at", now)
     allowed = tuple(s for s in TRANSITIONS[to] if only_from is None or s in only_from)
-    moved = store.transition(item["project_id"], item["id"], to, allowed, now, changes)
+    moved = store.transition(
+        item["project_id"], item["id"], to, allowed, now, changes, indexed=to in INDEXED
+    )
     if moved is None:
         return None
     _transition_line(moved, phase, message)
-    if to == "failed":
-        store.mark_project(moved["workspace_id"], moved["project_id"], "failed", now, True)
-    elif to == "canceled":
-        store.mark_project(moved["workspace_id"], moved["project_id"], "idle", now, True)
-    if item.get("status") in HOLDS_SLOT and to not in HOLDS_SLOT:
-        from chalicelib.pipeline import builds
-
-        builds.slot_freed(moved)
+    # Where it came from is one of `allowed`: the condition held.
+    before = item["status"] if item.get("status") in allowed else allowed[0]
+    reactions.publish(StatusChanged(before, moved))
     return moved
+
+
+def follow_project_status(change: StatusChanged) -> None:
+    """Keep the project's status in step with its deployments' changes while none of them
+    runs (the move of one to running sets the project running in the same transaction): a
+    new deployment makes it deploying, a failed one failed, a canceled one idle."""
+    status = change.after["status"]
+    if change.before is None:
+        status = "deploying"
+    elif status == "canceled":
+        status = "idle"
+    elif status != "failed":
+        return
+    project_store.set_status(
+        change.after["workspace_id"],
+        change.after["project_id"],
+        status,
+        change.after["updated_at"],
+        True,
+    )
 
 
 def _transition_line(item: dict[str, Any], phase: str, message: str) -> None:
     """The transition's own line, under the seq its conditional write reserved."""
-    from chalicelib.store import logs as log_store
-
     log_store.put_line(item["id"], {**log_lines.line(phase, message), "seq": item["log_seq"]})
 
 
@@ -261,7 +272,14 @@ def promote(item: dict[str, Any], project_url: str | None = None) -> tuple[bool,
                 "system", f"Stopped: replaced by deployment #{current['number']}"
             )
         url = project_url or current.get("url")
-        if store.promote(current, previous, project, release, now, lines, url):
+        if store.promote(current, previous, project, release, now, url):
+            changed = (("deploying", "running", current), ("running", "stopped", previous))
+            for before, to, moved in changed:
+                if moved is not None:
+                    seq = moved["log_seq"] + 1
+                    log_store.put_line(moved["id"], {**lines[moved["id"]], "seq": seq})
+                    after = {**moved, "status": to, "log_seq": seq, "updated_at": now}
+                    reactions.publish(StatusChanged(before, after))
             return True, previous_id
         time.sleep(0.05)
 
@@ -286,3 +304,16 @@ def require_status(item: dict[str, Any], allowed: tuple[str, ...], action: str) 
             f"(allowed from: {', '.join(allowed)})",
             {"status": item["status"]},
         )
+
+
+def purge(project_id: str) -> list[str]:
+    """Delete a deleted project's deployments with their logs (a deployment's log first, so
+    a purge that stops halfway leaves no log without its deployment), its releases and its
+    upload records; returns the ids of the deployments removed."""
+    removed = []
+    for item in list(store.all_of_project(project_id)):
+        log_store.delete_all(item["id"])
+        store.delete(project_id, item["id"])
+        removed.append(item["id"])
+    store.purge_releases_and_uploads(project_id)
+    return removed

@@ -20,10 +20,10 @@ from typing import Any
 
 from chalicelib.core.clock import now_iso, parse_rfc3339, utcnow
 from chalicelib.core.errors import NotFound, Unauthorized
+from chalicelib.core.scopes import ROLES
 from chalicelib.core.settings import get_settings
 from chalicelib.identity import oidc, tokens
 from chalicelib.identity.principal import Principal
-from chalicelib.identity.scopes import ROLES
 from chalicelib.store import keys as key_store
 from chalicelib.store import workspaces as workspace_store
 

@@ -10,8 +10,6 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from chalicelib.accounts.tiers import TIERS
-from chalicelib.api.http import Page
 from chalicelib.core import ids
 from chalicelib.core.clock import now_iso, parse_rfc3339, rfc3339, utcnow
 from chalicelib.core.errors import (
@@ -22,6 +20,8 @@ from chalicelib.core.errors import (
     ValidationFailed,
 )
 from chalicelib.core.models import ApiKey, ApiKeyCreate, ApiKeyWithSecret
+from chalicelib.core.pagination import Page
+from chalicelib.core.tiers import TIERS
 from chalicelib.identity import auth, tokens
 from chalicelib.identity.principal import Principal
 from chalicelib.store import keys as store

@@ -7,8 +7,8 @@ from typing import Any
 
 from chalicelib.core import ids
 from chalicelib.core.clock import now_iso
+from chalicelib.core.scopes import ALL
 from chalicelib.identity import keys
-from chalicelib.identity.scopes import ALL
 from chalicelib.store import workspaces as store
 
 

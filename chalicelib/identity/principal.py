@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from chalicelib.core import scopes as scope_rules
 from chalicelib.core.errors import Forbidden
-from chalicelib.identity import scopes as scope_rules
 
 
 @dataclass(frozen=True)

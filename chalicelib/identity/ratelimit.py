@@ -19,8 +19,8 @@ import math
 import time
 from dataclasses import dataclass
 
-from chalicelib.accounts.tiers import TIERS
 from chalicelib.core.errors import RateLimited
+from chalicelib.core.tiers import TIERS
 from chalicelib.identity.auth import TTLCache
 from chalicelib.identity.principal import Principal
 from chalicelib.store import rate_limits as store

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import os
 import secrets
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-STATE_DIR = Path(os.environ.get("SHIPYARD_STATE_DIR", ROOT / ".local"))
+from chalicelib.core.settings import state_dir
+
 DEFAULT_MOTO_PORT = 5000
 
 
@@ -17,9 +16,9 @@ def moto_port() -> int:
 
 def cursor_secret() -> str:
     """Stable across restarts, so cursors handed out stay valid; made on first start."""
-    path = STATE_DIR / "cursor-secret"
+    path = state_dir() / "cursor-secret"
     if not path.exists():
-        STATE_DIR.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(secrets.token_urlsafe(32))
         path.chmod(0o600)
     return path.read_text().strip()

@@ -8,7 +8,8 @@ from __future__ import annotations
 from chalicelib.core.clock import now_iso
 from chalicelib.core.log import logger
 from chalicelib.deployments import service as deployments
-from chalicelib.pipeline import wiring as engines
+from chalicelib.pipeline import engines
+from chalicelib.pipeline.workflow import app_spec
 from chalicelib.store import deployments as store
 
 EVERYTHING = "9999"  # sorts after every status_at: "all of them"
@@ -27,7 +28,7 @@ def recover() -> dict[str, int]:
         if apps.alive(item)[0]:
             continue
         try:
-            url = apps.start(item, deployments.env_of(item), "/", None)
+            url = apps.start(app_spec(item), None)
         except Exception as error:
             logger().exception("Could not restart a running deployment")
             deployments.log(

@@ -22,6 +22,7 @@ import threading
 import time
 import urllib.request
 
+from chalicelib.core.settings import state_dir
 from chalicelib.local import env
 
 
@@ -36,7 +37,7 @@ def start_moto(port: int) -> subprocess.Popen | None:
     if _listening(port):
         print(f"Using the moto server already on 127.0.0.1:{port}", flush=True)
         return None
-    log = open(env.STATE_DIR / "moto.log", "ab")  # noqa: SIM115 - the child keeps it open
+    log = open(state_dir() / "moto.log", "ab")  # noqa: SIM115 - the child keeps it open
     process = subprocess.Popen(
         [sys.executable, "-m", "chalicelib.local.moto_server", "-H", "127.0.0.1", "-p", str(port)],
         stdout=log,
@@ -46,7 +47,7 @@ def start_moto(port: int) -> subprocess.Popen | None:
     deadline = time.monotonic() + 30
     while not _listening(port):
         if process.poll() is not None or time.monotonic() > deadline:
-            raise SystemExit(f"moto did not start; see {env.STATE_DIR / 'moto.log'}")
+            raise SystemExit(f"moto did not start; see {state_dir() / 'moto.log'}")
         time.sleep(0.1)
     return process
 
@@ -66,7 +67,7 @@ def first_workspace() -> tuple[str, str]:
     from chalicelib.accounts.workspaces import create_with_key
     from chalicelib.store import workspaces as store
 
-    path = env.STATE_DIR / "first-workspace.json"
+    path = state_dir() / "first-workspace.json"
     if path.exists():
         saved = json.loads(path.read_text())
         if store.get_workspace(saved["workspace_id"]) is not None:
@@ -117,11 +118,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", 8000)))
     args = parser.parse_args(argv)
 
-    env.STATE_DIR.mkdir(parents=True, exist_ok=True)
+    state_dir().mkdir(parents=True, exist_ok=True)
     moto_port = env.moto_port()
     os.environ.setdefault("SHIPYARD_PUBLIC_URL", f"http://{args.host}:{args.port}")
     env.apply(moto_port)
-    os.environ.setdefault("SHIPYARD_STATE_DIR", str(env.STATE_DIR))
+    os.environ.setdefault("SHIPYARD_STATE_DIR", str(state_dir()))
     if _listening(args.port):
         print(f"error: port {args.port} is in use; pick another with PORT=...", file=sys.stderr)
         return 1

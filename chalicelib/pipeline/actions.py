@@ -1,14 +1,14 @@
 """What users ask of the pipeline: deploy an upload or an archive, cancel, retry, redeploy,
 roll back, and stop everything when a project is deleted. The status machine is in
-deployments.py; builds.py and workflow.py move deployments along."""
+deployments/; builds.py and workflow.py move deployments along."""
 
 from __future__ import annotations
 
 import email.parser
 import email.policy
+import shutil
 from typing import Any
 
-from chalicelib.accounts import quotas
 from chalicelib.aws import objects
 from chalicelib.core.errors import BadRequest, InvalidState, PayloadTooLarge, ValidationFailed
 from chalicelib.core.log import logger
@@ -21,8 +21,10 @@ from chalicelib.deployments.models import (
     RedeployRequest,
     RollbackRequest,
 )
-from chalicelib.pipeline import builds, workflow
-from chalicelib.pipeline import wiring as engines
+from chalicelib.deployments.status import ACTIVE
+from chalicelib.limits import quotas
+from chalicelib.pipeline import builds, engines, workflow
+from chalicelib.projects.service import ProjectDeleted
 from chalicelib.store import deployments as store
 from chalicelib.store import projects as project_store
 
@@ -126,7 +128,7 @@ def parse_multipart(content_type: str, raw: bytes) -> dict[str, bytes]:
 def cancel(workspace_id: str, project_id: str, deployment_id: str) -> Deployment:
     while True:
         item = deployments.item_of(workspace_id, project_id, deployment_id)
-        deployments.require_status(item, store.ACTIVE, "cancel")
+        deployments.require_status(item, ACTIVE, "cancel")
         moved = deployments.move(item, "canceled", "Canceled")
         if moved is not None:
             stop_work(item)
@@ -137,7 +139,7 @@ def stop_work(item: dict[str, Any]) -> None:
     """Stop whatever a deployment had running when it left `item['status']`."""
     status = item["status"]
     if status == "building":
-        engines.cancel_build(item)
+        builds.cancel_build(item)
     if status in ("built", "deploying"):
         workflow.stop(item, "The deployment was canceled or timed out")
     if status in ("deploying", "running"):
@@ -164,8 +166,8 @@ def retry(workspace_id: str, tier: str, project_id: str, deployment_id: str) -> 
 
 
 def _deploy_built(project: dict[str, Any], item: dict[str, Any], message: str) -> Deployment:
+    """Record a deployment created `deploying` (its workflow starts on that: workflow.py)."""
     deployments.create(project, item, message)
-    workflow.start(item)
     return deployments.to_model(store.get(item["project_id"], item["id"]) or item)
 
 
@@ -207,10 +209,11 @@ def rollback(workspace_id: str, tier: str, project_id: str, body: RollbackReques
     return _deploy_built(project, item, f"rollback to #{target['number']} and its env")
 
 
-def project_deleted(project: dict[str, Any]) -> None:
+def project_deleted(deleted: ProjectDeleted) -> None:
     """Stop everything a deleted project runs now; its data goes in the background."""
+    project = deleted.project
     for item in store.all_of_project(project["id"]):
-        if item["status"] in store.ACTIVE:
+        if item["status"] in ACTIVE:
             moved = deployments.move(item, "canceled", "Canceled: the project was deleted")
         elif item["status"] == "running":
             moved = deployments.move(item, "stopped", "Stopped: the project was deleted")
@@ -223,9 +226,7 @@ def project_deleted(project: dict[str, Any]) -> None:
 
 def purge_project(project_id: str) -> None:
     """Remove a deleted project's deployments, logs, releases, uploads and objects."""
-    import shutil
-
-    for deployment_id in store.purge(project_id):
+    for deployment_id in deployments.purge(project_id):
         shutil.rmtree(engines.app_dir(deployment_id), ignore_errors=True)
     for prefix in ("uploads", "env", "artifacts"):
         objects.delete_prefix(f"{prefix}/{project_id}/")

@@ -13,16 +13,26 @@ pending -> building with a conditional write, and only the writer that wins buil
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
-from chalicelib.accounts.tiers import TIERS
+from chalicelib.archive.artifacts import artifact_key
 from chalicelib.aws import queues
+from chalicelib.builders.codebuild import parse_state_change
+from chalicelib.buildplan.plan import BuildPlan
+from chalicelib.core.clock import parse_rfc3339
 from chalicelib.core.errors import BuildQueueFull
-from chalicelib.core.log import logger
 from chalicelib.core.settings import get_settings
+from chalicelib.core.tiers import TIERS
+from chalicelib.deployments import logs as log_lines
 from chalicelib.deployments import service as deployments
-from chalicelib.pipeline import wiring as engines
+from chalicelib.deployments.service import StatusChanged
+from chalicelib.deployments.status import HOLDS_SLOT
+from chalicelib.limits import quotas
+from chalicelib.pipeline import engines
+from chalicelib.ports import BuildEngine, BuildJob, BuildOutcome
 from chalicelib.store import deployments as store
+from chalicelib.store import projects as project_store
 from chalicelib.store import workspaces as workspace_store
 
 QUEUE = "builds"
@@ -50,19 +60,6 @@ def concurrent_builds(workspace_id: str) -> int:
     return tier.concurrent_builds
 
 
-def handle(message: dict[str, Any]) -> None:
-    """One message of the builds queue."""
-    kind = message.get("kind")
-    if kind == "build":
-        start(message["project_id"], message["deployment_id"])
-    elif kind == "purge_project":
-        from chalicelib.pipeline import actions as pipeline
-
-        pipeline.purge_project(message["project_id"])
-    else:
-        logger().warning("Unknown builds message", extra={"message_kind": kind})
-
-
 def start(project_id: str, deployment_id: str) -> None:
     item = store.get(project_id, deployment_id)
     if item is None or item["status"] != "pending":
@@ -82,11 +79,9 @@ def start(project_id: str, deployment_id: str) -> None:
                     "workspace's plan are in use",
                 )
         return
+    engine = engines.build_engine()
     moved = deployments.move(
-        item,
-        "building",
-        f"Building ({engines.build_method()})",
-        {"build_method": engines.build_method()},
+        item, "building", f"Building ({engine.method})", {"build_method": engine.method}
     )
     if moved is None:
         # Someone else moved it first: a duplicate message (its build holds the slot) or a
@@ -95,7 +90,49 @@ def start(project_id: str, deployment_id: str) -> None:
         if current is None or current["status"] not in ("building",):
             store.release_slot(workspace_id, deployment_id)
         return
-    engines.start_build(moved)
+    _start_build(engine, moved)
+
+
+def _start_build(engine: BuildEngine, item: dict[str, Any]) -> None:
+    """Hand a `building` deployment to the build engine; its outcome comes back to
+    build_finished (or, from CodeBuild, through codebuild_state_changed)."""
+    sink = log_lines.BufferedLog(item["project_id"], item["id"])
+
+    def finished(outcome: BuildOutcome) -> None:
+        sink.close()
+        build_finished(item, outcome)
+
+    facts = engine.start(job_for(item), sink, finished)
+    if facts:
+        store.set_fields(item["project_id"], item["id"], facts, ("building",))
+        sink.close()
+
+
+def job_for(item: dict[str, Any]) -> BuildJob:
+    project = project_store.get(item["workspace_id"], item["project_id"])
+    return BuildJob(
+        deployment_id=item["id"],
+        project_id=item["project_id"],
+        workspace_id=item["workspace_id"],
+        source_key=item["source_key"],
+        project_runtime=project.get("runtime", "auto"),
+        build=project.get("build", {}),
+        run=project.get("run", {}),
+        env=deployments.env_of(item),
+        timeout_s=get_settings().build_timeout_s,
+    )
+
+
+def cancel_build(item: dict[str, Any]) -> None:
+    """Stop a deployment's build, wherever it runs; nothing if it has none."""
+    engines.build_engine().cancel(item["id"], item.get("build_id"))
+
+
+def release_slot(change: StatusChanged) -> None:
+    """A deployment that leaves pending/building, whatever the way (built, failed,
+    canceled, timed out), gives back its build slot."""
+    if change.before in HOLDS_SLOT and change.after["status"] not in HOLDS_SLOT:
+        slot_freed(change.after)
 
 
 def slot_freed(item: dict[str, Any]) -> None:
@@ -108,9 +145,8 @@ def slot_freed(item: dict[str, Any]) -> None:
 
 def build_finished(item: dict[str, Any], outcome: Any) -> None:
     """A build engine's result (a BuildOutcome, or the CodeBuild state change made into
-    one): record it and, when it built, start the deploy workflow."""
-    from chalicelib.pipeline import workflow
-
+    one): record it. A deployment that built goes on to the deploy workflow (workflow.py
+    follows the move to `built`)."""
     _count_build_time(item)
     if not outcome.ok:
         # A canceled build's outcome finds its deployment canceled already: ignored.
@@ -128,18 +164,13 @@ def build_finished(item: dict[str, Any], outcome: Any) -> None:
     if plan is not None:
         fields["plan"] = plan.model_dump(mode="json")
         fields["framework"] = plan.framework
-    moved = deployments.move(item, "built", "Built", fields)
-    if moved is not None:
-        workflow.start(moved)
+    deployments.move(item, "built", "Built", fields)
 
 
 def _count_build_time(item: dict[str, Any]) -> None:
     """Add the build's wall-clock time to the month's build minutes, once per deployment
     however many times its end is reported."""
-    from datetime import UTC, datetime
 
-    from chalicelib.accounts import quotas
-    from chalicelib.core.clock import parse_rfc3339
 
     seconds = (datetime.now(UTC) - parse_rfc3339(item["status_at"])).total_seconds()
     if store.claim_build_seconds(item["project_id"], item["id"], round(seconds, 3)):
@@ -149,11 +180,6 @@ def _count_build_time(item: dict[str, Any]) -> None:
 def codebuild_state_changed(event: dict[str, Any]) -> None:
     """An EventBridge "CodeBuild Build State Change". Events can come late, twice or out
     of order: each one is a conditional move, so one that no longer fits is ignored."""
-    from chalicelib.archive.artifacts import artifact_key
-    from chalicelib.builders.codebuild import parse_state_change
-    from chalicelib.builders.local import BuildOutcome
-    from chalicelib.buildplan.plan import BuildPlan
-
     change = parse_state_change(event)
     item = store.find(change.deployment_id) if change.deployment_id else None
     if item is None or item.get("build_id") != change.build_id:
@@ -163,10 +189,7 @@ def codebuild_state_changed(event: dict[str, Any]) -> None:
         key = artifact_key(item["project_id"], item["id"])
         build_finished(item, BuildOutcome(True, plan, key, None, None))
     elif change.status == "failed":
-        outcome = BuildOutcome(
-            False,
-            None,
-            None,
+        outcome = BuildOutcome.failed(
             change.error_code or "build_failed",
             change.error_message or "the CodeBuild build failed",
         )

@@ -13,12 +13,16 @@ from datetime import UTC, datetime
 from typing import Any
 
 from chalicelib.aws import queues, workflows
+from chalicelib.buildplan.plan import BuildPlan
 from chalicelib.core.clock import parse_rfc3339
 from chalicelib.core.log import logger
 from chalicelib.core.settings import get_settings
 from chalicelib.deployments import service as deployments
 from chalicelib.deployments.logs import BufferedLog
-from chalicelib.pipeline import wiring as engines
+from chalicelib.deployments.service import StatusChanged
+from chalicelib.deployments.status import ACTIVE
+from chalicelib.pipeline import engines
+from chalicelib.ports import AppSpec, DeployFailed
 from chalicelib.store import deployments as store
 from chalicelib.store import projects as project_store
 
@@ -54,6 +58,14 @@ class StepFailed(Exception):
         self.cause = cause
 
 
+def start_when_built(change: StatusChanged) -> None:
+    """A deployment that built, or that was created `deploying` (a redeploy, a rollback, a
+    retry of one of those: nothing to build), goes to the deploy workflow."""
+    status = change.after["status"]
+    if status == "built" or (change.before is None and status == "deploying"):
+        start(change.after)
+
+
 def start(item: dict[str, Any]) -> None:
     """Start the workflow of a `built` (or, for redeploys and rollbacks, `deploying`)
     deployment. The execution is named after the deployment, so it runs once."""
@@ -73,7 +85,7 @@ def start(item: dict[str, Any]) -> None:
         )
         deployments.fail(item, "internal_error", "The deploy workflow could not be started")
         return
-    store.set_fields(item["project_id"], item["id"], {"execution_arn": arn}, store.ACTIVE)
+    store.set_fields(item["project_id"], item["id"], {"execution_arn": arn}, ACTIVE)
 
 
 def stop(item: dict[str, Any], cause: str) -> None:
@@ -100,7 +112,7 @@ def handle(message: dict[str, Any]) -> None:
             item["project_id"],
             item["id"],
             {"step_error": failure.error, "step_cause": failure.cause},
-            store.ACTIVE,
+            ACTIVE,
         )
         workflows.fail(token, failure.error, failure.cause)
         return
@@ -125,7 +137,7 @@ def deploy(item: dict[str, Any], message: dict[str, Any]) -> dict[str, Any]:
     path = _project(item).get("run", {}).get("health_check_path") or "/"
     sink = _app_output.setdefault(item["id"], BufferedLog(item["project_id"], item["id"]))
     try:
-        url = apps.start(item, deployments.env_of(item), path, sink)
+        url = apps.start(app_spec(item, path), sink)
     except Exception as error:
         end_app_output(item["id"])
         raise StepFailed(DEPLOY_FAILED, _reason(error)) from None
@@ -139,9 +151,21 @@ def deploy(item: dict[str, Any], message: dict[str, Any]) -> dict[str, Any]:
     return {"url": url}
 
 
-def _reason(error: Exception) -> str:
-    from chalicelib.runtimes import DeployFailed
+def app_spec(item: dict[str, Any], health_check_path: str = "/") -> AppSpec:
+    """What a runtime needs to start a deployment's app: its build plan, artifact or
+    image, and its environment snapshot, decrypted."""
+    return AppSpec(
+        deployment_id=item["id"],
+        project_id=item["project_id"],
+        plan=BuildPlan.model_validate(item["plan"]),
+        artifact_key=item.get("artifact_key"),
+        image_tag=item.get("image_tag"),
+        env=deployments.env_of(item),
+        health_check_path=health_check_path,
+    )
 
+
+def _reason(error: Exception) -> str:
     if isinstance(error, DeployFailed):
         return str(error)
     logger().exception("Deploy step crashed")

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
-from chalicelib.accounts import quotas
-from chalicelib.api.http import Page
 from chalicelib.aws import kms
-from chalicelib.core import ids
+from chalicelib.core import ids, reactions
 from chalicelib.core.clock import now_iso
 from chalicelib.core.errors import ValidationFailed
 from chalicelib.core.models import EnvUpdate, EnvVar, EnvVars, Project, ProjectCreate, ProjectUpdate
+from chalicelib.core.pagination import Page
 from chalicelib.core.slugs import slugify
+from chalicelib.limits import quotas
 from chalicelib.store import projects as store
 
 LIST_NAME = "projects"
@@ -100,13 +101,18 @@ def update(workspace_id: str, project_id: str, body: ProjectUpdate) -> Project:
     return to_model({**current, **{k: v for k, v in changes.items()}})
 
 
-def delete(workspace_id: str, project_id: str, extra_operations=None) -> dict[str, Any]:
-    from chalicelib.pipeline import actions as pipeline
+@dataclass(frozen=True)
+class ProjectDeleted:
+    """A project's deletion, committed: what it ran must stop and its data go."""
 
+    project: dict[str, Any]
+
+
+def delete(workspace_id: str, project_id: str, extra_operations=None) -> dict[str, Any]:
     current = store.get(workspace_id, project_id)
     operations = [*quotas.project_release(workspace_id), *(extra_operations or [])]
     store.delete(workspace_id, project_id, current["slug"], operations)
-    pipeline.project_deleted(current)
+    reactions.publish(ProjectDeleted(current))
     return current
 
 

@@ -1,10 +1,6 @@
-"""The runtime port: where a built deployment runs.
+"""Adapters of the runtime port (ports.AppRuntime): where a built deployment runs.
 
-Two adapters implement it: `local.LocalProcessRuntime` (a process on this machine, the local
-default) and `aws_lambda.LambdaRuntime` (a Lambda function from the built image behind a
-function URL). Both raise `DeployFailed` when a deployment cannot start.
+`local_apps.LocalApps` runs it as a process on this machine (`local.LocalProcessRuntime`),
+the local default; `aws_lambda.LambdaApps` as a Lambda function from the built image behind
+a function URL (`aws_lambda.LambdaRuntime`).
 """
-
-
-class DeployFailed(Exception):
-    """A deployment could not be started; the message says why, in words for the user."""

@@ -18,7 +18,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from chalicelib.aws.clients import client
-from chalicelib.runtimes import DeployFailed
+from chalicelib.ports import AppSpec, DeployFailed, OnLog
 from chalicelib.runtimes.image import DEFAULT_PORT
 
 LIVE_ALIAS = "live"
@@ -363,3 +363,37 @@ def _ignore_missing(call: Callable[..., Any], **params: Any) -> None:
     except Exception as error:
         if _code(error) != "ResourceNotFoundException":
             raise
+
+
+class LambdaApps:
+    """The runtime port (ports.AppRuntime) on AWS: deployments as Lambda versions of the
+    project's function, from the image the deployment's CodeBuild build pushed
+    (`image_tag`). The project's URL is the function URL of its `live` alias."""
+
+    def __init__(self, runtime: LambdaRuntime) -> None:
+        self.runtime = runtime
+
+    def start(self, spec: AppSpec, on_log: OnLog | None) -> str:
+        if not spec.image_tag:
+            raise DeployFailed("The build pushed no image to run")
+        app = self.runtime.deploy(
+            spec.deployment_id,
+            spec.project_id,
+            spec.image_tag,
+            spec.plan,
+            spec.env,
+            spec.health_check_path,
+        )
+        return app.url
+
+    def health_check(self, item: dict[str, Any], path: str, timeout_s: float) -> tuple[bool, str]:
+        return self.runtime.health_check(item["project_id"], item["id"], path, timeout_s)
+
+    def alive(self, item: dict[str, Any]) -> tuple[bool, str]:
+        return True, "a Lambda version is always ready to be invoked"
+
+    def promote(self, item: dict[str, Any]) -> str:
+        return self.runtime.promote(item["project_id"], item["id"])
+
+    def stop(self, item: dict[str, Any]) -> None:
+        self.runtime.stop(item["project_id"], item["id"])

@@ -34,7 +34,7 @@ from typing import Any
 from chalicelib.buildplan.plan import PYTHON_DEPS_DIR
 from chalicelib.core.clock import now_iso
 from chalicelib.core.log import logger
-from chalicelib.runtimes import DeployFailed
+from chalicelib.ports import DeployFailed
 
 __all__ = ["PYTHON_DEPS_DIR", "DeployFailed", "LocalProcessRuntime", "RunningApp"]
 

@@ -20,31 +20,18 @@ import time
 from typing import Any
 
 from chalicelib.core.clock import precise
-from chalicelib.core.errors import Conflict
-from chalicelib.store.dynamo import (
-    Table,
-    is_condition_failure,
-    put_op,
-    serialize,
-    transact,
-    update_op,
-)
-from chalicelib.store.projects import projects
+from chalicelib.store import projects as project_store
+from chalicelib.store import uploads as upload_store
+from chalicelib.store.dynamo import Table, is_condition_failure, put_op, transact, update_op
+from chalicelib.store.errors import Taken
 
 deployments = Table("deployments")
 releases = Table("releases")
 build_slots = Table("build_slots")
 
-ACTIVE = ("pending", "building", "built", "deploying")
-INDEXED = (*ACTIVE, "running")
-
 
 def _key(project_id: str, deployment_id: str) -> dict[str, str]:
     return {"project_id": project_id, "id": deployment_id}
-
-
-def _project_key(workspace_id: str, project_id: str) -> dict[str, str]:
-    return {"workspace_id": workspace_id, "sk": project_id}
 
 
 def now_ms() -> int:
@@ -56,38 +43,12 @@ def create(item: dict[str, Any], upload_id: str | None, expected_count: int) -> 
     its first line, in one transaction with the project's counter (optimistic: the count
     must not have moved) and, for an upload, the upload's single use. Raises CounterMoved
     when the counter moved, and Conflict when the upload was used already."""
-    from chalicelib.store.uploads import uploads
-
-    count_condition = "attribute_exists(sk) AND " + (
-        "attribute_not_exists(deployment_count)" if expected_count == 0 else "deployment_count = :n"
-    )
-    count_values: dict[str, Any] = {":next": expected_count + 1}
-    if expected_count:
-        count_values[":n"] = expected_count
     operations = [
-        update_op(
-            projects,
-            _project_key(item["workspace_id"], item["project_id"]),
-            "SET deployment_count = :next",
-            count_condition,
-            values=count_values,
-        ),
-        put_op(
-            deployments,
-            item,
-            "attribute_not_exists(id)",
-        ),
+        project_store.count_deployment_op(item["workspace_id"], item["project_id"], expected_count),
+        put_op(deployments, item, "attribute_not_exists(id)"),
     ]
     if upload_id is not None:
-        operations.append(
-            update_op(
-                uploads,
-                {"project_id": item["project_id"], "id": upload_id},
-                "SET deployment_id = :dep",
-                "attribute_exists(id) AND attribute_not_exists(deployment_id)",
-                values={":dep": item["id"]},
-            )
-        )
+        operations.append(upload_store.use_op(item["project_id"], upload_id, item["id"]))
     try:
         transact(operations)
     except Exception as error:
@@ -95,7 +56,7 @@ def create(item: dict[str, Any], upload_id: str | None, expected_count: int) -> 
             raise
         codes = _cancellation_codes(error)
         if len(codes) > 2 and codes[2] == "ConditionalCheckFailed":
-            raise Conflict("This upload was already used by another deployment") from None
+            raise Taken("This upload was already used by another deployment") from None
         raise CounterMoved() from None
 
 
@@ -163,10 +124,12 @@ def transition(
     now: str,
     fields: dict[str, Any] | None = None,
     remove: tuple[str, ...] = (),
+    indexed: bool = False,
 ) -> dict[str, Any] | None:
     """Move a deployment to `to` if its status is one of `allowed_from`, setting `fields`,
     and reserve one log sequence number for the transition's own log line, all in one
-    conditional UpdateItem. Returns the new item, or None when the condition failed (a
+    conditional UpdateItem; `indexed` keeps it in the `by_active_status` index under the new
+    status (else it leaves the index). Returns the new item, or None when the condition failed (a
     late, repeated or concurrent event: ignored)."""
     names = {"#status": "status"}
     values: dict[str, Any] = {
@@ -178,7 +141,7 @@ def transition(
     }
     sets = ["#status = :to", "status_at = :at", "updated_at = :now", "log_reserved_ms = :ms"]
     removes = list(remove)
-    if to in INDEXED:
+    if indexed:
         sets.append("active_status = :to")
     else:
         removes.append("active_status")
@@ -264,17 +227,14 @@ def promote(
     project: dict[str, Any],
     release: dict[str, Any],
     now: str,
-    log_lines: dict[str, dict[str, Any]],
     project_url: str | None,
 ) -> bool:
     """One transaction: `new` deploying -> running, `previous` running -> stopped, the
     project's pointer, status, url and release counter, and the release. Conditions pin
     every item to the state read by the caller, including each deployment's `log_seq`,
-    whose next number is reserved for the change's log line (written right after: readers
-    wait for a reserved line). A concurrent change cancels the transaction; the caller
-    re-reads and retries. Returns False when a condition failed."""
-    from chalicelib.store.logs import put_line
-
+    whose next number is reserved for the change's log line (the caller writes it right
+    after: readers wait for a reserved line). A concurrent change cancels the transaction;
+    the caller re-reads and retries. Returns False when a condition failed."""
     ms = now_ms()
     operations = []
     changed = [(new, "running", "deploying")]
@@ -307,37 +267,8 @@ def promote(
                 values,
             )
         )
-    current = project.get("current_deployment_id")
+    operations.append(project_store.serve_op(project, new["id"], project_url, now))
     version = project.get("release_count", 0)
-    project_values: dict[str, Any] = {
-        ":dep": new["id"],
-        ":url": project_url,
-        ":running": "running",
-        ":now": now,
-        ":version": version + 1,
-    }
-    condition = "attribute_exists(sk) AND "
-    if current:
-        condition += "current_deployment_id = :current"
-        project_values[":current"] = current
-    else:
-        condition += "attribute_not_exists(current_deployment_id)"
-    if version:
-        condition += " AND release_count = :old_version"
-        project_values[":old_version"] = version
-    else:
-        condition += " AND attribute_not_exists(release_count)"
-    operations.append(
-        update_op(
-            projects,
-            _project_key(project["workspace_id"], project["id"]),
-            "SET current_deployment_id = :dep, #url = :url, #status = :running, "
-            "updated_at = :now, release_count = :version",
-            condition,
-            {"#url": "url", "#status": "status"},
-            project_values,
-        )
-    )
     operations.append(
         put_op(releases, {**release, "version": version + 1}, "attribute_not_exists(version)")
     )
@@ -347,31 +278,7 @@ def promote(
         if is_condition_failure(error):
             return False
         raise
-    for item, _, _ in changed:
-        put_line(item["id"], {**log_lines[item["id"]], "seq": item["log_seq"] + 1})
     return True
-
-
-def mark_project(
-    workspace_id: str, project_id: str, status: str, now: str, unless_running: bool
-) -> None:
-    """Set the project's status; with `unless_running`, only while none of its deployments
-    serves (a failed new version does not make a running project look failed)."""
-    condition = "attribute_exists(sk)"
-    values: dict[str, Any] = {":status": status, ":now": now}
-    if unless_running:
-        condition += " AND attribute_not_exists(current_deployment_id)"
-    try:
-        projects.update(
-            _project_key(workspace_id, project_id),
-            "SET #status = :status, updated_at = :now",
-            condition,
-            {"#status": "status"},
-            values,
-        )
-    except Exception as error:
-        if not is_condition_failure(error):
-            raise
 
 
 def stuck(status: str, before: str) -> list[dict[str, Any]]:
@@ -437,36 +344,19 @@ def slot_holders(workspace_id: str) -> set[str]:
     return set(item.get("holders", [])) if item else set()
 
 
-def delete_many(table: Table, keys: list[dict[str, Any]]) -> None:
-    """BatchWriteItem deletes, 25 at a time, retrying what DynamoDB leaves unprocessed."""
-    for start in range(0, len(keys), 25):
-        requests = [{"DeleteRequest": {"Key": serialize(key)}} for key in keys[start : start + 25]]
-        pending = {table.name: requests}
-        while pending:
-            answer = table.ddb.batch_write_item(RequestItems=pending)
-            pending = answer.get("UnprocessedItems") or {}
+def delete(project_id: str, deployment_id: str) -> None:
+    deployments.delete(_key(project_id, deployment_id))
 
 
-def purge(project_id: str) -> list[str]:
-    """Delete a project's deployments with their logs, its releases and its upload
-    records; returns the ids of the deployments removed."""
-    from chalicelib.store.logs import keys_of, logs
-    from chalicelib.store.uploads import keys_of_project, uploads
-
-    removed = []
-    for item in list(all_of_project(project_id)):
-        delete_many(logs, keys_of(item["id"]))
-        delete_many(deployments, [_key(project_id, item["id"])])
-        removed.append(item["id"])
-    delete_many(
-        releases,
-        [
+def purge_releases_and_uploads(project_id: str) -> None:
+    """Delete a project's releases and its upload records."""
+    releases.batch_write(
+        deletes=[
             {"project_id": project_id, "version": release["version"]}
             for release in releases.query_all("project_id = :p", {":p": project_id})
-        ],
+        ]
     )
-    delete_many(uploads, keys_of_project(project_id))
-    return removed
+    upload_store.delete_all(project_id)
 
 
 def set_url(item: dict[str, Any], url: str, now: str) -> None:
@@ -479,14 +369,4 @@ def set_url(item: dict[str, Any], url: str, now: str) -> None:
         {"#url": "url"},
         {":url": url},
     )
-    try:
-        projects.update(
-            _project_key(item["workspace_id"], item["project_id"]),
-            "SET #url = :url, updated_at = :now",
-            "current_deployment_id = :id",
-            {"#url": "url"},
-            {":url": url, ":now": now, ":id": item["id"]},
-        )
-    except Exception as error:
-        if not is_condition_failure(error):
-            raise
+    project_store.set_url_if_serving(item["workspace_id"], item["project_id"], item["id"], url, now)

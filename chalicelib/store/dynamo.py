@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -163,6 +163,19 @@ class Table:
         _add_expression(kwargs, condition, names, values)
         _retrying_conflicts(self.ddb.delete_item, **kwargs)
 
+    def batch_write(
+        self, puts: Sequence[dict[str, Any]] = (), deletes: Sequence[dict[str, Any]] = ()
+    ) -> None:
+        """Put `puts` (items) and delete `deletes` (keys), 25 per BatchWriteItem, sending
+        again whatever DynamoDB leaves unprocessed. Not conditional and not atomic."""
+        requests = [{"PutRequest": {"Item": serialize(item)}} for item in puts]
+        requests += [{"DeleteRequest": {"Key": serialize(key)}} for key in deletes]
+        for start in range(0, len(requests), 25):
+            pending = {self.name: requests[start : start + 25]}
+            while pending:
+                answer = self.ddb.batch_write_item(RequestItems=pending)
+                pending = answer.get("UnprocessedItems") or {}
+
     def query_page(
         self,
         key_condition: str,
@@ -239,7 +252,7 @@ class Table:
 
 
 def transact(operations: list[dict[str, Any]]) -> None:
-    """A TransactWriteItems of operations built with `put_op`/`update_op`/`delete_op`/`check_op`;
+    """A TransactWriteItems of operations built with `put_op`/`update_op`/`delete_op`;
     one canceled by a concurrent transaction on the same items is sent again."""
     _retrying_conflicts(client("dynamodb").transact_write_items, TransactItems=operations)
 
@@ -263,10 +276,6 @@ def put_op(table: Table, item: dict[str, Any], condition=None, names=None, value
 
 def delete_op(table: Table, key: dict[str, Any], condition=None, names=None, values=None) -> dict:
     return {"Delete": _expr(table, key, "Key", condition, names, values)}
-
-
-def check_op(table: Table, key: dict[str, Any], condition: str, names=None, values=None) -> dict:
-    return {"ConditionCheck": _expr(table, key, "Key", condition, names, values)}
 
 
 def update_op(

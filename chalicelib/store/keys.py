@@ -12,8 +12,8 @@ from collections.abc import Iterator
 from typing import Any
 
 from chalicelib.core import ids
-from chalicelib.core.errors import NotFound
 from chalicelib.store.dynamo import Table, is_condition_failure, put_op, transact, update_op
+from chalicelib.store.errors import Missing
 from chalicelib.store.workspaces import workspaces
 
 api_keys = Table("api_keys")
@@ -122,7 +122,7 @@ def revoke(item: dict[str, Any], now: str) -> None:
         )
     except Exception as error:
         if is_condition_failure(error):
-            raise NotFound("API key") from None
+            raise Missing("API key") from None
         raise
 
 

@@ -10,31 +10,26 @@ from __future__ import annotations
 from typing import Any
 
 from chalicelib.store.deployments import deployments, now_ms
-from chalicelib.store.dynamo import Table, is_condition_failure, serialize
+from chalicelib.store.dynamo import Table, is_condition_failure
 
 logs = Table("logs")
 
 
-def reserve(project_id: str, deployment_id: str, count: int) -> int | None:
+def reserve(project_id: str, deployment_id: str, count: int, ended: tuple[str, ...]) -> int | None:
     """Reserve `count` consecutive sequence numbers; returns the first, or None when the
     deployment is gone (its project was deleted while something still wrote) or its log
     has ended. A log ends with the line of the transition to running, failed, canceled or
     stopped (written with that transition); a running app's later output, say, is not
-    part of it, so a client that saw the `done` frame has seen the whole log."""
+    part of it, so a client that saw the `done` frame has seen the whole log; `ended` are
+    those statuses."""
+    ended_values = {f":e{i}": status for i, status in enumerate(ended)}
     try:
         item = deployments.update(
             {"project_id": project_id, "id": deployment_id},
             "ADD log_seq :n SET log_reserved_ms = :ms",
-            "attribute_exists(id) AND NOT (#status IN (:running, :failed, :canceled, :stopped))",
+            f"attribute_exists(id) AND NOT (#status IN ({', '.join(ended_values)}))",
             names={"#status": "status"},
-            values={
-                ":n": count,
-                ":ms": now_ms(),
-                ":running": "running",
-                ":failed": "failed",
-                ":canceled": "canceled",
-                ":stopped": "stopped",
-            },
+            values={":n": count, ":ms": now_ms(), **ended_values},
         )
     except Exception as error:
         if is_condition_failure(error):
@@ -44,23 +39,11 @@ def reserve(project_id: str, deployment_id: str, count: int) -> int | None:
 
 
 def put_lines(deployment_id: str, lines: list[dict[str, Any]]) -> None:
-    """Write lines that already carry their `seq`, 25 per BatchWriteItem."""
+    """Write lines that already carry their `seq`."""
     written = now_ms()
-    for start in range(0, len(lines), 25):
-        requests = [
-            {
-                "PutRequest": {
-                    "Item": serialize(
-                        {**line, "deployment_id": deployment_id, "written_ms": written}
-                    )
-                }
-            }
-            for line in lines[start : start + 25]
-        ]
-        pending = {logs.name: requests}
-        while pending:
-            answer = logs.ddb.batch_write_item(RequestItems=pending)
-            pending = answer.get("UnprocessedItems") or {}
+    logs.batch_write(
+        puts=[{**line, "deployment_id": deployment_id, "written_ms": written} for line in lines]
+    )
 
 
 def put_line(deployment_id: str, line: dict[str, Any]) -> None:
@@ -79,8 +62,11 @@ def read_after(deployment_id: str, after: int, limit: int) -> list[dict[str, Any
     return found
 
 
-def keys_of(deployment_id: str) -> list[dict[str, Any]]:
-    return [
-        {"deployment_id": deployment_id, "seq": item["seq"]}
-        for item in logs.query_all("deployment_id = :d", {":d": deployment_id})
-    ]
+def delete_all(deployment_id: str) -> None:
+    """Delete every line of a deployment's log."""
+    logs.batch_write(
+        deletes=[
+            {"deployment_id": deployment_id, "seq": item["seq"]}
+            for item in logs.query_all("deployment_id = :d", {":d": deployment_id})
+        ]
+    )

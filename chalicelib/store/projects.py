@@ -7,7 +7,6 @@ from __future__ import annotations
 from typing import Any
 
 from chalicelib.core import ids
-from chalicelib.core.errors import Conflict, NotFound
 from chalicelib.store.dynamo import (
     Table,
     delete_op,
@@ -16,6 +15,7 @@ from chalicelib.store.dynamo import (
     transact,
     update_op,
 )
+from chalicelib.store.errors import Changed, Missing, Taken
 
 projects = Table("projects")
 SLUG = "slug#"
@@ -57,16 +57,16 @@ def _transact_claiming_slug(operations: list[dict], slug: str, slug_index: int) 
         transact(operations)
     except Exception as error:
         if is_condition_failure(error) and slug_index in failed_operations(error):
-            raise Conflict(f"The slug '{slug}' is already taken in this workspace") from None
+            raise Taken(f"The slug '{slug}' is already taken in this workspace") from None
         raise
 
 
 def get(workspace_id: str, project_id: str) -> dict[str, Any]:
     if not ids.could_be("prj", project_id):
-        raise NotFound("Project")
+        raise Missing("Project")
     item = projects.get(_key(workspace_id, project_id))
     if item is None:
-        raise NotFound("Project")
+        raise Missing("Project")
     return item
 
 
@@ -137,7 +137,7 @@ def update(workspace_id: str, project_id: str, changes: dict[str, Any], old_slug
         _transact_claiming_slug(operations, new_slug or old_slug, 1)
     except Exception as error:
         if is_condition_failure(error):
-            raise Conflict("The project changed while it was being updated; retry") from None
+            raise Changed("The project changed while it was being updated; retry") from None
         raise
 
 
@@ -151,7 +151,7 @@ def delete(workspace_id: str, project_id: str, slug: str, extra_operations=None)
         transact(operations)
     except Exception as error:
         if is_condition_failure(error):
-            raise NotFound("Project") from None
+            raise Missing("Project") from None
         raise
 
 
@@ -175,7 +175,7 @@ def set_env(workspace_id: str, project_id: str, entries: dict[str, dict[str, Any
         )
     except Exception as error:
         if is_condition_failure(error):
-            raise NotFound("Project") from None
+            raise Missing("Project") from None
         raise
 
 
@@ -190,5 +190,99 @@ def delete_env(workspace_id: str, project_id: str, key: str, now: str) -> None:
         )
     except Exception as error:
         if is_condition_failure(error):
-            raise NotFound("Environment variable") from None
+            raise Missing("Environment variable") from None
         raise
+
+
+# What a deployment's changes write to its project: each an operation for the deployment
+# store's transactions, or a write of its own.
+
+
+def count_deployment_op(workspace_id: str, project_id: str, expected_count: int) -> dict:
+    """Take the project's next deployment number, only if the counter is still
+    `expected_count` (optimistic: a concurrent create cancels the transaction)."""
+    condition = "attribute_exists(sk) AND " + (
+        "attribute_not_exists(deployment_count)" if expected_count == 0 else "deployment_count = :n"
+    )
+    values: dict[str, Any] = {":next": expected_count + 1}
+    if expected_count:
+        values[":n"] = expected_count
+    return update_op(
+        projects,
+        _key(workspace_id, project_id),
+        "SET deployment_count = :next",
+        condition,
+        values=values,
+    )
+
+
+def serve_op(project: dict[str, Any], deployment_id: str, url: str | None, now: str) -> dict:
+    """Point the project at its new running deployment and count a release, pinned to the
+    pointer and release count read in `project`."""
+    current = project.get("current_deployment_id")
+    version = project.get("release_count", 0)
+    values: dict[str, Any] = {
+        ":dep": deployment_id,
+        ":url": url,
+        ":running": "running",
+        ":now": now,
+        ":version": version + 1,
+    }
+    condition = "attribute_exists(sk) AND "
+    if current:
+        condition += "current_deployment_id = :current"
+        values[":current"] = current
+    else:
+        condition += "attribute_not_exists(current_deployment_id)"
+    if version:
+        condition += " AND release_count = :old_version"
+        values[":old_version"] = version
+    else:
+        condition += " AND attribute_not_exists(release_count)"
+    return update_op(
+        projects,
+        _key(project["workspace_id"], project["id"]),
+        "SET current_deployment_id = :dep, #url = :url, #status = :running, "
+        "updated_at = :now, release_count = :version",
+        condition,
+        {"#url": "url", "#status": "status"},
+        values,
+    )
+
+
+def set_status(
+    workspace_id: str, project_id: str, status: str, now: str, unless_running: bool
+) -> None:
+    """Set the project's status; with `unless_running`, only while none of its deployments
+    serves (a failed new version does not make a running project look failed)."""
+    condition = "attribute_exists(sk)"
+    if unless_running:
+        condition += " AND attribute_not_exists(current_deployment_id)"
+    try:
+        projects.update(
+            _key(workspace_id, project_id),
+            "SET #status = :status, updated_at = :now",
+            condition,
+            {"#status": "status"},
+            {":status": status, ":now": now},
+        )
+    except Exception as error:
+        if not is_condition_failure(error):
+            raise
+
+
+def set_url_if_serving(
+    workspace_id: str, project_id: str, deployment_id: str, url: str, now: str
+) -> None:
+    """The project's URL, if `deployment_id` is the one it serves."""
+    try:
+        projects.update(
+            _key(workspace_id, project_id),
+            "SET #url = :url, updated_at = :now",
+            "current_deployment_id = :id",
+            {"#url": "url"},
+            {":url": url, ":now": now, ":id": deployment_id},
+        )
+    except Exception as error:
+        if not is_condition_failure(error):
+            raise

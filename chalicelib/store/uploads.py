@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from chalicelib.store.dynamo import Table
+from chalicelib.store.dynamo import Table, update_op
 
 uploads = Table("uploads")
 
@@ -25,3 +25,18 @@ def keys_of_project(project_id: str) -> list[dict[str, Any]]:
         {"project_id": project_id, "id": item["id"]}
         for item in uploads.query_all("project_id = :p", {":p": project_id})
     ]
+
+
+def use_op(project_id: str, upload_id: str, deployment_id: str) -> dict:
+    """Mark the upload used by this deployment, only if no deployment used it yet."""
+    return update_op(
+        uploads,
+        {"project_id": project_id, "id": upload_id},
+        "SET deployment_id = :dep",
+        "attribute_exists(id) AND attribute_not_exists(deployment_id)",
+        values={":dep": deployment_id},
+    )
+
+
+def delete_all(project_id: str) -> None:
+    uploads.batch_write(deletes=keys_of_project(project_id))

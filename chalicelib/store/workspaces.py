@@ -11,7 +11,6 @@ from typing import Any
 
 from chalicelib.aws.clients import client
 from chalicelib.core import ids
-from chalicelib.core.errors import NotFound
 from chalicelib.store.dynamo import (
     Table,
     deserialize,
@@ -20,6 +19,7 @@ from chalicelib.store.dynamo import (
     serialize,
     transact,
 )
+from chalicelib.store.errors import Missing
 
 workspaces = Table("workspaces")
 partners = Table("partners")
@@ -109,7 +109,7 @@ def update_workspace(workspace_id: str, changes: dict[str, Any], revision: int) 
         if not is_condition_failure(error):
             raise
         if get_workspace(workspace_id) is None:
-            raise NotFound("Workspace") from None
+            raise Missing("Workspace") from None
         return False
     return True
 
@@ -124,7 +124,7 @@ def mark_deleted(workspace_id: str, now: str) -> None:
         )
     except Exception as error:
         if is_condition_failure(error):
-            raise NotFound("Workspace") from None
+            raise Missing("Workspace") from None
         raise
 
 

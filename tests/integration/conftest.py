@@ -228,7 +228,7 @@ def pump(client):
     """The local stack's pump, in this process: the app's queue handlers run for real."""
     import app as handlers
     from chalicelib.local.pump import Pump
-    from chalicelib.pipeline import wiring as engines
+    from chalicelib.pipeline import engines
 
     running = Pump(handlers.app, handlers, workers=4, poll_wait_s=1)
     running.start()

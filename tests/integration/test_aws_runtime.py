@@ -14,7 +14,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from chalicelib.aws.clients import client
-from chalicelib.runtimes import DeployFailed
+from chalicelib.ports import DeployFailed
 from chalicelib.runtimes.aws_lambda import LIVE_ALIAS, LambdaRuntime, http_status
 
 

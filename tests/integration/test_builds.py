@@ -135,7 +135,7 @@ def test_builds_over_the_tier_limit_wait_and_start_when_a_slot_frees(api, projec
 
 
 def test_cancel_during_a_long_build_stops_it(api, project, pump):
-    from chalicelib.pipeline import wiring as engines
+    from chalicelib.pipeline import engines
 
     set_build(api, project, build_command="echo started; sleep 60")
     deployment = deploy_archive(api, project["id"], STATIC)
@@ -193,7 +193,7 @@ def test_retry_builds_the_same_archive_again(api, project, pump):
 
 
 def test_deleting_a_project_during_its_build_stops_the_build(api, project, pump):
-    from chalicelib.pipeline import wiring as engines
+    from chalicelib.pipeline import engines
     from chalicelib.store import deployments as store
 
     set_build(api, project, build_command="echo started; sleep 60")

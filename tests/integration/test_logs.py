@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from chalicelib.deployments.status import ENDED
 from tests.integration.test_deployment_status import new_deployment
 
 
@@ -95,7 +96,7 @@ def test_a_line_still_being_written_holds_back_the_ones_after_it(api, deployment
     from chalicelib.store import logs as store
 
     # A writer reserved seq 2 and has not written it yet; another wrote seq 3.
-    reserved = store.reserve(deployment["project_id"], deployment["id"], 1)
+    reserved = store.reserve(deployment["project_id"], deployment["id"], 1, ENDED)
     write(deployment, "later line")
     assert api.get(path(deployment, "?after=1")).json["data"] == []
 
@@ -113,7 +114,7 @@ def test_a_hole_left_by_a_dead_writer_is_stepped_over_after_the_grace(api, deplo
 
     from chalicelib.store import logs as store
 
-    store.reserve(deployment["project_id"], deployment["id"], 1)  # never written
+    store.reserve(deployment["project_id"], deployment["id"], 1, ENDED)  # never written
     write(deployment, "after the hole")
     deadline = time.monotonic() + 5
     while True:

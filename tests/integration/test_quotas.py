@@ -52,8 +52,8 @@ def test_enterprise_projects_are_unlimited(client, make_workspace):
 
 
 def test_deployments_per_day_are_reserved_atomically_then_429(api, make_workspace):
-    from chalicelib.accounts import quotas
     from chalicelib.core.errors import QuotaExceeded
+    from chalicelib.limits import quotas
 
     workspace_id, _ = make_workspace("Deployer")
     for _ in range(20):
@@ -73,8 +73,8 @@ def test_deployments_per_day_are_reserved_atomically_then_429(api, make_workspac
 
 
 def test_build_minutes_are_recorded_and_checked(client, make_workspace):
-    from chalicelib.accounts import quotas
     from chalicelib.core.errors import QuotaExceeded
+    from chalicelib.limits import quotas
 
     workspace_id, key = make_workspace("Builder")
     api = Api(client, key)
@@ -105,8 +105,8 @@ def test_build_minutes_are_recorded_and_checked(client, make_workspace):
 
 
 def test_usage_reports_every_metric_of_the_period(client, make_workspace):
-    from chalicelib.accounts import quotas
     from chalicelib.identity.keys import issue
+    from chalicelib.limits import quotas
 
     # Given a workspace with some of everything
     workspace_id, key = make_workspace("Metered")

@@ -147,7 +147,7 @@ def test_a_health_check_that_fails_once_is_retried_then_passes(api, app_project,
 
 
 def test_a_version_that_never_gets_healthy_leaves_the_old_one_serving(api, app_project, pump):
-    from chalicelib.pipeline import wiring as engines
+    from chalicelib.pipeline import engines
 
     old = wait_for(api, deploy(api, app_project, APP_VERSION="1"), ("running", "failed"))
     assert old["status"] == "running"
@@ -232,7 +232,7 @@ def test_redeploy_and_rollback_need_something_built(api, app_project, pump):
 def test_cancel_while_deploying_stops_the_workflow_and_the_app(api, app_project, pump, monkeypatch):
     from chalicelib.aws.clients import client
     from chalicelib.aws.workflows import execution_arn
-    from chalicelib.pipeline import wiring as engines
+    from chalicelib.pipeline import engines
 
     api.patch(f"/v1/projects/{app_project['id']}", {"run": {"health_check_timeout_s": 120}})
     deployment = deploy(api, app_project, MODE="never")
@@ -260,7 +260,7 @@ def test_a_deployment_past_the_deploy_timeout_is_swept(api, app_project, monkeyp
     import app as handlers
     from chalicelib.core.settings import get_settings
     from chalicelib.local.pump import Pump
-    from chalicelib.pipeline import wiring as engines
+    from chalicelib.pipeline import engines
 
     monkeypatch.setenv("SHIPYARD_DEPLOY_TIMEOUT_S", "3")
     monkeypatch.setenv("SHIPYARD_SCHEDULE_INTERVAL_S", "1")
@@ -293,7 +293,7 @@ def test_a_worker_killed_mid_step_times_out_and_the_step_runs_again(
     from chalicelib.aws.queues import url
     from chalicelib.core.settings import get_settings
     from chalicelib.local.pump import Pump
-    from chalicelib.pipeline import wiring as engines
+    from chalicelib.pipeline import engines
     from chalicelib.pipeline import workflow
 
     monkeypatch.setenv("SHIPYARD_WORKFLOW_TASK_TIMEOUT_S", "3")

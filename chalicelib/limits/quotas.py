@@ -20,10 +20,10 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from chalicelib.accounts.tiers import TIERS
 from chalicelib.core.clock import rfc3339, utcnow
 from chalicelib.core.errors import FeatureLimitReached, QuotaExceeded
 from chalicelib.core.models import Entitlement, Usage, UsageMetric, UsagePeriod
+from chalicelib.core.tiers import TIERS
 from chalicelib.identity import keys, ratelimit
 from chalicelib.store import rate_limits as bucket_store
 from chalicelib.store import usage as store

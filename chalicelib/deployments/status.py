@@ -1,0 +1,31 @@
+"""The deployment status table: every status, where each may be reached from, and the sets
+the rest of Shipyard asks about. The one place they are spelled out.
+
+    pending -> building -> built -> deploying -> running -> stopped
+         \\________\\__________\\________\\-> failed | canceled
+
+Each move is one conditional write naming the statuses it may come from (store/
+deployments.py), so a late, repeated or concurrent event can never move a deployment back.
+"""
+
+from __future__ import annotations
+
+STATUSES = ("pending", "building", "built", "deploying", "running", "failed", "stopped", "canceled")
+
+TRANSITIONS: dict[str, tuple[str, ...]] = {
+    "building": ("pending",),
+    "built": ("building",),
+    "deploying": ("built",),
+    "failed": ("pending", "building", "built", "deploying"),
+    "canceled": ("pending", "building", "built", "deploying"),
+    "stopped": ("running",),
+}
+# The pipeline still works on it: it can be canceled, and the sweeper times it out.
+ACTIVE = ("pending", "building", "built", "deploying")
+# Listed by the sparse `by_active_status` index: the active ones and the running one.
+INDEXED = (*ACTIVE, "running")
+# Nothing more happens to it in the pipeline, and its log is complete: the line of the move
+# to one of these is its last (a running app's later output is not part of it).
+ENDED = ("running", "failed", "canceled", "stopped")
+# Holds one of its workspace's concurrent-build slots.
+HOLDS_SLOT = ("pending", "building")

@@ -1,0 +1,138 @@
+"""Which build engine and app runtime this process drives, picked by stage.
+
+Locally (stage `local` or `test`) builds run in this process (LocalBuildEngine, one thread
+per build) and apps run as local processes (LocalApps). On AWS builds run on CodeBuild
+(CodeBuildEngine: the archive is checked here, then CodeBuild builds the artifact and the
+app's image), and apps run on Lambda (LambdaApps). The orchestration (builds.py,
+workflow.py) sees only the ports of chalicelib/ports.py. The local adapters live as long
+as the process, one per state directory (tests give each their own).
+"""
+
+from __future__ import annotations
+
+import shlex
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from chalicelib.archive.inspect import InvalidArchive, inspect_archive
+from chalicelib.aws import objects
+from chalicelib.builders.codebuild import CodeBuildBuilder
+from chalicelib.builders.local import LocalBuildEngine
+from chalicelib.buildplan.plan import BuildPlan, PlanError, make_plan
+from chalicelib.core.settings import get_settings, state_dir
+from chalicelib.ports import AppRuntime, BuildEngine, BuildJob, BuildOutcome, OnFinished, OnLog
+from chalicelib.runtimes.aws_lambda import LambdaApps, LambdaRuntime
+from chalicelib.runtimes.image import buildspec_commands
+from chalicelib.runtimes.local import LocalProcessRuntime
+from chalicelib.runtimes.local_apps import LocalApps
+
+
+def is_local() -> bool:
+    return get_settings().stage in ("local", "test")
+
+
+def build_method() -> str:
+    return build_engine().method
+
+
+def app_dir(deployment_id: str) -> Path:
+    return state_dir() / "artifacts" / deployment_id
+
+
+@cache
+def _local_runtime(directory: str) -> LocalProcessRuntime:
+    return LocalProcessRuntime(Path(directory))
+
+
+@cache
+def _local_builds(directory: str) -> LocalBuildEngine:
+    return LocalBuildEngine(Path(directory))
+
+
+def runtime() -> LocalProcessRuntime:
+    """The local runtime (processes) of this state directory."""
+    return _local_runtime(str(state_dir() / "apps"))
+
+
+def local_builds() -> LocalBuildEngine:
+    return _local_builds(str(state_dir() / "builds"))
+
+
+def build_engine() -> BuildEngine:
+    return local_builds() if is_local() else CodeBuildEngine()
+
+
+def apps() -> AppRuntime:
+    if is_local():
+        return LocalApps(runtime(), state_dir() / "artifacts")
+    return LambdaApps(LambdaRuntime(get_settings().app_role_arn or ""))
+
+
+def is_building(deployment_id: str) -> bool:
+    """Whether this process runs the deployment's local build now."""
+    return local_builds().is_building(deployment_id)
+
+
+def shutdown(timeout_s: float = 15.0) -> None:
+    """The local stack on its way out: cancel the local builds (they end failed, to be
+    retried), wait for them, and stop every app this process's runtime runs."""
+    if is_local():
+        local_builds().shutdown(timeout_s)
+        runtime().stop_all()
+
+
+class ImageBuild:
+    """A build plan whose CodeBuild buildspec also builds the app's image and pushes it
+    (runtimes/image.py), after packing the artifact: on AWS apps run from images."""
+
+    def __init__(self, plan: BuildPlan, uri: str) -> None:
+        self.plan = plan
+        self.uri = uri
+
+    def buildspec(self) -> dict[str, Any]:
+        spec = self.plan.buildspec()
+        app = '"$CODEBUILD_SRC_DIR"' + (
+            f"/{shlex.quote(self.plan.root_directory)}" if self.plan.root_directory else ""
+        )
+        spec["phases"]["post_build"] = {
+            "on-failure": "ABORT",
+            "commands": [f"cd {app} && {c}" for c in buildspec_commands(self.plan, self.uri)],
+        }
+        return spec
+
+
+class CodeBuildEngine:
+    """The build port on AWS. The archive is checked and the plan made here (a bad archive
+    fails at once, without a CodeBuild build); the outcome comes later, from CodeBuild's
+    state-change events."""
+
+    method = "codebuild"
+
+    def start(self, job: BuildJob, on_log: OnLog, on_finished: OnFinished) -> dict[str, Any]:
+        try:
+            report = inspect_archive(objects.open_stream(job.source_key))
+            plan = make_plan(report.files, job.project_runtime, job.build, job.run)
+        except InvalidArchive as error:
+            on_finished(
+                BuildOutcome.failed(
+                    "invalid_archive", f"Invalid archive ({error.rule}): {error.message}"
+                )
+            )
+            return {}
+        except PlanError as error:
+            on_finished(BuildOutcome.failed("build_failed", str(error)))
+            return {}
+        uri = f"{get_settings().image_repository}:{job.deployment_id}"
+        build_id = CodeBuildBuilder().start(job, ImageBuild(plan, uri))
+        on_log("build", f"CodeBuild build {build_id} started")
+        return {
+            "build_id": build_id,
+            "plan": plan.model_dump(mode="json"),
+            "framework": plan.framework,
+            "image_tag": uri,
+        }
+
+    def cancel(self, deployment_id: str, build_id: str | None) -> None:
+        if build_id:
+            CodeBuildBuilder().stop(build_id)

@@ -1,0 +1,115 @@
+"""The ports of the pipeline, in one place: what it needs from a build engine and from an
+app runtime, as `typing.Protocol`s, with the types they share.
+
+Adapters implement them side by side: `builders/local.py` (LocalBuildEngine) and
+`builders/codebuild.py` with the image build of `pipeline/engines.py` (CodeBuildEngine) for
+builds; `runtimes/local_apps.py` (LocalApps) and `runtimes/aws_lambda.py` (LambdaApps) for
+apps. `pipeline/engines.py` picks them by stage. Nothing here knows DynamoDB or a domain
+module: a deployment reaches an adapter as plain values (a BuildJob, an AppSpec, or the
+deployment's record with at least `id`, `project_id` and, once started, `url`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from chalicelib.buildplan.plan import BuildPlan
+
+# A log line of a build or an app: (phase, message).
+OnLog = Callable[[str, str], None]
+
+
+@dataclass
+class BuildJob:
+    """What a build engine needs to build one deployment."""
+
+    deployment_id: str
+    project_id: str
+    workspace_id: str
+    source_key: str
+    project_runtime: str
+    build: dict
+    run: dict
+    env: dict[str, str] = field(default_factory=dict)
+    timeout_s: int = 900
+
+
+@dataclass
+class BuildOutcome:
+    """How a build ended: the plan and artifact it made, or why it failed."""
+
+    ok: bool
+    plan: BuildPlan | None
+    artifact_key: str | None
+    error_code: str | None
+    error_message: str | None
+
+    @classmethod
+    def failed(cls, error_code: str, error_message: str) -> BuildOutcome:
+        return cls(False, None, None, error_code, error_message)
+
+
+OnFinished = Callable[[BuildOutcome], None]
+
+
+class BuildEngine(Protocol):
+    """Runs builds. `method` is what a deployment records as its `build_method`."""
+
+    method: str
+
+    def start(self, job: BuildJob, on_log: OnLog, on_finished: OnFinished) -> dict[str, Any]:
+        """Start building `job`. Returns the facts to record on the deployment (a build id,
+        the plan, the image it will push), possibly none. The outcome reaches `on_finished`
+        once, from any thread, when the engine knows it in this process; an engine that
+        runs elsewhere reports it through its own events instead (CodeBuild's state
+        changes). A build that can't even start is a failed outcome, not an exception."""
+        ...
+
+    def cancel(self, deployment_id: str, build_id: str | None) -> None:
+        """Stop a deployment's build, if it still runs; nothing if it has none."""
+        ...
+
+
+@dataclass(frozen=True)
+class AppSpec:
+    """What a runtime needs to start one deployment's app."""
+
+    deployment_id: str
+    project_id: str
+    plan: BuildPlan
+    artifact_key: str | None
+    image_tag: str | None
+    env: dict[str, str]
+    health_check_path: str = "/"
+
+
+class DeployFailed(Exception):
+    """A deployment could not be started; the message says why, in words for the user."""
+
+
+class AppRuntime(Protocol):
+    """Runs the built apps of deployments. Each call is idempotent: the deploy workflow's
+    tasks can come twice."""
+
+    def start(self, spec: AppSpec, on_log: OnLog | None) -> str:
+        """Start the app (or find it started) and return the deployment's own URL; raises
+        DeployFailed when it can't start."""
+        ...
+
+    def health_check(self, item: dict[str, Any], path: str, timeout_s: float) -> tuple[bool, str]:
+        """One HTTP check of the deployment's app: (healthy, what was seen)."""
+        ...
+
+    def alive(self, item: dict[str, Any]) -> tuple[bool, str]:
+        """Whether the app still runs at all: (alive, why not)."""
+        ...
+
+    def promote(self, item: dict[str, Any]) -> str:
+        """Make the deployment the one its project's URL serves; returns that URL."""
+        ...
+
+    def stop(self, item: dict[str, Any]) -> None:
+        """Stop the deployment's app; nothing if it does not run."""
+        ...
