@@ -21,7 +21,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -34,6 +33,15 @@ from typing import Any
 from chalicelib.buildplan.plan import PYTHON_DEPS_DIR
 from chalicelib.core.clock import now_iso
 from chalicelib.core.log import logger
+from chalicelib.host.processes import (
+    accepts,
+    free_port,
+    group_still_ours,
+    leader_alive,
+    port_free,
+    start_ticks,
+    stop_group,
+)
 from chalicelib.runtimes import DeployFailed
 
 __all__ = ["PYTHON_DEPS_DIR", "DeployFailed", "LocalProcessRuntime", "RunningApp"]
@@ -47,7 +55,6 @@ STATIC_SERVER = Path(__file__).with_name("static_server.py")
 # interpreters and locales, nothing that carries credentials.
 _INHERITED = ("PATH", "HOME", "USER", "LOGNAME", "LANG", "LANGUAGE", "TZ", "TMPDIR", "PYENV_ROOT")
 _DEPLOYMENT_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
-_HAS_PROC = Path("/proc/self/stat").exists()
 _POLL_S = 0.05
 _TAIL_LINES = 20
 _MAX_LINE = 16 * 1024
@@ -109,8 +116,8 @@ class LocalProcessRuntime:
             self._state_path(deployment_id).unlink(missing_ok=True)
             self._children.pop(deployment_id, None)
             self._tailers.pop(deployment_id, None)
-            port = plan.port or _free_port()
-            if plan.port and not _port_free(plan.port):
+            port = plan.port or free_port()
+            if plan.port and not port_free(plan.port):
                 raise DeployFailed(f"port {plan.port} that the app listens on is already in use")
             launch = self._launch(deployment_id, app_dir, plan, env, port)
             log_path = self.log_path(deployment_id)
@@ -135,7 +142,7 @@ class LocalProcessRuntime:
                 "runtime": plan.runtime,
                 "pid": process.pid,
                 "pgid": process.pid,
-                "start_ticks": _start_ticks(process.pid),
+                "start_ticks": start_ticks(process.pid),
                 "port": port,
                 "url": f"http://127.0.0.1:{port}",
                 "command": launch.command,
@@ -176,10 +183,12 @@ class LocalProcessRuntime:
             process = self._children.pop(deployment_id, None)
             tailer = self._tailers.pop(deployment_id, None)
         state = self._read_state(deployment_id)
-        if state is not None and _still_ours(state):
-            self._terminate(state["pgid"], process)
+        if state is not None and group_still_ours(
+            state["pid"], state["pgid"], state.get("start_ticks")
+        ):
+            stop_group(state["pgid"], self.stop_grace_s, process)
         elif process is not None:
-            self._terminate(process.pid, process)
+            stop_group(process.pid, self.stop_grace_s, process)
         if tailer is not None:
             tailer.stop()
         self._state_path(deployment_id).unlink(missing_ok=True)
@@ -252,7 +261,7 @@ class LocalProcessRuntime:
         process = self._children.get(deployment_id)
         if process is not None:
             return process.poll() is None
-        return _leader_alive(state)
+        return leader_alive(state["pid"], state.get("start_ticks"))
 
     def _python_shim(self, path: str) -> str | None:
         """A directory with `python` for hosts that only have `python3` (Debian and friends)."""
@@ -281,25 +290,9 @@ class LocalProcessRuntime:
             if code is not None:
                 self.stop(deployment_id)
                 raise DeployFailed(_exit_message(code, _last_lines(log_path, offset)))
-            if _accepts(port):
+            if accepts(port):
                 return
             time.sleep(_POLL_S)
-
-    def _terminate(self, pgid: int, process: subprocess.Popen | None) -> None:
-        for sig, wait_s in ((signal.SIGTERM, self.stop_grace_s), (signal.SIGKILL, 5.0)):
-            try:
-                os.killpg(pgid, sig)
-            except (ProcessLookupError, PermissionError):
-                break
-            deadline = time.monotonic() + wait_s
-            while time.monotonic() < deadline:
-                if process is not None:
-                    process.poll()
-                if not _group_alive(pgid):
-                    return
-                time.sleep(_POLL_S)
-        if process is not None:
-            process.poll()
 
     def _live_state(self, deployment_id: str) -> dict[str, Any] | None:
         state = self._read_state(deployment_id)
@@ -418,101 +411,6 @@ def _static_root(app_dir: Path, output_directory: str | None) -> Path:
     if not site.is_dir():
         raise DeployFailed(f"output directory {output_directory or '.'!r} does not exist")
     return site
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _port_free(port: int) -> bool:
-    with socket.socket() as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True
-
-
-def _accepts(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            return True
-    except OSError:
-        return False
-
-
-def _proc_stat(pid: int) -> tuple[str, int, int] | None:
-    """(state, process group, start time in clock ticks) from /proc/<pid>/stat."""
-    try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = text[text.rindex(")") + 2 :].split()
-    return fields[0], int(fields[2]), int(fields[19])
-
-
-def _start_ticks(pid: int) -> int | None:
-    stat = _proc_stat(pid) if _HAS_PROC else None
-    return stat[2] if stat is not None else None
-
-
-def _leader_alive(state: dict[str, Any]) -> bool:
-    """The app's first process is alive and is the one we started (not a reused pid)."""
-    pid = state["pid"]
-    if not _HAS_PROC:
-        try:
-            return os.getpgid(pid) == pid
-        except ProcessLookupError:
-            return False
-    stat = _proc_stat(pid)
-    return (
-        stat is not None
-        and stat[0] != "Z"
-        and stat[1] == pid
-        and stat[2] == state.get("start_ticks")
-    )
-
-
-def _still_ours(state: dict[str, Any]) -> bool:
-    """Whether signalling the state's process group can only reach the app's processes.
-
-    While a process group exists its id is never handed out as a pid, so when the pid is
-    free, whatever still carries that group id was started by the app."""
-    stat = _proc_stat(state["pid"]) if _HAS_PROC else None
-    if stat is None:
-        return True
-    return stat[1] == state["pgid"] and stat[2] == state.get("start_ticks")
-
-
-def _group_alive(pgid: int) -> bool:
-    """Whether any process of the group is still alive (zombies waiting to be reaped are not)."""
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    if not _HAS_PROC:
-        return True
-    for entry in os.scandir("/proc"):
-        if entry.name.isdigit():
-            stat = _proc_stat(int(entry.name))
-            if stat is not None and stat[1] == pgid and not _exited(entry.name, stat[0]):
-                return True
-    return False
-
-
-def _exited(pid: str, state: str) -> bool:
-    """A zombie has exited once its last thread has: until then it still holds its sockets."""
-    if state != "Z":
-        return False
-    try:
-        return len(os.listdir(f"/proc/{pid}/task")) <= 1
-    except OSError:
-        return True
 
 
 def _how_it_ended(code: int) -> str:
