@@ -21,7 +21,7 @@ from pathlib import PurePosixPath
 from chalicelib.archive.artifacts import artifact_key
 from chalicelib.aws.clients import client
 from chalicelib.builders.local import BuildJob
-from chalicelib.buildplan.plan import BuildPlan
+from chalicelib.buildplan.model import BuildPlan
 from chalicelib.core.settings import get_settings
 
 PROJECT = "build"

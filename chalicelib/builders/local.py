@@ -23,7 +23,8 @@ from pathlib import Path
 from chalicelib.archive import artifacts
 from chalicelib.archive.inspect import InvalidArchive, inspect_archive
 from chalicelib.aws.clients import client
-from chalicelib.buildplan.plan import BUILD_ENV, BuildPlan, PlanError, make_plan
+from chalicelib.buildplan.model import BUILD_ENV, BuildPlan, PlanError
+from chalicelib.buildplan.plan import make_plan
 from chalicelib.core.log import logger
 from chalicelib.core.settings import get_settings
 from chalicelib.host.processes import kill_group, stop_process

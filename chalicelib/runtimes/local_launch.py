@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from chalicelib.buildplan.plan import PYTHON_DEPS_DIR
+from chalicelib.buildplan.model import PYTHON_DEPS_DIR
 from chalicelib.runtimes import DeployFailed
 
 STATIC_SERVER = Path(__file__).with_name("static_server.py")
