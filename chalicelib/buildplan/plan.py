@@ -53,7 +53,7 @@ def make_plan(
     root = root_directory(files, build.get("root_directory"))
     app = files_under(files, root)
     package = package_json(app)
-    runtime = project_runtime if project_runtime != "auto" else detect_runtime(app, package)
+    runtime = project_runtime if project_runtime != "auto" else _detect_runtime(app, package)
     if runtime not in ("static", "node", "python"):
         raise PlanError(f"unknown runtime '{runtime}'")
     plan = {"static": static_plan, "node": node_plan, "python": python_plan}[runtime](app, package)
@@ -87,7 +87,7 @@ def _command_runtime(command: str) -> str | None:
     return None
 
 
-def detect_runtime(app: Mapping[str, bytes], package: dict[str, Any] | None) -> str:
+def _detect_runtime(app: Mapping[str, bytes], package: dict[str, Any] | None) -> str:
     procfile = procfile_web(app)
     procfile_runtime = _command_runtime(procfile) if procfile else None
     if procfile_runtime:

@@ -239,7 +239,7 @@ class Table:
 
 
 def transact(operations: list[dict[str, Any]]) -> None:
-    """A TransactWriteItems of operations built with `put_op`/`update_op`/`delete_op`/`check_op`;
+    """A TransactWriteItems of operations built with `put_op`/`update_op`/`delete_op`;
     one canceled by a concurrent transaction on the same items is sent again."""
     _retrying_conflicts(client("dynamodb").transact_write_items, TransactItems=operations)
 
@@ -263,10 +263,6 @@ def put_op(table: Table, item: dict[str, Any], condition=None, names=None, value
 
 def delete_op(table: Table, key: dict[str, Any], condition=None, names=None, values=None) -> dict:
     return {"Delete": _expr(table, key, "Key", condition, names, values)}
-
-
-def check_op(table: Table, key: dict[str, Any], condition: str, names=None, values=None) -> dict:
-    return {"ConditionCheck": _expr(table, key, "Key", condition, names, values)}
 
 
 def update_op(
