@@ -12,7 +12,6 @@ import io
 import json
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -25,6 +24,7 @@ import urllib.request
 from pathlib import Path
 
 from bench.harness import show
+from chalicelib.host.processes import free_port, stop_process
 
 ROOT = Path(__file__).resolve().parents[1]
 SITE = ROOT / "examples" / "static-site"
@@ -32,15 +32,9 @@ RUNS = 5
 LOG_LINES = 20
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 class Stack:
     def __init__(self, directory: Path) -> None:
-        self.port, self.moto_port = _free_port(), _free_port()
+        self.port, self.moto_port = free_port(), free_port()
         self.state_dir = directory / "state"
         env = {
             **{k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "SHIPYARD_"))},
@@ -84,11 +78,7 @@ class Stack:
             return json.loads(response.read())
 
     def stop(self) -> None:
-        self.process.send_signal(signal.SIGINT)
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
+        stop_process(self.process, grace_s=30, sig=signal.SIGINT, whole_group=False)
         self.log.close()
 
 

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from chalicelib.buildplan.plan import BuildPlan
+from chalicelib.buildplan.model import BuildPlan
 
 # A log line of a build or an app: (phase, message).
 OnLog = Callable[[str, str], None]

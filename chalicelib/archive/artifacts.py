@@ -15,7 +15,7 @@ from typing import BinaryIO
 
 from chalicelib.archive.inspect import ArchiveLimits, inspect_archive
 from chalicelib.aws.clients import client
-from chalicelib.buildplan.plan import ARTIFACT_NAME
+from chalicelib.buildplan.model import ARTIFACT_NAME
 from chalicelib.core.settings import get_settings
 
 ARTIFACT_LIMITS = ArchiveLimits(max_unpacked_bytes=2 * 1024**3, max_entries=200_000)

@@ -7,14 +7,14 @@ import hashlib
 from typing import Any, BinaryIO
 
 from chalicelib.aws.clients import client
+from chalicelib.aws.errors import error_code
 from chalicelib.core.settings import get_settings
 
 CHUNK = 1024 * 1024
 
 
 def _is_missing(error: Exception) -> bool:
-    code = getattr(error, "response", {}).get("Error", {}).get("Code")
-    return code in ("404", "NoSuchKey", "NotFound")
+    return error_code(error) in ("404", "NoSuchKey", "NotFound")
 
 
 def presigned_post(key: str, max_bytes: int, expires_s: int) -> dict[str, Any]:

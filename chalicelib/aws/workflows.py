@@ -8,13 +8,10 @@ from functools import cache
 from typing import Any
 
 from chalicelib.aws.clients import client
+from chalicelib.aws.errors import error_code
 from chalicelib.core.settings import get_settings
 
 GONE = ("InvalidToken", "TaskTimedOut", "TaskDoesNotExist", "ExecutionDoesNotExist")
-
-
-def _code(error: Exception) -> str | None:
-    return getattr(error, "response", {}).get("Error", {}).get("Code")
 
 
 @cache
@@ -44,7 +41,7 @@ def start(name: str, payload: dict[str, Any]) -> str:
             stateMachineArn=state_machine_arn(), name=name, input=json.dumps(payload)
         )["executionArn"]
     except Exception as error:
-        if _code(error) == "ExecutionAlreadyExists":
+        if error_code(error) == "ExecutionAlreadyExists":
             return execution_arn(name)
         raise
 
@@ -55,7 +52,7 @@ def stop(name: str, cause: str) -> None:
             executionArn=execution_arn(name), error="Shipyard.Stopped", cause=cause[:256]
         )
     except Exception as error:
-        if _code(error) not in GONE:
+        if error_code(error) not in GONE:
             raise
 
 
@@ -66,7 +63,7 @@ def succeed(token: str, output: dict[str, Any]) -> bool:
         client("stepfunctions").send_task_success(taskToken=token, output=json.dumps(output))
         return True
     except Exception as error:
-        if _code(error) in GONE:
+        if error_code(error) in GONE:
             return False
         raise
 
@@ -78,6 +75,6 @@ def fail(token: str, error_name: str, cause: str) -> bool:
         )
         return True
     except Exception as error:
-        if _code(error) in GONE:
+        if error_code(error) in GONE:
             return False
         raise

@@ -9,11 +9,9 @@ and packs and uploads the artifact. A timeout or a cancel kills the whole proces
 
 from __future__ import annotations
 
-import contextlib
 import os
 import selectors
 import shutil
-import signal
 import subprocess
 import tempfile
 import threading
@@ -23,9 +21,11 @@ from pathlib import Path
 from chalicelib.archive import artifacts
 from chalicelib.archive.inspect import InvalidArchive, inspect_archive
 from chalicelib.aws.clients import client
-from chalicelib.buildplan.plan import BUILD_ENV, BuildPlan, PlanError, make_plan
+from chalicelib.buildplan.model import BUILD_ENV, BuildPlan, PlanError
+from chalicelib.buildplan.plan import make_plan
 from chalicelib.core.log import logger
 from chalicelib.core.settings import get_settings
+from chalicelib.host.processes import kill_group, stop_process
 from chalicelib.ports import BuildJob, BuildOutcome, OnFinished, OnLog
 
 # Passed through from this process: what finds the toolchains and nothing that names an
@@ -157,7 +157,7 @@ def _run(
     try:
         stopped = _stream(process, on_log, cancel, deadline)
     finally:
-        _kill_group(process)
+        kill_group(process.pid)
     if stopped == "canceled":
         raise _Failed("canceled", "the build was canceled")
     if stopped == "timed_out":
@@ -187,11 +187,11 @@ def _stream(
             elif stopped is None and time.monotonic() > deadline:
                 stopped = "timed_out"
             if stopped and process.poll() is None:
-                _terminate(process)
+                stop_process(process, KILL_GRACE_S)
             if process.poll() is not None:
                 # The shell is gone: nothing it started may hold the pipe open. A process
                 # that left the group could; its output is not waited for past the grace.
-                _kill_group(process)
+                kill_group(process.pid)
                 exited_at = exited_at or time.monotonic()
                 if time.monotonic() - exited_at > DRAIN_GRACE_S:
                     break
@@ -218,25 +218,6 @@ def _stream(
 
 def _decode(line: bytes) -> str:
     return line.decode("utf-8", "replace").rstrip("\r")
-
-
-def _terminate(process: subprocess.Popen) -> None:
-    """SIGTERM the group, then SIGKILL it if it has not gone within the grace period."""
-    _signal_group(process, signal.SIGTERM)
-    try:
-        process.wait(KILL_GRACE_S)
-    except subprocess.TimeoutExpired:
-        _signal_group(process, signal.SIGKILL)
-        process.wait()
-
-
-def _kill_group(process: subprocess.Popen) -> None:
-    _signal_group(process, signal.SIGKILL)
-
-
-def _signal_group(process: subprocess.Popen, sig: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(process.pid, sig)
 
 
 def _remove_tree(path: Path) -> None:

@@ -15,7 +15,6 @@ import argparse
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -23,18 +22,15 @@ import time
 import urllib.request
 
 from chalicelib.core.settings import state_dir
+from chalicelib.host.processes import accepts, stop_process
 from chalicelib.local import env
 
-
-def _listening(port: int) -> bool:
-    with socket.socket() as probe:
-        probe.settimeout(0.2)
-        return probe.connect_ex(("127.0.0.1", port)) == 0
+_PROBE_S = 0.2  # how long a probe of a port on this machine waits to connect
 
 
 def start_moto(port: int) -> subprocess.Popen | None:
     """Start moto unless one already listens; None if an existing one is reused."""
-    if _listening(port):
+    if accepts(port, _PROBE_S):
         print(f"Using the moto server already on 127.0.0.1:{port}", flush=True)
         return None
     log = open(state_dir() / "moto.log", "ab")  # noqa: SIM115 - the child keeps it open
@@ -45,7 +41,7 @@ def start_moto(port: int) -> subprocess.Popen | None:
         start_new_session=True,
     )
     deadline = time.monotonic() + 30
-    while not _listening(port):
+    while not accepts(port, _PROBE_S):
         if process.poll() is not None or time.monotonic() > deadline:
             raise SystemExit(f"moto did not start; see {state_dir() / 'moto.log'}")
         time.sleep(0.1)
@@ -123,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("SHIPYARD_PUBLIC_URL", f"http://{args.host}:{args.port}")
     env.apply(moto_port)
     os.environ.setdefault("SHIPYARD_STATE_DIR", str(state_dir()))
-    if _listening(args.port):
+    if accepts(args.port, _PROBE_S):
         print(f"error: port {args.port} is in use; pick another with PORT=...", file=sys.stderr)
         return 1
     moto = start_moto(moto_port)
@@ -165,11 +161,7 @@ def main(argv: list[str] | None = None) -> int:
 
             engines.shutdown()
         if moto is not None:
-            os.killpg(moto.pid, signal.SIGTERM)
-            try:
-                moto.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(moto.pid, signal.SIGKILL)
+            stop_process(moto, grace_s=10)
     return 0
 
 

@@ -19,7 +19,7 @@ from typing import Any
 from chalicelib.archive.artifacts import artifact_key
 from chalicelib.aws import queues
 from chalicelib.builders.codebuild import parse_state_change
-from chalicelib.buildplan.plan import BuildPlan
+from chalicelib.buildplan.model import BuildPlan
 from chalicelib.core.clock import parse_rfc3339
 from chalicelib.core.errors import BuildQueueFull
 from chalicelib.core.settings import get_settings
@@ -170,7 +170,6 @@ def build_finished(item: dict[str, Any], outcome: Any) -> None:
 def _count_build_time(item: dict[str, Any]) -> None:
     """Add the build's wall-clock time to the month's build minutes, once per deployment
     however many times its end is reported."""
-
 
     seconds = (datetime.now(UTC) - parse_rfc3339(item["status_at"])).total_seconds()
     if store.claim_build_seconds(item["project_id"], item["id"], round(seconds, 3)):

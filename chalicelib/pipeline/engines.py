@@ -19,7 +19,8 @@ from chalicelib.archive.inspect import InvalidArchive, inspect_archive
 from chalicelib.aws import objects
 from chalicelib.builders.codebuild import CodeBuildBuilder
 from chalicelib.builders.local import LocalBuildEngine
-from chalicelib.buildplan.plan import BuildPlan, PlanError, make_plan
+from chalicelib.buildplan.model import BuildPlan, PlanError
+from chalicelib.buildplan.plan import make_plan
 from chalicelib.core.settings import get_settings, state_dir
 from chalicelib.ports import AppRuntime, BuildEngine, BuildJob, BuildOutcome, OnFinished, OnLog
 from chalicelib.runtimes.aws_lambda import LambdaApps, LambdaRuntime

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from chalicelib.aws import queues, workflows
-from chalicelib.buildplan.plan import BuildPlan
+from chalicelib.buildplan.model import BuildPlan
 from chalicelib.core.clock import parse_rfc3339
 from chalicelib.core.log import logger
 from chalicelib.core.settings import get_settings

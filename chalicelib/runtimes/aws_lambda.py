@@ -18,6 +18,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from chalicelib.aws.clients import client
+from chalicelib.aws.errors import describe, error_code
 from chalicelib.ports import AppSpec, DeployFailed, OnLog
 from chalicelib.runtimes.image import DEFAULT_PORT
 
@@ -134,9 +135,9 @@ class LambdaRuntime:
             self._point_alias(name, deployment_id, version)
             url = self._public_url(name, deployment_id)
         except Exception as error:
-            if _code(error) is None:
+            if error_code(error) is None:
                 raise
-            raise DeployFailed(f"Lambda refused the deployment: {_describe(error)}") from None
+            raise DeployFailed(f"Lambda refused the deployment: {describe(error)}") from None
         return LambdaApp(deployment_id, name, version, url)
 
     def health_check(
@@ -150,7 +151,7 @@ class LambdaRuntime:
             )
             url = _lambda().get_function_url_config(FunctionName=name, Qualifier=deployment_id)
         except Exception as error:
-            if _code(error) != "ResourceNotFoundException":
+            if error_code(error) != "ResourceNotFoundException":
                 raise
             return False, "the deployment has no function version or URL"
         if config.get("State") == "Failed":
@@ -170,9 +171,9 @@ class LambdaRuntime:
             self._point_alias(name, LIVE_ALIAS, version)
             return self._public_url(name, LIVE_ALIAS)
         except Exception as error:
-            if _code(error) is None:
+            if error_code(error) is None:
                 raise
-            raise DeployFailed(f"the deployment cannot be promoted: {_describe(error)}") from None
+            raise DeployFailed(f"the deployment cannot be promoted: {describe(error)}") from None
 
     def live_version(self, project_id: str) -> str | None:
         """The function version the project's URL serves, None when it serves nothing."""
@@ -181,7 +182,7 @@ class LambdaRuntime:
                 FunctionName=self.function_name(project_id), Name=LIVE_ALIAS
             )
         except Exception as error:
-            if _code(error) != "ResourceNotFoundException":
+            if error_code(error) != "ResourceNotFoundException":
                 raise
             return None
         return alias["FunctionVersion"]
@@ -255,7 +256,7 @@ class LambdaRuntime:
         try:
             _lambda().get_function_configuration(FunctionName=name)
         except Exception as error:
-            if _code(error) != "ResourceNotFoundException":
+            if error_code(error) != "ResourceNotFoundException":
                 raise
             return False
         return True
@@ -282,7 +283,7 @@ class LambdaRuntime:
         try:
             _lambda().get_alias(FunctionName=name, Name=alias)
         except Exception as error:
-            if _code(error) != "ResourceNotFoundException":
+            if error_code(error) != "ResourceNotFoundException":
                 raise
             _lambda().create_alias(FunctionName=name, Name=alias, FunctionVersion=version)
             return
@@ -295,7 +296,7 @@ class LambdaRuntime:
                 FunctionName=name, Qualifier=alias, AuthType="NONE", InvokeMode="BUFFERED"
             )
         except Exception as error:
-            if _code(error) != "ResourceConflictException":
+            if error_code(error) != "ResourceConflictException":
                 raise
             url = _lambda().get_function_url_config(FunctionName=name, Qualifier=alias)
         # A public function URL needs both grants (lambda:InvokeFunction only through the URL).
@@ -313,7 +314,7 @@ class LambdaRuntime:
                     **grant,
                 )
             except Exception as error:
-                if _code(error) != "ResourceConflictException":
+                if error_code(error) != "ResourceConflictException":
                     raise
         return url["FunctionUrl"]
 
@@ -321,7 +322,7 @@ class LambdaRuntime:
         try:
             return _lambda().get_alias(FunctionName=name, Name=deployment_id)["FunctionVersion"]
         except Exception as error:
-            if _code(error) != "ResourceNotFoundException":
+            if error_code(error) != "ResourceNotFoundException":
                 raise
         # No alias (a deploy or stop cut short): the version's description names its deployment.
         try:
@@ -335,7 +336,7 @@ class LambdaRuntime:
                     ):
                         return version["Version"]
         except Exception as error:
-            if _code(error) != "ResourceNotFoundException":
+            if error_code(error) != "ResourceNotFoundException":
                 raise
         return None
 
@@ -344,24 +345,11 @@ def _lambda() -> Any:
     return client("lambda")
 
 
-def _code(error: Exception) -> str | None:
-    """The AWS error code of a botocore ClientError, None for anything else."""
-    response = getattr(error, "response", None)
-    if not isinstance(response, dict):
-        return None
-    return response.get("Error", {}).get("Code")
-
-
-def _describe(error: Exception) -> str:
-    details = getattr(error, "response", {}).get("Error", {})
-    return f"{details.get('Code')}: {details.get('Message')}"
-
-
 def _ignore_missing(call: Callable[..., Any], **params: Any) -> None:
     try:
         call(**params)
     except Exception as error:
-        if _code(error) != "ResourceNotFoundException":
+        if error_code(error) != "ResourceNotFoundException":
             raise
 
 

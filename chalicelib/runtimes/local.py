@@ -1,11 +1,13 @@
-"""The local runtime: each deployment runs as a real process on this machine.
+"""The local runtime: each deployment runs as a real process on this machine. This module
+supervises those processes: start, wait for the port, health-check, stop, and the state
+files that let any process find them again.
 
 A deployment's process gets its own session (so its whole process group can be stopped), a
-free port in `PORT`, the deployment's env on a clean base environment (no credentials of
-Shipyard's own process), and the built app directory as its working directory. Its stdout
-and stderr go to `<state_dir>/logs/<deployment_id>.log`; a thread in the starting process
-follows that file and hands each line to `on_log("deploy", line)`. The app writes to the file
-directly, so it keeps running when the process that started it goes away.
+free port in `PORT`, and the command, directory and clean environment of local_launch.py.
+Its stdout and stderr go to `<state_dir>/logs/<deployment_id>.log`; a thread in the starting
+process follows that file (local_logs.py) and hands each line to `on_log("deploy", line)`.
+The app writes to the file directly, so it keeps running when the process that started it
+goes away. Ports and process groups are handled by host/processes.py.
 
 `<state_dir>/<deployment_id>.json` describes each running deployment (pid, port, project,
 process start time), so any process that uses the same state_dir can health-check or stop
@@ -14,43 +16,35 @@ it, and `is_running` stays true across restarts of the local stack while the app
 
 from __future__ import annotations
 
-import contextlib
 import http.client
 import json
 import os
 import re
-import shutil
-import signal
-import socket
 import subprocess
-import sys
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from chalicelib.buildplan.plan import PYTHON_DEPS_DIR
 from chalicelib.core.clock import now_iso
-from chalicelib.core.log import logger
-from chalicelib.ports import DeployFailed
+from chalicelib.host.processes import (
+    accepts,
+    free_port,
+    group_still_ours,
+    leader_alive,
+    port_free,
+    start_ticks,
+    stop_group,
+)
+from chalicelib.ports import DeployFailed, OnLog
+from chalicelib.runtimes.local_launch import prepare_launch
+from chalicelib.runtimes.local_logs import LogTailer, exit_message, how_it_ended, last_lines
 
-__all__ = ["PYTHON_DEPS_DIR", "DeployFailed", "LocalProcessRuntime", "RunningApp"]
+__all__ = ["DeployFailed", "LocalProcessRuntime", "RunningApp"]
 
-OnLog = Callable[[str, str], None]
-
-
-STATIC_SERVER = Path(__file__).with_name("static_server.py")
-
-# The only variables of Shipyard's own environment an app inherits: enough to find
-# interpreters and locales, nothing that carries credentials.
-_INHERITED = ("PATH", "HOME", "USER", "LOGNAME", "LANG", "LANGUAGE", "TZ", "TMPDIR", "PYENV_ROOT")
 _DEPLOYMENT_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
-_HAS_PROC = Path("/proc/self/stat").exists()
 _POLL_S = 0.05
-_TAIL_LINES = 20
-_MAX_LINE = 16 * 1024
 _STATE_VERSION = 1
 
 
@@ -60,13 +54,6 @@ class RunningApp:
     url: str
     port: int
     pid: int
-
-
-@dataclass
-class _Launch:
-    command: list[str]
-    cwd: Path
-    env: dict[str, str]
 
 
 class LocalProcessRuntime:
@@ -81,7 +68,7 @@ class LocalProcessRuntime:
         (self.state_dir / "logs").mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         self._children: dict[str, subprocess.Popen] = {}
-        self._tailers: dict[str, _LogTailer] = {}
+        self._tailers: dict[str, LogTailer] = {}
 
     def start(
         self,
@@ -109,10 +96,12 @@ class LocalProcessRuntime:
             self._state_path(deployment_id).unlink(missing_ok=True)
             self._children.pop(deployment_id, None)
             self._tailers.pop(deployment_id, None)
-            port = plan.port or _free_port()
-            if plan.port and not _port_free(plan.port):
+            port = plan.port or free_port()
+            if plan.port and not port_free(plan.port):
                 raise DeployFailed(f"port {plan.port} that the app listens on is already in use")
-            launch = self._launch(deployment_id, app_dir, plan, env, port)
+            launch = prepare_launch(
+                deployment_id, app_dir, plan, env, port, shim_dir=self.state_dir / "bin"
+            )
             log_path = self.log_path(deployment_id)
             offset = log_path.stat().st_size if log_path.exists() else 0
             with log_path.open("ab") as log:
@@ -135,7 +124,7 @@ class LocalProcessRuntime:
                 "runtime": plan.runtime,
                 "pid": process.pid,
                 "pgid": process.pid,
-                "start_ticks": _start_ticks(process.pid),
+                "start_ticks": start_ticks(process.pid),
                 "port": port,
                 "url": f"http://127.0.0.1:{port}",
                 "command": launch.command,
@@ -176,10 +165,12 @@ class LocalProcessRuntime:
             process = self._children.pop(deployment_id, None)
             tailer = self._tailers.pop(deployment_id, None)
         state = self._read_state(deployment_id)
-        if state is not None and _still_ours(state):
-            self._terminate(state["pgid"], process)
+        if state is not None and group_still_ours(
+            state["pid"], state["pgid"], state.get("start_ticks")
+        ):
+            stop_group(state["pgid"], self.stop_grace_s, process)
         elif process is not None:
-            self._terminate(process.pid, process)
+            stop_group(process.pid, self.stop_grace_s, process)
         if tailer is not None:
             tailer.stop()
         self._state_path(deployment_id).unlink(missing_ok=True)
@@ -202,41 +193,6 @@ class LocalProcessRuntime:
         _check_id(deployment_id)
         return self.state_dir / "logs" / f"{deployment_id}.log"
 
-    def _launch(
-        self, deployment_id: str, app_dir: Path, plan: Any, env: dict[str, str], port: int
-    ) -> _Launch:
-        base = _base_environment()
-        if plan.runtime == "static":
-            site = _static_root(app_dir, plan.output_directory)
-            command = [sys.executable, "-I", str(STATIC_SERVER), "--dir", str(site)]
-            command += ["--port", str(port)]
-            return _Launch(command, app_dir, {**base, "PORT": str(port)})
-        if plan.runtime not in ("python", "node"):
-            raise DeployFailed(f"unknown runtime {plan.runtime!r}")
-        if not plan.start_command:
-            raise DeployFailed(
-                f"no start command for this {plan.runtime} app: set run.start_command"
-            )
-        merged = {**base, **_runtime_defaults(plan.runtime), **env}
-        paths = [merged.get("PATH", "")]
-        if plan.runtime == "node":
-            paths.insert(0, str(app_dir / "node_modules" / ".bin"))
-        else:
-            deps = app_dir / PYTHON_DEPS_DIR
-            if deps.is_dir():
-                paths.insert(0, str(deps / "bin"))
-                merged["PYTHONPATH"] = os.pathsep.join(
-                    part for part in (str(deps), env.get("PYTHONPATH")) if part
-                )
-            shim = self._python_shim(os.pathsep.join(paths))
-            if shim is not None:
-                paths.insert(0, shim)
-        merged["PATH"] = os.pathsep.join(part for part in paths if part)
-        merged["PORT"] = str(port)
-        merged["SHIPYARD_DEPLOYMENT_ID"] = deployment_id
-        # A shell, as a Procfile's `web:` line is run: `$PORT`, `&&` and `cd` work as written.
-        return _Launch(["/bin/sh", "-c", plan.start_command], app_dir, merged)
-
     def _follow(self, state: dict[str, Any], on_log: OnLog, offset: int | None) -> None:
         """Hand the log's lines from offset (None: its current end) to on_log while the app
         runs. Called with the lock held."""
@@ -244,7 +200,7 @@ class LocalProcessRuntime:
         log_path = self.log_path(deployment_id)
         if offset is None:
             offset = log_path.stat().st_size if log_path.exists() else 0
-        tailer = _LogTailer(log_path, offset, on_log, lambda: self._alive(deployment_id, state))
+        tailer = LogTailer(log_path, offset, on_log, lambda: self._alive(deployment_id, state))
         self._tailers[deployment_id] = tailer
         tailer.start()
 
@@ -252,20 +208,7 @@ class LocalProcessRuntime:
         process = self._children.get(deployment_id)
         if process is not None:
             return process.poll() is None
-        return _leader_alive(state)
-
-    def _python_shim(self, path: str) -> str | None:
-        """A directory with `python` for hosts that only have `python3` (Debian and friends)."""
-        if shutil.which("python", path=path) is not None:
-            return None
-        python3 = shutil.which("python3", path=path)
-        if python3 is None:
-            return None
-        shim = self.state_dir / "bin"
-        shim.mkdir(exist_ok=True)
-        with contextlib.suppress(FileExistsError):
-            (shim / "python").symlink_to(python3)
-        return str(shim)
+        return leader_alive(state["pid"], state.get("start_ticks"))
 
     def _await_listening(
         self,
@@ -280,26 +223,10 @@ class LocalProcessRuntime:
             code = process.poll()
             if code is not None:
                 self.stop(deployment_id)
-                raise DeployFailed(_exit_message(code, _last_lines(log_path, offset)))
-            if _accepts(port):
+                raise DeployFailed(exit_message(code, last_lines(log_path, offset)))
+            if accepts(port):
                 return
             time.sleep(_POLL_S)
-
-    def _terminate(self, pgid: int, process: subprocess.Popen | None) -> None:
-        for sig, wait_s in ((signal.SIGTERM, self.stop_grace_s), (signal.SIGKILL, 5.0)):
-            try:
-                os.killpg(pgid, sig)
-            except (ProcessLookupError, PermissionError):
-                break
-            deadline = time.monotonic() + wait_s
-            while time.monotonic() < deadline:
-                if process is not None:
-                    process.poll()
-                if not _group_alive(pgid):
-                    return
-                time.sleep(_POLL_S)
-        if process is not None:
-            process.poll()
 
     def _live_state(self, deployment_id: str) -> dict[str, Any] | None:
         state = self._read_state(deployment_id)
@@ -310,7 +237,7 @@ class LocalProcessRuntime:
     def _not_running_detail(self, deployment_id: str) -> str:
         process = self._children.get(deployment_id)
         if process is not None and process.returncode is not None:
-            return f"the app is not running: it {_how_it_ended(process.returncode)}"
+            return f"the app is not running: it {how_it_ended(process.returncode)}"
         return "the app is not running"
 
     def _state_path(self, deployment_id: str) -> Path:
@@ -329,59 +256,6 @@ class LocalProcessRuntime:
         os.replace(partial, path)
 
 
-class _LogTailer:
-    """Follows a log file from an offset and hands each complete line to on_log."""
-
-    def __init__(self, path: Path, offset: int, on_log: OnLog, alive: Callable[[], bool]) -> None:
-        self._path = path
-        self._offset = offset
-        self._on_log = on_log
-        self._alive = alive
-        self._stopped = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"log-{path.stem}", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stopped.set()
-        if self._thread is not threading.current_thread():
-            self._thread.join(timeout=5)
-
-    def _run(self) -> None:
-        pending = b""
-        with self._path.open("rb") as handle:
-            handle.seek(self._offset)
-            while True:
-                ended = self._stopped.is_set() or not self._alive()
-                # Read after checking: what the app wrote before it ended is all there now.
-                while chunk := handle.read(65536):
-                    pending = self._emit(pending + chunk)
-                if ended:
-                    break
-                self._stopped.wait(_POLL_S * 2)
-        if pending:
-            self._send(pending)
-
-    def _emit(self, data: bytes) -> bytes:
-        *lines, rest = data.split(b"\n")
-        for line in lines:
-            self._send(line)
-        if len(rest) >= _MAX_LINE:
-            self._send(rest)
-            return b""
-        return rest
-
-    def _send(self, line: bytes) -> None:
-        for start in range(0, max(len(line), 1), _MAX_LINE):
-            piece = line[start : start + _MAX_LINE]
-            try:
-                self._on_log("deploy", piece.decode("utf-8", "replace").rstrip("\r"))
-            except Exception:
-                # The app's log is best effort: a failing sink must not stop the following.
-                logger().exception("on_log failed", extra={"log_path": str(self._path)})
-
-
 def _check_id(deployment_id: str) -> None:
     if not _DEPLOYMENT_ID.match(deployment_id):
         raise ValueError(f"not a deployment id: {deployment_id!r}")
@@ -389,148 +263,3 @@ def _check_id(deployment_id: str) -> None:
 
 def _running_app(state: dict[str, Any]) -> RunningApp:
     return RunningApp(state["deployment_id"], state["url"], state["port"], state["pid"])
-
-
-def _runtime_defaults(runtime: str) -> dict[str, str]:
-    if runtime == "python":
-        return {"PYTHONUNBUFFERED": "1"}
-    return {"NODE_ENV": "production"}
-
-
-def _base_environment() -> dict[str, str]:
-    env = {
-        name: value
-        for name, value in os.environ.items()
-        if name in _INHERITED or name.startswith("LC_")
-    }
-    # Shipyard's own virtualenv must not leak in: `python` would be Shipyard's interpreter.
-    own_bin = os.path.join(sys.prefix, "bin") if sys.prefix != sys.base_prefix else None
-    parts = os.environ.get("PATH", os.defpath).split(os.pathsep)
-    env["PATH"] = os.pathsep.join(part for part in parts if part and part != own_bin)
-    return env
-
-
-def _static_root(app_dir: Path, output_directory: str | None) -> Path:
-    root = app_dir.resolve()
-    site = (root / (output_directory or ".")).resolve()
-    if not site.is_relative_to(root):
-        raise DeployFailed(f"output directory {output_directory!r} leaves the app directory")
-    if not site.is_dir():
-        raise DeployFailed(f"output directory {output_directory or '.'!r} does not exist")
-    return site
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _port_free(port: int) -> bool:
-    with socket.socket() as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True
-
-
-def _accepts(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            return True
-    except OSError:
-        return False
-
-
-def _proc_stat(pid: int) -> tuple[str, int, int] | None:
-    """(state, process group, start time in clock ticks) from /proc/<pid>/stat."""
-    try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = text[text.rindex(")") + 2 :].split()
-    return fields[0], int(fields[2]), int(fields[19])
-
-
-def _start_ticks(pid: int) -> int | None:
-    stat = _proc_stat(pid) if _HAS_PROC else None
-    return stat[2] if stat is not None else None
-
-
-def _leader_alive(state: dict[str, Any]) -> bool:
-    """The app's first process is alive and is the one we started (not a reused pid)."""
-    pid = state["pid"]
-    if not _HAS_PROC:
-        try:
-            return os.getpgid(pid) == pid
-        except ProcessLookupError:
-            return False
-    stat = _proc_stat(pid)
-    return (
-        stat is not None
-        and stat[0] != "Z"
-        and stat[1] == pid
-        and stat[2] == state.get("start_ticks")
-    )
-
-
-def _still_ours(state: dict[str, Any]) -> bool:
-    """Whether signalling the state's process group can only reach the app's processes.
-
-    While a process group exists its id is never handed out as a pid, so when the pid is
-    free, whatever still carries that group id was started by the app."""
-    stat = _proc_stat(state["pid"]) if _HAS_PROC else None
-    if stat is None:
-        return True
-    return stat[1] == state["pgid"] and stat[2] == state.get("start_ticks")
-
-
-def _group_alive(pgid: int) -> bool:
-    """Whether any process of the group is still alive (zombies waiting to be reaped are not)."""
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    if not _HAS_PROC:
-        return True
-    for entry in os.scandir("/proc"):
-        if entry.name.isdigit():
-            stat = _proc_stat(int(entry.name))
-            if stat is not None and stat[1] == pgid and not _exited(entry.name, stat[0]):
-                return True
-    return False
-
-
-def _exited(pid: str, state: str) -> bool:
-    """A zombie has exited once its last thread has: until then it still holds its sockets."""
-    if state != "Z":
-        return False
-    try:
-        return len(os.listdir(f"/proc/{pid}/task")) <= 1
-    except OSError:
-        return True
-
-
-def _how_it_ended(code: int) -> str:
-    if code < 0:
-        return f"was killed by signal {signal.Signals(-code).name}"
-    return f"exited with code {code}"
-
-
-def _exit_message(code: int, lines: list[str]) -> str:
-    message = f"the app {_how_it_ended(code)} at start"
-    if not lines:
-        return message + " without any output"
-    return message + "; its last output:\n" + "\n".join(lines)
-
-
-def _last_lines(log_path: Path, offset: int) -> list[str]:
-    with log_path.open("rb") as handle:
-        size = handle.seek(0, os.SEEK_END)
-        handle.seek(max(offset, size - 64 * 1024))
-        text = handle.read().decode("utf-8", "replace")
-    return [line for line in text.splitlines() if line.strip()][-_TAIL_LINES:]

@@ -19,6 +19,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from chalicelib.aws.errors import cancellation_codes
 from chalicelib.core.clock import precise
 from chalicelib.store import projects as project_store
 from chalicelib.store import uploads as upload_store
@@ -54,7 +55,7 @@ def create(item: dict[str, Any], upload_id: str | None, expected_count: int) -> 
     except Exception as error:
         if not is_condition_failure(error):
             raise
-        codes = _cancellation_codes(error)
+        codes = cancellation_codes(error)
         if len(codes) > 2 and codes[2] == "ConditionalCheckFailed":
             raise Taken("This upload was already used by another deployment") from None
         raise CounterMoved() from None
@@ -62,11 +63,6 @@ def create(item: dict[str, Any], upload_id: str | None, expected_count: int) -> 
 
 class CounterMoved(Exception):
     """The project's deployment counter changed between read and write: read and retry."""
-
-
-def _cancellation_codes(error: Exception) -> list[str | None]:
-    reasons = getattr(error, "response", {}).get("CancellationReasons") or []
-    return [reason.get("Code") for reason in reasons]
 
 
 def get(project_id: str, deployment_id: str) -> dict[str, Any] | None:

@@ -9,6 +9,7 @@ from collections.abc import Iterator, Sequence
 from decimal import Decimal
 from typing import Any
 
+from chalicelib.aws import errors
 from chalicelib.aws.clients import client
 from chalicelib.core.settings import get_settings
 
@@ -64,12 +65,11 @@ def deserialize(item: dict[str, Any]) -> dict[str, Any]:
 
 
 def _error_code(error: Exception) -> str | None:
-    return getattr(error, "response", {}).get("Error", {}).get("Code")
+    return errors.error_code(error)
 
 
-def _cancellation_codes(error: Exception) -> list[str]:
-    reasons = getattr(error, "response", {}).get("CancellationReasons") or []
-    return [reason.get("Code") for reason in reasons]
+def _cancellation_codes(error: Exception) -> list[str | None]:
+    return errors.cancellation_codes(error)
 
 
 def is_condition_failure(error: Exception) -> bool:

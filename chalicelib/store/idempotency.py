@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from chalicelib.aws.errors import refused_item
 from chalicelib.store.dynamo import (
     Table,
     deserialize,
@@ -39,7 +40,7 @@ def claim(item: dict[str, Any], now: int) -> dict[str, Any] | None:
     except Exception as error:
         if not is_condition_failure(error):
             raise
-        return deserialize(error.response.get("Item") or {})
+        return deserialize(refused_item(error))
     return None
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from chalicelib.aws.errors import cancellation_codes
 from chalicelib.core import ids
 from chalicelib.store.dynamo import (
     Table,
@@ -46,8 +47,8 @@ def create(item: dict[str, Any], extra_operations: list[dict] | None = None) -> 
 
 def failed_operations(error: Exception) -> list[int]:
     """Indexes of the operations whose condition cancelled a transaction."""
-    reasons = getattr(error, "response", {}).get("CancellationReasons") or []
-    return [i for i, reason in enumerate(reasons) if reason.get("Code") == "ConditionalCheckFailed"]
+    codes = cancellation_codes(error)
+    return [i for i, code in enumerate(codes) if code == "ConditionalCheckFailed"]
 
 
 def _transact_claiming_slug(operations: list[dict], slug: str, slug_index: int) -> None:

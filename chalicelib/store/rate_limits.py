@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from chalicelib.aws.errors import refused_item
 from chalicelib.store.dynamo import Table, deserialize, is_condition_failure, serialize_value
 
 buckets = Table("rate_limits")
@@ -57,7 +58,7 @@ def take(
     except Exception as error:
         if not is_condition_failure(error):
             raise
-        found = deserialize(error.response.get("Item") or {})
+        found = deserialize(refused_item(error))
         return Take(False, found.get("tat"))
     return Take(True, deserialize(result["Attributes"])["tat"])
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from chalicelib.aws.errors import cancellation_reasons, refused_item
 from chalicelib.store.dynamo import (
     Table,
     deserialize,
@@ -61,7 +62,7 @@ def failed_claim(error: Exception, workspace_id: str, metric: str) -> int | None
     counter would have passed its limit; None if it failed for another reason."""
     if not is_condition_failure(error):
         return None
-    for reason in getattr(error, "response", {}).get("CancellationReasons") or []:
+    for reason in cancellation_reasons(error):
         item = deserialize(reason.get("Item") or {})
         if (
             reason.get("Code") == "ConditionalCheckFailed"
@@ -95,7 +96,7 @@ def increment(
     except Exception as error:
         if not is_condition_failure(error):
             raise
-        return False, deserialize(error.response.get("Item") or {}).get(COUNT, 0)
+        return False, deserialize(refused_item(error)).get(COUNT, 0)
     return True, deserialize(result["Attributes"])[COUNT]
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,13 +18,9 @@ from pathlib import Path
 
 import pytest
 
+from chalicelib.host.processes import accepts, free_port, stop_process
+
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @dataclass
@@ -111,12 +106,7 @@ def start_stack(tmp_path: Path, extra_env: dict | None = None) -> Stack:
 
 def stop_stack(process: subprocess.Popen) -> int:
     if process.poll() is None:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        stop_process(process, grace_s=30, sig=signal.SIGINT, whole_group=False)
     return process.returncode
 
 
@@ -162,14 +152,12 @@ def external_moto() -> Iterator[int]:
     try:
         deadline = time.monotonic() + 60
         while True:
-            with socket.socket() as probe:
-                if probe.connect_ex(("127.0.0.1", port)) == 0:
-                    break
+            if accepts(port):
+                break
             assert time.monotonic() < deadline and moto.poll() is None, "moto did not start"
             time.sleep(0.1)
         yield port
         assert moto.poll() is None, "the moto server stopped"
     finally:
         if moto.poll() is None:
-            os.killpg(moto.pid, signal.SIGTERM)
-        moto.wait(timeout=10)
+            stop_process(moto, grace_s=10)

@@ -10,8 +10,8 @@ import pytest
 
 from chalicelib.aws.clients import client
 from chalicelib.builders.codebuild import CodeBuildBuilder, parse_state_change, project_name
-from chalicelib.builders.local import BuildJob
 from chalicelib.buildplan.plan import make_plan
+from chalicelib.ports import BuildJob
 
 ACCOUNT = "123456789012"
 

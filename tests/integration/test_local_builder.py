@@ -17,8 +17,9 @@ import pytest
 
 from chalicelib.archive.artifacts import download_and_unpack
 from chalicelib.aws.clients import client
-from chalicelib.builders.local import BuildJob, LocalBuilder
+from chalicelib.builders.local import LocalBuilder
 from chalicelib.core.settings import get_settings
+from chalicelib.ports import BuildJob
 
 pytestmark = pytest.mark.usefixtures("aws")
 

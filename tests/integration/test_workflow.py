@@ -293,8 +293,7 @@ def test_a_worker_killed_mid_step_times_out_and_the_step_runs_again(
     from chalicelib.aws.queues import url
     from chalicelib.core.settings import get_settings
     from chalicelib.local.pump import Pump
-    from chalicelib.pipeline import engines
-    from chalicelib.pipeline import workflow
+    from chalicelib.pipeline import engines, workflow
 
     monkeypatch.setenv("SHIPYARD_WORKFLOW_TASK_TIMEOUT_S", "3")
     get_settings.cache_clear()
