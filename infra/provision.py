@@ -90,9 +90,17 @@ def provision(prefix: str = "shipyard", region: str = "us-east-1") -> dict[str, 
 
     sqs = boto3.client("sqs", region_name=region)
     for queue, attributes in spec["queues"].items():
+        # As on AWS: a message that fails max_receives deliveries moves to the queue's DLQ.
+        dead_url = sqs.create_queue(QueueName=f"{prefix}-{queue}-dead")["QueueUrl"]
+        dead_arn = sqs.get_queue_attributes(QueueUrl=dead_url, AttributeNames=["QueueArn"])
+        redrive = {
+            "deadLetterTargetArn": dead_arn["Attributes"]["QueueArn"],
+            "maxReceiveCount": attributes["max_receives"],
+        }
+        settings = {k: str(v) for k, v in attributes.items() if k != "max_receives"}
         sqs.create_queue(
             QueueName=f"{prefix}-{queue}",
-            Attributes={k: str(v) for k, v in attributes.items()},
+            Attributes={**settings, "RedrivePolicy": json.dumps(redrive)},
         )
 
     sfn = boto3.client("stepfunctions", region_name=region)
