@@ -62,11 +62,13 @@ package: $(STAMP)
 		--merge-template infra/build/resources.json infra/build/out
 
 # The packaged template, offline: cfn-lint and checkov with no finding left (checkov's skips
-# are on the resources, with their reasons), and the bundle under its 20 MB.
+# are on the resources, with their reasons), Shipyard's own rules (infra/verify.py: DLQs,
+# least privilege, log retention, the ASL), and the bundle under its 20 MB.
 infra-lint: package $(CHECKOV)/.installed
 	$(VENV)/bin/cfn-lint infra/build/out/sam.json
 	$(CHECKOV)/bin/checkov -f infra/build/out/sam.json --framework cloudformation \
 		--quiet --compact --skip-download
+	$(PY) -m infra.verify
 	$(PY) -m infra.bundle
 
 # Package and deploy to the AWS account of your credentials (docs/aws.md):
