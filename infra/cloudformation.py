@@ -426,6 +426,8 @@ def _build_resources(spec: dict[str, Any], bucket: str) -> dict[str, Any]:
                     "ImageTagMutability": "IMMUTABLE",
                     "ImageScanningConfiguration": {"ScanOnPush": True},
                     "EncryptionConfiguration": {"EncryptionType": "KMS"},
+                    # Deleting the stack deletes the images (the apps' functions go first).
+                    "EmptyOnDelete": True,
                     "RepositoryPolicyText": {
                         "Version": "2012-10-17",
                         "Statement": [
