@@ -88,11 +88,11 @@ SKIPS = {
     ),
     "api_concurrency": (
         "CKV_AWS_115",
-        "Requests are limited per workspace by the tier rate limits; a cap would refuse all",
+        "The tiers rate-limit each workspace; a function-wide cap would throttle all at once",
     ),
     "deploy_concurrency": (
         "CKV_AWS_115",
-        "One task per running deploy workflow: bounded by the builds' reserved concurrency",
+        "One invocation per step of a running deploy workflow: load follows deployments",
     ),
     "event_concurrency": (
         "CKV_AWS_115",

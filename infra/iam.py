@@ -120,6 +120,8 @@ def access(name: str, names: Names) -> list[dict[str, Any]]:
     if name == "health":
         return [
             _allow("dynamodb:DescribeTable", {"Fn::GetAtt": ["TableShipyardProjects", "Arn"]}),
+            # HeadBucket; it is also what makes HeadObject on an upload not there yet a 404
+            # (objects.size_of), not a 403.
             _allow("s3:ListBucket", {"Fn::GetAtt": [names.bucket, "Arn"]}),
             _allow("sqs:ListQueues", "*"),
         ]

@@ -209,6 +209,12 @@ def test_each_function_may_do_only_what_its_trigger_needs(merged):
     assert pass_role[0]["Resource"] == {"Fn::GetAtt": ["AppRole", "Arn"]}
     assert "kms:Encrypt" not in actions_of(merged, "OnDeployTask")
     assert not any(a.startswith(("kms:", "s3:")) for a in actions_of(merged, "Sweep"))
+    # Without ListBucket, HeadObject on an upload not there yet is a 403 instead of a 404.
+    assert {
+        "Effect": "Allow",
+        "Action": "s3:ListBucket",
+        "Resource": {"Fn::GetAtt": ["BucketArtifacts", "Arn"]},
+    } in role_of(merged, "APIHandler")
     # The env snapshots are read where builds and deploys need them, written only by the API.
     for function in declaration()["functions"]:
         for statement in role_of(merged, function):
