@@ -51,8 +51,8 @@ PARAMETERS: dict[str, Any] = {
         "Type": "Number",
         "Default": 10,
         "MinValue": 0,
-        "Description": "Concurrency reserved for (and capping) the builds consumer; 0 reserves "
-        "none, for accounts whose Lambda concurrency limit is below 110",
+        "Description": "Concurrency reserved for (and capping) the builds consumer: 0 (none, "
+        "for accounts whose Lambda concurrency limit is below 110) or 2 and up",
     },
     "AlarmEmail": {
         "Type": "String",
@@ -647,9 +647,16 @@ def _functions(spec: dict[str, Any], names: iam.Names) -> dict[str, Any]:
             )
         reserved = declared.get("reserved_concurrency")
         if reserved:
-            properties["ReservedConcurrentExecutions"] = {
-                "Fn::If": ["ReserveBuilds", {"Ref": reserved}, {"Ref": "AWS::NoValue"}]
-            }
+            limit = {"Fn::If": ["ReserveBuilds", {"Ref": reserved}, {"Ref": "AWS::NoValue"}]}
+            properties["ReservedConcurrentExecutions"] = limit
+            if function in consumers:
+                # The poller stays within the reservation: a throttled message would count
+                # as a receive and could reach the DLQ without ever running.
+                properties["Events"] = {
+                    function + "SqsEventSource": {
+                        "Properties": {"ScalingConfig": {"MaximumConcurrency": limit}}
+                    }
+                }
         skips = ["function_vpc"]
         skips += {
             "api": ["api_dlq", "api_concurrency"],

@@ -5,7 +5,8 @@
 #   DEPLOY_BUCKET  S3 bucket for the code and template (default shipyard-deploy-<account>-<region>,
 #                  created private if missing)
 #   PARAMS         more parameter overrides, e.g. "AlarmEmail=ops@example.com LogRetentionDays=90"
-# A new stack gets a random CursorSecret; an update keeps every parameter not in PARAMS.
+# A new stack gets a random CursorSecret (and BuildsConcurrency=0 if the account's Lambda
+# concurrency limit leaves nothing to reserve); an update keeps every parameter not in PARAMS.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 stack=${STACK:-shipyard}
@@ -37,6 +38,14 @@ echo "validate-template: ok"
 overrides=()
 if ! "${aws[@]}" cloudformation describe-stacks --stack-name "$stack" >/dev/null 2>&1; then
   overrides+=("CursorSecret=$(od -An -N32 -tx1 /dev/urandom | tr -d ' \n')")
+  # Lambda keeps 100 of an account's concurrency unreserved: a new account's limit (often
+  # 10) leaves none to reserve for the builds consumer.
+  limit=$("${aws[@]}" lambda get-account-settings \
+    --query AccountLimit.ConcurrentExecutions --output text)
+  if [[ "${PARAMS:-}" != *BuildsConcurrency=* ]] && [ "$limit" -lt 110 ]; then
+    echo "Lambda concurrency limit $limit: no concurrency reserved for builds (BuildsConcurrency=0)"
+    overrides+=("BuildsConcurrency=0")
+  fi
 fi
 read -r -a extra <<<"${PARAMS:-}"
 overrides+=("${extra[@]}")

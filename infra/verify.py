@@ -109,10 +109,14 @@ def problems(template: dict) -> list[str]:
         group = properties.get("LoggingConfig", {}).get("LogGroup", {}).get("Ref")
         if group not in log_groups:
             found.append(f"{name}: no log group of the stack")
-        if declared.get("reserved_concurrency") and not properties.get(
-            "ReservedConcurrentExecutions"
-        ):
-            found.append(f"{name}: no reserved concurrency")
+        if declared.get("reserved_concurrency"):
+            reserved = properties.get("ReservedConcurrentExecutions")
+            if not reserved:
+                found.append(f"{name}: no reserved concurrency")
+            for event in properties.get("Events", {}).values():
+                scaling = event["Properties"].get("ScalingConfig", {})
+                if event["Type"] == "SQS" and scaling.get("MaximumConcurrency") != reserved:
+                    found.append(f"{name}: its queue's pollers may exceed its reserved concurrency")
 
     # 5. Wiring: each consumer reads its queue, the CodeBuild rule and the sweeper schedule.
     for queue, function in spec.get("queue_consumers", {}).items():

@@ -14,6 +14,7 @@ echo "$*" >> "$CALLS"
 case "$*" in
   *"configure get region"*) echo eu-west-1 ;;
   *"sts get-caller-identity"*) echo 123456789012 ;;
+  *"lambda get-account-settings"*) echo "${CONCURRENCY_LIMIT:-1000}" ;;
   *"s3api head-bucket"*) [ -n "$BUCKET_EXISTS" ] || exit 254 ;;
   *"cloudformation describe-stacks --stack-name"*"--query"*) echo https://api.example/api/ ;;
   *"cloudformation describe-stacks"*) [ -n "$STACK_EXISTS" ] || exit 254 ;;
@@ -62,6 +63,7 @@ def test_a_first_deploy_makes_the_bucket_validates_and_draws_a_cursor_secret(run
     secret = deploy.split("CursorSecret=")[1].split()[0]
     assert len(secret) == 64
     assert deploy.endswith("AlarmEmail=ops@example.com")
+    assert "BuildsConcurrency" not in deploy
     assert "https://api.example/api/" in out
 
 
@@ -72,3 +74,14 @@ def test_an_update_keeps_the_cursor_secret_and_the_bucket(run_deploy):
     assert "--stack-name staging" in deploy
     assert "CursorSecret" not in deploy
     assert "--parameter-overrides" not in deploy
+
+
+def test_a_first_deploy_reserves_no_builds_concurrency_on_an_account_limited_to_10(run_deploy):
+    calls, out = run_deploy(CONCURRENCY_LIMIT="10")
+    deploy = next(c for c in calls if "cloudformation deploy" in c)
+    assert "BuildsConcurrency=0" in deploy
+    assert "Lambda concurrency limit 10" in out
+    calls, _ = run_deploy(CONCURRENCY_LIMIT="10", PARAMS="BuildsConcurrency=5")
+    deploy = next(c for c in calls if "cloudformation deploy" in c)
+    assert "BuildsConcurrency=0" not in deploy
+    assert deploy.endswith("BuildsConcurrency=5")

@@ -49,7 +49,9 @@ def chalice_template() -> dict:
     resources["RestAPI"] = {"Type": "AWS::Serverless::Api", "Properties": {"StageName": "api"}}
     for source in app.event_sources:
         name = to_cfn_resource_name(source.name)
+        event_name = name + "Event"
         if isinstance(source, SQSEventConfig):
+            event_name = name + "SqsEventSource"
             arn = "arn:${AWS::Partition}:sqs:${AWS::Region}:${AWS::AccountId}:" + source.queue
             event = {"Type": "SQS", "Properties": {"Queue": {"Fn::Sub": arn}, "BatchSize": 1}}
         elif isinstance(source, CloudWatchEventConfig):
@@ -58,7 +60,7 @@ def chalice_template() -> dict:
             event = {"Type": "Schedule", "Properties": {"Schedule": source.schedule_expression}}
         else:
             raise AssertionError(f"an event source this test does not know: {source}")
-        function(name, name + "Role", {name + "Event": event})
+        function(name, name + "Role", {event_name: event})
     return {"Resources": resources}
 
 
@@ -285,8 +287,20 @@ def test_every_function_has_its_timeout_and_memory_and_builds_reserved_concurren
         properties = merged["Resources"][function]["Properties"]
         assert properties["Timeout"] == declared["timeout_s"]
         assert properties["MemorySize"] == declared["memory_mb"]
-    assert merged["Resources"]["OnBuildsMessage"]["Properties"]["ReservedConcurrentExecutions"]
-    del merged["Resources"]["OnBuildsMessage"]["Properties"]["ReservedConcurrentExecutions"]
+    builds = merged["Resources"]["OnBuildsMessage"]["Properties"]
+    reserved = builds["ReservedConcurrentExecutions"]
+    assert reserved == {
+        "Fn::If": ["ReserveBuilds", {"Ref": "BuildsConcurrency"}, {"Ref": "AWS::NoValue"}]
+    }
+    # Its queue's pollers stay within it, so no message is throttled into the DLQ.
+    source = builds["Events"]["OnBuildsMessageSqsEventSource"]
+    assert source["Type"] == "SQS"
+    assert source["Properties"]["ScalingConfig"] == {"MaximumConcurrency": reserved}
+    del source["Properties"]["ScalingConfig"]
+    assert "OnBuildsMessage: its queue's pollers may exceed its reserved concurrency" in problems(
+        merged
+    )
+    del builds["ReservedConcurrentExecutions"]
     assert "OnBuildsMessage: no reserved concurrency" in problems(merged)
 
 
