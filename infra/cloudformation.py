@@ -118,9 +118,9 @@ SKIPS = {
         "CKV_AWS_27",
         "Encrypted at rest by SSE-SQS (SqsManagedSseEnabled); this check only knows KMS keys",
     ),
-    "bucket_logging": (
+    "log_bucket_logging": (
         "CKV_AWS_18",
-        "Writes only through the functions' roles and presigned URLs the API logs per request",
+        "The access-log bucket itself: logging its own writes would log forever",
     ),
 }
 
@@ -373,21 +373,78 @@ def _state_machine(machine: str, definition_file: str) -> dict[str, Any]:
     }
 
 
-def _bucket() -> dict[str, Any]:
+ACCESS_LOGS = "BucketAccessLogs"
+ENCRYPTED = {
+    "ServerSideEncryptionConfiguration": [
+        {"ServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}
+    ]
+}
+PRIVATE = {
+    "BlockPublicAcls": True,
+    "BlockPublicPolicy": True,
+    "IgnorePublicAcls": True,
+    "RestrictPublicBuckets": True,
+}
+
+
+def _access_logs(buckets: list[str]) -> dict[str, Any]:
+    """The bucket S3 writes the other buckets' access logs to, kept LogRetentionDays."""
+    bucket = {
+        "Type": "AWS::S3::Bucket",
+        "Properties": {
+            "PublicAccessBlockConfiguration": PRIVATE,
+            "BucketEncryption": ENCRYPTED,
+            "OwnershipControls": {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]},
+            "VersioningConfiguration": {"Status": "Enabled"},
+            "LifecycleConfiguration": {
+                "Rules": [
+                    {
+                        "Id": "retention",
+                        "Status": "Enabled",
+                        "ExpirationInDays": {"Ref": "LogRetentionDays"},
+                        "NoncurrentVersionExpiration": {"NoncurrentDays": 1},
+                    }
+                ]
+            },
+        },
+    }
+    policy = {
+        "Type": "AWS::S3::BucketPolicy",
+        "Properties": {
+            "Bucket": {"Ref": ACCESS_LOGS},
+            "PolicyDocument": {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Sid": "ServerAccessLogs",
+                        "Effect": "Allow",
+                        "Principal": {"Service": "logging.s3.amazonaws.com"},
+                        "Action": "s3:PutObject",
+                        "Resource": {"Fn::Sub": f"${{{ACCESS_LOGS}.Arn}}/*"},
+                        "Condition": {
+                            "ArnLike": {
+                                "aws:SourceArn": [{"Fn::GetAtt": [name, "Arn"]} for name in buckets]
+                            },
+                            "StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}},
+                        },
+                    }
+                ],
+            },
+        },
+    }
+    return {ACCESS_LOGS: _skip(bucket, "log_bucket_logging"), ACCESS_LOGS + "Policy": policy}
+
+
+def _bucket(logical: str) -> dict[str, Any]:
     resource = {
         "Type": "AWS::S3::Bucket",
         "Properties": {
-            "PublicAccessBlockConfiguration": {
-                "BlockPublicAcls": True,
-                "BlockPublicPolicy": True,
-                "IgnorePublicAcls": True,
-                "RestrictPublicBuckets": True,
+            "LoggingConfiguration": {
+                "DestinationBucketName": {"Ref": ACCESS_LOGS},
+                "LogFilePrefix": f"{logical}/",
             },
-            "BucketEncryption": {
-                "ServerSideEncryptionConfiguration": [
-                    {"ServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}
-                ]
-            },
+            "PublicAccessBlockConfiguration": PRIVATE,
+            "BucketEncryption": ENCRYPTED,
             "VersioningConfiguration": {"Status": "Enabled"},
             "LifecycleConfiguration": {
                 "Rules": [
@@ -408,7 +465,7 @@ def _bucket() -> dict[str, Any]:
             },
         },
     }
-    return _skip(resource, "bucket_logging")
+    return resource
 
 
 def _build_resources(spec: dict[str, Any], bucket: str) -> dict[str, Any]:
@@ -683,8 +740,10 @@ def template() -> dict[str, Any]:
     for machine, definition_file in machines.items():
         resources.update(_state_machine(machine, definition_file))
     bucket = _logical("Bucket", spec["buckets"][0])
-    for name in spec["buckets"]:
-        resources[_logical("Bucket", name)] = _bucket()
+    buckets = [_logical("Bucket", name) for name in spec["buckets"]]
+    for logical in buckets:
+        resources[logical] = _bucket(logical)
+    resources.update(_access_logs(buckets))
     resources.update(_api(spec))
     resources.update(_build_resources(spec, bucket))
     names = iam.Names(
