@@ -98,10 +98,14 @@ def provision(prefix: str = "shipyard", region: str = "us-east-1") -> dict[str, 
             "maxReceiveCount": attributes["max_receives"],
         }
         settings = {k: str(v) for k, v in attributes.items() if k != "max_receives"}
-        sqs.create_queue(
-            QueueName=f"{prefix}-{queue}",
-            Attributes={**settings, "RedrivePolicy": json.dumps(redrive)},
-        )
+        settings["RedrivePolicy"] = json.dumps(redrive)
+        try:
+            sqs.create_queue(QueueName=f"{prefix}-{queue}", Attributes=settings)
+        except sqs.exceptions.QueueNameExists:
+            # A moto server reused across restarts keeps the queue as an older declaration
+            # made it: bring it up to this one.
+            url = sqs.get_queue_url(QueueName=f"{prefix}-{queue}")["QueueUrl"]
+            sqs.set_queue_attributes(QueueUrl=url, Attributes=settings)
 
     sfn = boto3.client("stepfunctions", region_name=region)
     machines = {m["name"]: m["stateMachineArn"] for m in sfn.list_state_machines()["stateMachines"]}
