@@ -69,7 +69,7 @@ PARAMETERS: dict[str, Any] = {
 }
 CONDITIONS: dict[str, Any] = {
     "Protected": {"Fn::Equals": [{"Ref": "DeletionProtection"}, "true"]},
-    "ReserveBuilds": {"Fn::Not": [{"Fn::Equals": [{"Ref": "BuildsConcurrency"}, 0]}]},
+    "ReserveBuilds": {"Fn::Not": [{"Fn::Equals": [{"Ref": "BuildsConcurrency"}, "0"]}]},
     "HasAlarmEmail": {"Fn::Not": [{"Fn::Equals": [{"Ref": "AlarmEmail"}, ""]}]},
     "CreateApiGatewayRole": {"Fn::Equals": [{"Ref": "ApiGatewayLogsRole"}, "create"]},
 }
@@ -112,7 +112,7 @@ SKIPS = {
     ),
     "ecr_cmk": (
         "CKV_AWS_136",
-        "Encrypted with the AWS-managed ECR key: images are app code, no secrets",
+        "KMS-encrypted with the AWS-managed ECR key: a CMK would need grants for every puller",
     ),
     "queue_sse": (
         "CKV_AWS_27",
