@@ -5,13 +5,20 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 PORT   ?= 8000
 
-.PHONY: run moto test lint format bench unit integration e2e package clean
+.PHONY: run moto test lint format bench unit integration e2e package infra-lint deploy-aws clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	touch $(STAMP)
+
+# checkov pins boto3 and packaging versions the app's venv can't share: its own venv.
+CHECKOV := .venv-checkov
+$(CHECKOV)/.installed: requirements-checkov.txt
+	$(PYTHON) -m venv $(CHECKOV)
+	$(CHECKOV)/bin/pip install --quiet -r requirements-checkov.txt
+	touch $(CHECKOV)/.installed
 
 node_modules/.installed: package.json
 	npm install --no-audit --no-fund --silent
@@ -32,7 +39,7 @@ format: $(STAMP)
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-test: $(STAMP) node_modules/.installed lint
+test: $(STAMP) node_modules/.installed lint infra-lint
 	$(PY) -m pytest -n 2 --dist loadgroup
 
 unit: $(STAMP)
@@ -44,7 +51,7 @@ integration: $(STAMP)
 e2e: $(STAMP) node_modules/.installed
 	$(PY) -m pytest tests/e2e
 
-bench: $(STAMP)
+bench: $(STAMP) package
 	$(PY) -m bench
 
 # The CloudFormation/SAM template of the whole platform, for `aws cloudformation deploy`.
@@ -54,5 +61,20 @@ package: $(STAMP)
 	AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-us-east-1} $(VENV)/bin/chalice package --stage prod \
 		--merge-template infra/build/resources.json infra/build/out
 
+# The packaged template, offline: cfn-lint and checkov with no finding left (checkov's skips
+# are on the resources, with their reasons), Shipyard's own rules (infra/verify.py: DLQs,
+# least privilege, log retention, the ASL), and the bundle under its 20 MB.
+infra-lint: package $(CHECKOV)/.installed
+	$(VENV)/bin/cfn-lint infra/build/out/sam.json
+	$(CHECKOV)/bin/checkov -f infra/build/out/sam.json --framework cloudformation \
+		--quiet --compact --skip-download
+	$(PY) -m infra.verify
+	$(PY) -m infra.bundle
+
+# Package and deploy to the AWS account of your credentials (docs/aws.md):
+#   make deploy-aws [STACK=shipyard] [DEPLOY_BUCKET=...] [PARAMS="AlarmEmail=you@example.com"]
+deploy-aws: package
+	infra/deploy-aws.sh
+
 clean:
-	rm -rf $(VENV) node_modules .local
+	rm -rf $(VENV) $(CHECKOV) node_modules .local infra/build

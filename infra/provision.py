@@ -90,10 +90,22 @@ def provision(prefix: str = "shipyard", region: str = "us-east-1") -> dict[str, 
 
     sqs = boto3.client("sqs", region_name=region)
     for queue, attributes in spec["queues"].items():
-        sqs.create_queue(
-            QueueName=f"{prefix}-{queue}",
-            Attributes={k: str(v) for k, v in attributes.items()},
-        )
+        # As on AWS: a message that fails max_receives deliveries moves to the queue's DLQ.
+        dead_url = sqs.create_queue(QueueName=f"{prefix}-{queue}-dead")["QueueUrl"]
+        dead_arn = sqs.get_queue_attributes(QueueUrl=dead_url, AttributeNames=["QueueArn"])
+        redrive = {
+            "deadLetterTargetArn": dead_arn["Attributes"]["QueueArn"],
+            "maxReceiveCount": attributes["max_receives"],
+        }
+        settings = {k: str(v) for k, v in attributes.items() if k != "max_receives"}
+        settings["RedrivePolicy"] = json.dumps(redrive)
+        try:
+            sqs.create_queue(QueueName=f"{prefix}-{queue}", Attributes=settings)
+        except sqs.exceptions.QueueNameExists:
+            # A moto server reused across restarts keeps the queue as an older declaration
+            # made it: bring it up to this one.
+            url = sqs.get_queue_url(QueueName=f"{prefix}-{queue}")["QueueUrl"]
+            sqs.set_queue_attributes(QueueUrl=url, Attributes=settings)
 
     sfn = boto3.client("stepfunctions", region_name=region)
     machines = {m["name"]: m["stateMachineArn"] for m in sfn.list_state_machines()["stateMachines"]}

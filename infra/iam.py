@@ -1,0 +1,225 @@
+"""The permissions of Shipyard's roles on AWS, by name, so resources.json can say what each
+function may do (`functions.<name>.access`) and this module says what that means in IAM.
+
+Every statement names the template's own resources (a table, the bucket under one prefix, a
+queue, the key, the state machine, the build project, the apps' functions). The only `*`
+resources are for the actions AWS defines on no resource at all (RESOURCELESS_ACTIONS).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+PREFIX = "shipyard"
+
+# Actions that IAM only accepts on Resource "*" (the Service Authorization Reference lists
+# no resource type for them). Nothing else may use "*".
+RESOURCELESS_ACTIONS = frozenset(
+    {
+        "sqs:ListQueues",
+        "ecr:GetAuthorizationToken",
+        "logs:CreateLogDelivery",
+        "logs:GetLogDelivery",
+        "logs:UpdateLogDelivery",
+        "logs:DeleteLogDelivery",
+        "logs:ListLogDeliveries",
+        "logs:PutResourcePolicy",
+        "logs:DescribeResourcePolicies",
+        "logs:DescribeLogGroups",
+        "xray:PutTraceSegments",
+        "xray:PutTelemetryRecords",
+        "xray:GetSamplingRules",
+        "xray:GetSamplingTargets",
+    }
+)
+
+TABLE_ACTIONS = [
+    "dynamodb:GetItem",
+    "dynamodb:PutItem",
+    "dynamodb:UpdateItem",
+    "dynamodb:DeleteItem",
+    "dynamodb:Query",
+    "dynamodb:BatchWriteItem",
+    "dynamodb:BatchGetItem",
+    "dynamodb:TransactWriteItems",
+    "dynamodb:ConditionCheckItem",
+]
+# What a function does to the apps' Lambda functions to take a deployment down.
+APP_STOP_ACTIONS = [
+    "lambda:GetAlias",
+    "lambda:ListVersionsByFunction",
+    "lambda:DeleteFunctionUrlConfig",
+    "lambda:DeleteAlias",
+    "lambda:DeleteFunction",
+]
+APP_DEPLOY_ACTIONS = [
+    *APP_STOP_ACTIONS,
+    "lambda:GetFunctionConfiguration",
+    "lambda:GetFunctionUrlConfig",
+    "lambda:CreateFunction",
+    "lambda:UpdateFunctionCode",
+    "lambda:UpdateFunctionConfiguration",
+    "lambda:PublishVersion",
+    "lambda:CreateAlias",
+    "lambda:UpdateAlias",
+    "lambda:CreateFunctionUrlConfig",
+    "lambda:AddPermission",
+    "lambda:TagResource",
+]
+
+
+def _sub(text: str) -> dict[str, str]:
+    return {"Fn::Sub": text}
+
+
+def _allow(actions: list[str] | str, resources: Any, condition: dict | None = None) -> dict:
+    statement: dict[str, Any] = {"Effect": "Allow", "Action": actions, "Resource": resources}
+    if condition:
+        statement["Condition"] = condition
+    return statement
+
+
+def app_functions_arn() -> list[dict[str, str]]:
+    """The apps' Lambda functions (chalicelib/runtimes/aws_lambda.py), with their qualifiers."""
+    base = "arn:${AWS::Partition}:lambda:${AWS::Region}:${AWS::AccountId}:function:"
+    return [_sub(base + f"{PREFIX}-app-*"), _sub(base + f"{PREFIX}-app-*:*")]
+
+
+def object_arn(bucket: str, prefix: str) -> dict[str, str]:
+    return _sub(f"${{{bucket}.Arn}}/{prefix}/*")
+
+
+class Names:
+    """The logical ids the permission sets point at."""
+
+    def __init__(self, tables: list[str], bucket: str, key: str, machine: str, project: str):
+        self.tables = tables
+        self.bucket = bucket
+        self.key = key
+        self.machine = machine
+        self.project = project
+
+    @staticmethod
+    def queue(name: str) -> str:
+        return "Queue" + "".join(part.capitalize() for part in name.split("-"))
+
+
+def access(name: str, names: Names) -> list[dict[str, Any]]:
+    """The statements of one permission set of resources.json (`functions.*.access`)."""
+    kind, _, rest = name.partition(":")
+    key_arn = {"Fn::GetAtt": [names.key, "Arn"]}
+    executions = _sub(
+        "arn:${AWS::Partition}:states:${AWS::Region}:${AWS::AccountId}:execution:"
+        f"${{{names.machine}.Name}}:*"
+    )
+    if name == "tables":
+        arns: list[Any] = []
+        for table in names.tables:
+            arns += [{"Fn::GetAtt": [table, "Arn"]}, _sub(f"${{{table}.Arn}}/index/*")]
+        return [_allow(TABLE_ACTIONS, arns)]
+    if name == "health":
+        return [
+            _allow("dynamodb:DescribeTable", {"Fn::GetAtt": ["TableShipyardProjects", "Arn"]}),
+            # HeadBucket; it is also what makes HeadObject on an upload not there yet a 404
+            # (objects.size_of), not a 403.
+            _allow("s3:ListBucket", {"Fn::GetAtt": [names.bucket, "Arn"]}),
+            _allow("sqs:ListQueues", "*"),
+        ]
+    if kind == "objects":
+        verb, _, prefix = rest.partition(":")
+        if verb == "read":
+            return [_allow("s3:GetObject", object_arn(names.bucket, prefix))]
+        if verb == "write":
+            return [_allow("s3:PutObject", object_arn(names.bucket, prefix))]
+        if verb == "delete":
+            prefixes = ["uploads", "env", "artifacts"]
+            return [
+                _allow("s3:DeleteObject", [object_arn(names.bucket, p) for p in prefixes]),
+                _allow(
+                    "s3:ListBucket",
+                    {"Fn::GetAtt": [names.bucket, "Arn"]},
+                    {"StringLike": {"s3:prefix": [f"{p}/*" for p in prefixes]}},
+                ),
+            ]
+    if kind == "key":
+        action = {"encrypt": "kms:Encrypt", "decrypt": "kms:Decrypt", "data-key": None}[rest]
+        return [_allow(action or "kms:GenerateDataKey", key_arn)]
+    if kind == "queue":
+        queue, _, verb = rest.partition(":")
+        arn = {"Fn::GetAtt": [Names.queue(queue), "Arn"]}
+        actions = {
+            "send": ["sqs:SendMessage", "sqs:GetQueueUrl", "sqs:GetQueueAttributes"],
+            "url": ["sqs:GetQueueUrl"],
+            "consume": [
+                "sqs:ReceiveMessage",
+                "sqs:DeleteMessage",
+                "sqs:ChangeMessageVisibility",
+                "sqs:GetQueueAttributes",
+            ],
+        }[verb]
+        return [_allow(actions, arn)]
+    if name == "workflow:start":
+        return [_allow("states:StartExecution", {"Ref": names.machine})]
+    if name == "workflow:stop":
+        return [_allow(["states:StopExecution", "states:DescribeExecution"], executions)]
+    if name == "workflow:answer":
+        return [
+            _allow(
+                ["states:SendTaskSuccess", "states:SendTaskFailure", "states:SendTaskHeartbeat"],
+                {"Ref": names.machine},
+            )
+        ]
+    if name == "build:start":
+        return [_allow("codebuild:StartBuild", {"Fn::GetAtt": [names.project, "Arn"]})]
+    if name == "build:stop":
+        return [
+            _allow(
+                ["codebuild:StopBuild", "codebuild:BatchGetBuilds"],
+                {"Fn::GetAtt": [names.project, "Arn"]},
+            )
+        ]
+    if name == "apps:stop":
+        return [_allow(APP_STOP_ACTIONS, app_functions_arn())]
+    if name == "apps:deploy":
+        return [
+            _allow(APP_DEPLOY_ACTIONS, app_functions_arn()),
+            _allow(
+                "iam:PassRole",
+                {"Fn::GetAtt": ["AppRole", "Arn"]},
+                {"StringEquals": {"iam:PassedToService": "lambda.amazonaws.com"}},
+            ),
+            # Lambda reads the image as the caller when it creates or updates a function.
+            _allow(
+                ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"],
+                {"Fn::GetAtt": ["AppImages", "Arn"]},
+            ),
+        ]
+    raise ValueError(f"unknown permission set {name!r} in resources.json")
+
+
+def role(service: str, statements: list[dict[str, Any]]) -> dict[str, Any]:
+    """An IAM role for `service` with one inline policy."""
+    properties: dict[str, Any] = {
+        "AssumeRolePolicyDocument": {
+            "Version": "2012-10-17",
+            "Statement": [
+                {"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}
+            ],
+        },
+        "Policies": [
+            {
+                "PolicyName": PREFIX,
+                "PolicyDocument": {"Version": "2012-10-17", "Statement": statements},
+            }
+        ],
+    }
+    return {"Type": "AWS::IAM::Role", "Properties": properties}
+
+
+def policies(statements: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [
+        {
+            "PolicyName": PREFIX,
+            "PolicyDocument": {"Version": "2012-10-17", "Statement": statements},
+        }
+    ]

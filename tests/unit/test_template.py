@@ -1,0 +1,334 @@
+"""The template that `make package` builds, checked offline: infra/cloudformation.py's
+resources merged, as chalice merges them, over the functions, roles and event sources
+chalice renders for app.py. `make infra-lint` runs the same checks (infra/verify.py) on the
+real packaged template."""
+
+import copy
+import json
+from pathlib import Path
+
+import pytest
+from chalice.app import CloudWatchEventConfig, ScheduledEventConfig, SQSEventConfig
+from chalice.package import TemplateDeepMerger
+from chalice.utils import to_cfn_resource_name
+
+import infra.cloudformation
+import infra.provision
+import infra.verify
+from infra.cloudformation import template
+from infra.provision import INFRA, declaration
+from infra.verify import problems, statements
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def chalice_template() -> dict:
+    """What chalice renders for app.py: each function with its role holding policy.json
+    (chalice's defaults: 60 s, 512 MB) and its event source."""
+    from app import app
+
+    policy = json.loads((ROOT / ".chalice" / "policy.json").read_text())
+    resources: dict = {}
+
+    def function(name: str, role: str, events: dict) -> None:
+        resources[role] = {
+            "Type": "AWS::IAM::Role",
+            "Properties": {"Policies": [{"PolicyName": role, "PolicyDocument": policy}]},
+        }
+        resources[name] = {
+            "Type": "AWS::Serverless::Function",
+            "Properties": {
+                "Timeout": 60,
+                "MemorySize": 512,
+                "Role": {"Fn::GetAtt": [role, "Arn"]},
+                "Events": events,
+            },
+        }
+
+    function("APIHandler", "ApiHandlerRole", {})
+    resources["RestAPI"] = {"Type": "AWS::Serverless::Api", "Properties": {"StageName": "api"}}
+    for source in app.event_sources:
+        name = to_cfn_resource_name(source.name)
+        event_name = name + "Event"
+        if isinstance(source, SQSEventConfig):
+            event_name = name + "SqsEventSource"
+            arn = "arn:${AWS::Partition}:sqs:${AWS::Region}:${AWS::AccountId}:" + source.queue
+            event = {"Type": "SQS", "Properties": {"Queue": {"Fn::Sub": arn}, "BatchSize": 1}}
+        elif isinstance(source, CloudWatchEventConfig):
+            event = {"Type": "CloudWatchEvent", "Properties": {"Pattern": source.event_pattern}}
+        elif isinstance(source, ScheduledEventConfig):
+            event = {"Type": "Schedule", "Properties": {"Schedule": source.schedule_expression}}
+        else:
+            raise AssertionError(f"an event source this test does not know: {source}")
+        function(name, name + "Role", {event_name: event})
+    return {"Resources": resources}
+
+
+def packaged() -> dict:
+    return TemplateDeepMerger().merge(template(), chalice_template())
+
+
+@pytest.fixture
+def merged():
+    return packaged()
+
+
+def role_of(template_: dict, function: str) -> list[dict]:
+    role = template_["Resources"][function]["Properties"]["Role"]["Fn::GetAtt"][0]
+    return statements(template_["Resources"][role])
+
+
+def actions_of(template_: dict, function: str) -> set[str]:
+    found = set()
+    for statement in role_of(template_, function):
+        action = statement["Action"]
+        found |= {action} if isinstance(action, str) else set(action)
+    return found
+
+
+def test_the_packaged_template_breaks_no_rule(merged):
+    assert problems(merged) == []
+
+
+def test_the_state_machine_is_byte_for_byte_the_asl_that_runs_on_moto(merged):
+    definition = merged["Resources"]["StateMachineDeploy"]["Properties"]["DefinitionString"]
+    assert definition == (INFRA / "deploy-workflow.asl.json").read_text()
+    merged["Resources"]["StateMachineDeploy"]["Properties"]["DefinitionString"] = json.dumps(
+        json.loads(definition)
+    )
+    assert any("byte for byte" in p for p in problems(merged))
+
+
+def test_every_queue_has_a_dead_letter_queue_with_an_alarm_on_its_depth(merged):
+    resources = merged["Resources"]
+    for queue, attributes in declaration()["queues"].items():
+        logical = "Queue" + "".join(part.capitalize() for part in queue.split("-"))
+        redrive = resources[logical]["Properties"]["RedrivePolicy"]
+        assert redrive["maxReceiveCount"] == attributes["max_receives"]
+        dead = redrive["deadLetterTargetArn"]["Fn::GetAtt"][0]
+        assert resources[dead]["Properties"]["QueueName"] == f"shipyard-{queue}-dead"
+        alarm = resources[dead + "Alarm"]["Properties"]
+        assert alarm["MetricName"] == "ApproximateNumberOfMessagesVisible"
+        assert alarm["Dimensions"][0]["Value"] == {"Fn::GetAtt": [dead, "QueueName"]}
+        assert alarm["AlarmActions"] == [{"Ref": "AlarmTopic"}]
+    del resources["QueueBuilds"]["Properties"]["RedrivePolicy"]
+    del resources["QueueDeployTasksDeadAlarm"]
+    found = problems(merged)
+    assert "QueueBuilds: no dead-letter queue (RedrivePolicy with maxReceiveCount)" in found
+    assert "QueueDeployTasksDead: a dead-letter queue without an alarm on its depth" in found
+
+
+def test_a_queue_added_to_the_declaration_gets_its_dlq_and_alarm(monkeypatch):
+    # Given the webhook deliveries queue declared, with its consumer
+    spec = declaration()
+    spec["queues"]["webhook-deliveries"] = {"VisibilityTimeout": 90, "max_receives": 8}
+    spec["queue_consumers"]["webhook-deliveries"] = "OnWebhookDelivery"
+    spec["functions"]["OnWebhookDelivery"] = {
+        "trigger": "sqs",
+        "timeout_s": 60,
+        "memory_mb": 256,
+        "access": ["tables"],
+    }
+    for module in (infra.cloudformation, infra.provision, infra.verify):
+        monkeypatch.setattr(module, "declaration", lambda: copy.deepcopy(spec))
+    # When the template is rendered
+    resources = template()["Resources"]
+    # Then it has its DLQ, the redrive, the alarm, and its consumer may read it
+    queue = resources["QueueWebhookDeliveries"]["Properties"]
+    assert queue["RedrivePolicy"]["maxReceiveCount"] == 8
+    assert queue["RedrivePolicy"]["deadLetterTargetArn"] == {
+        "Fn::GetAtt": ["QueueWebhookDeliveriesDead", "Arn"]
+    }
+    assert queue["SqsManagedSseEnabled"] is True
+    assert "QueueWebhookDeliveriesDeadAlarm" in resources
+    consume = statements(resources["OnWebhookDeliveryRole"])[-1]
+    assert "sqs:ReceiveMessage" in consume["Action"]
+    assert consume["Resource"] == {"Fn::GetAtt": ["QueueWebhookDeliveries", "Arn"]}
+
+
+def test_a_visibility_timeout_must_exceed_its_consumers_timeout(merged):
+    for queue, function in declaration()["queue_consumers"].items():
+        visibility = declaration()["queues"][queue]["VisibilityTimeout"]
+        assert visibility > declaration()["functions"][function]["timeout_s"], queue
+    merged["Resources"]["OnDeployTask"]["Properties"]["Timeout"] = 900
+    merged["Resources"]["QueueDeployTasks"]["Properties"]["VisibilityTimeout"] = 900
+    assert "QueueDeployTasks: VisibilityTimeout does not exceed OnDeployTask's 900 s" in problems(
+        merged
+    )
+
+
+def test_tables_with_user_data_can_be_restored_and_are_protected_by_a_parameter(merged):
+    tables = {
+        r["Properties"]["TableName"]: r
+        for r in merged["Resources"].values()
+        if r.get("Type") == "AWS::DynamoDB::Table"
+    }
+    for name in ("workspaces", "api_keys", "projects", "deployments", "logs", "usage"):
+        table = tables[f"shipyard-{name}"]
+        assert table["Properties"]["PointInTimeRecoverySpecification"] == {
+            "PointInTimeRecoveryEnabled": True
+        }
+        assert table["DeletionPolicy"] == "Retain"
+    for name in ("idempotency", "rate_limits", "build_slots"):
+        table = tables[f"shipyard-{name}"]
+        assert table["Properties"]["PointInTimeRecoverySpecification"] == {
+            "PointInTimeRecoveryEnabled": False
+        }
+        skipped = {s["id"]: s["comment"] for s in table["Metadata"]["checkov"]["skip"]}
+        assert len(skipped["CKV_AWS_28"]) > 30
+    for table in tables.values():
+        assert table["Properties"]["DeletionProtectionEnabled"] == {
+            "Fn::If": ["Protected", True, False]
+        }
+    assert merged["Resources"]["TableShipyardUsage"]["Properties"]["TimeToLiveSpecification"]
+    merged["Resources"]["TableShipyardProjects"]["Properties"][
+        "PointInTimeRecoverySpecification"
+    ] = {"PointInTimeRecoveryEnabled": False}
+    assert any("TableShipyardProjects: point-in-time" in p for p in problems(merged))
+
+
+def test_no_role_writes_on_every_resource(merged):
+    merged["Resources"]["SweepRole"]["Properties"]["Policies"][0]["PolicyDocument"][
+        "Statement"
+    ].append({"Effect": "Allow", "Action": ["s3:PutObject", "s3:GetObject"], "Resource": "*"})
+    assert "SweepRole: writes on *: ['s3:PutObject']" in problems(merged)
+
+
+def test_each_function_may_do_only_what_its_trigger_needs(merged):
+    starts_builds = {
+        f for f in declaration()["functions"] if "codebuild:StartBuild" in actions_of(merged, f)
+    }
+    assert starts_builds == {"OnBuildsMessage"}
+    answers_tasks = {
+        f for f in declaration()["functions"] if "states:SendTaskSuccess" in actions_of(merged, f)
+    }
+    assert answers_tasks == {"OnDeployTask"}
+    deploys_apps = {
+        f for f in declaration()["functions"] if "lambda:CreateFunction" in actions_of(merged, f)
+    }
+    assert deploys_apps == {"OnDeployTask"}
+    pass_role = [s for s in role_of(merged, "OnDeployTask") if s["Action"] == "iam:PassRole"]
+    assert pass_role[0]["Resource"] == {"Fn::GetAtt": ["AppRole", "Arn"]}
+    assert "kms:Encrypt" not in actions_of(merged, "OnDeployTask")
+    assert not any(a.startswith(("kms:", "s3:")) for a in actions_of(merged, "Sweep"))
+    # Without ListBucket, HeadObject on an upload not there yet is a 403 instead of a 404.
+    assert {
+        "Effect": "Allow",
+        "Action": "s3:ListBucket",
+        "Resource": {"Fn::GetAtt": ["BucketArtifacts", "Arn"]},
+    } in role_of(merged, "APIHandler")
+    # The env snapshots are read where builds and deploys need them, written only by the API.
+    for function in declaration()["functions"]:
+        for statement in role_of(merged, function):
+            if statement["Action"] == "s3:PutObject":
+                assert function == "APIHandler"
+
+
+def test_chalices_policy_is_replaced_in_every_functions_role(merged):
+    for function in declaration()["functions"]:
+        for statement in role_of(merged, function):
+            assert not json.dumps(statement["Resource"]).startswith('"arn:'), function
+    del merged["Resources"]["SweepRole"]["Properties"]["Policies"]
+    merged["Resources"]["SweepRole"]["Properties"]["Policies"] = chalice_template()["Resources"][
+        "SweepRole"
+    ]["Properties"]["Policies"]
+    assert "Sweep: chalice's policy.json is still in its role" in problems(merged)
+
+
+def test_the_apps_role_has_nothing_on_shipyards_resources(merged):
+    app_role = statements(merged["Resources"]["AppRole"])
+    assert {a for s in app_role for a in s["Action"]} == {
+        "logs:CreateLogGroup",
+        "logs:CreateLogStream",
+        "logs:PutLogEvents",
+    }
+    merged["Resources"]["AppRole"]["Properties"]["Policies"][0]["PolicyDocument"][
+        "Statement"
+    ].append(
+        {
+            "Effect": "Allow",
+            "Action": "dynamodb:GetItem",
+            "Resource": {"Fn::GetAtt": ["TableShipyardApiKeys", "Arn"]},
+        }
+    )
+    found = problems(merged)
+    assert "AppRole: may call dynamodb:GetItem" in found
+    assert "AppRole: may act on Shipyard's {'TableShipyardApiKeys'}" in found
+
+
+def test_codebuild_reads_only_uploads_and_pushes_only_to_the_apps_repository(merged):
+    codebuild = statements(merged["Resources"]["CodeBuildRole"])
+    reads = [s for s in codebuild if "s3:GetObject" in s["Action"]]
+    assert [s["Resource"] for s in reads] == [{"Fn::Sub": "${BucketArtifacts.Arn}/uploads/*"}]
+    pushes = [s for s in codebuild if "ecr:PutImage" in s["Action"]]
+    assert [s["Resource"] for s in pushes] == [{"Fn::GetAtt": ["AppImages", "Arn"]}]
+    reads[0]["Resource"] = {"Fn::Sub": "${BucketArtifacts.Arn}/*"}
+    pushes[0]["Resource"] = "*"
+    found = problems(merged)
+    assert any(p.startswith("CodeBuildRole: s3:GetObject beyond the uploads/") for p in found)
+    assert "CodeBuildRole: ecr:PutImage beyond the apps' repository" in found
+
+
+def test_every_log_group_keeps_logs_for_the_retention_parameter(merged):
+    resources = merged["Resources"]
+    assert resources  # the parameter defaults to 30 days
+    assert template()["Parameters"]["LogRetentionDays"]["Default"] == 30
+    groups = [r for r in resources.values() if r.get("Type") == "AWS::Logs::LogGroup"]
+    # One per function, the state machine's, CodeBuild's and the API's access log.
+    assert len(groups) == len(declaration()["functions"]) + 3
+    resources["SweepLogs"]["Properties"]["RetentionInDays"] = 3653
+    assert "SweepLogs: retention is not the LogRetentionDays parameter" in problems(merged)
+    del resources["OnDeployTask"]["Properties"]["LoggingConfig"]
+    assert "OnDeployTask: no log group of the stack" in problems(merged)
+
+
+def test_every_function_has_its_timeout_and_memory_and_builds_reserved_concurrency(merged):
+    for function, declared in declaration()["functions"].items():
+        properties = merged["Resources"][function]["Properties"]
+        assert properties["Timeout"] == declared["timeout_s"]
+        assert properties["MemorySize"] == declared["memory_mb"]
+    builds = merged["Resources"]["OnBuildsMessage"]["Properties"]
+    reserved = builds["ReservedConcurrentExecutions"]
+    assert reserved == {
+        "Fn::If": ["ReserveBuilds", {"Ref": "BuildsConcurrency"}, {"Ref": "AWS::NoValue"}]
+    }
+    # Its queue's pollers stay within it, so no message is throttled into the DLQ.
+    source = builds["Events"]["OnBuildsMessageSqsEventSource"]
+    assert source["Type"] == "SQS"
+    assert source["Properties"]["ScalingConfig"] == {"MaximumConcurrency": reserved}
+    del source["Properties"]["ScalingConfig"]
+    assert "OnBuildsMessage: its queue's pollers may exceed its reserved concurrency" in problems(
+        merged
+    )
+    del builds["ReservedConcurrentExecutions"]
+    assert "OnBuildsMessage: no reserved concurrency" in problems(merged)
+
+
+def test_the_declared_functions_are_the_apps_handlers():
+    from app import app
+
+    handlers = {to_cfn_resource_name(source.name) for source in app.event_sources}
+    assert set(declaration()["functions"]) == handlers | {"APIHandler"}
+
+
+def test_every_checkov_skip_says_why():
+    for name, resource in template()["Resources"].items():
+        skips = resource.get("Metadata", {}).get("checkov", {}).get("skip", [])
+        ids = [s["id"] for s in skips]
+        assert len(ids) == len(set(ids)), name
+        for skip in skips:
+            assert skip["id"].startswith("CKV_AWS_"), name
+            assert len(skip["comment"]) >= 30, (name, skip)
+
+
+def test_an_async_function_that_fails_lands_in_the_failed_events_queue(merged):
+    for function, declared in declaration()["functions"].items():
+        dlq = merged["Resources"][function]["Properties"].get("DeadLetterQueue")
+        if declared["trigger"] in ("event", "schedule"):
+            assert dlq == {"Type": "SQS", "TargetArn": {"Fn::GetAtt": ["FailedEvents", "Arn"]}}
+            assert any(
+                s["Action"] == "sqs:SendMessage" and s["Resource"] == dlq["TargetArn"]
+                for s in role_of(merged, function)
+            )
+        else:
+            assert dlq is None, function
