@@ -157,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
             server.shutdown()
         if pump is not None:
             pump.stop()
-            from chalicelib.pipeline import wiring as engines
+            from chalicelib.pipeline import engines
 
             engines.shutdown()
         if moto is not None:

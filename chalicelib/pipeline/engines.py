@@ -11,6 +11,7 @@ as the process, one per state directory (tests give each their own).
 from __future__ import annotations
 
 import shlex
+from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -60,11 +61,31 @@ def local_builds() -> LocalBuildEngine:
     return _local_builds(str(state_dir() / "builds"))
 
 
+# Adapters handed in by whoever composes the process differently (the unit tests' fakes).
+_given: dict[str, Any] = {}
+
+
+@contextmanager
+def given(build_engine: BuildEngine | None = None, apps: AppRuntime | None = None):
+    """Drive these adapters instead of the stage's own while the block runs."""
+    before = dict(_given)
+    _given.update({k: v for k, v in (("build", build_engine), ("apps", apps)) if v is not None})
+    try:
+        yield
+    finally:
+        _given.clear()
+        _given.update(before)
+
+
 def build_engine() -> BuildEngine:
+    if "build" in _given:
+        return _given["build"]
     return local_builds() if is_local() else CodeBuildEngine()
 
 
 def apps() -> AppRuntime:
+    if "apps" in _given:
+        return _given["apps"]
     if is_local():
         return LocalApps(runtime(), state_dir() / "artifacts")
     return LambdaApps(LambdaRuntime(get_settings().app_role_arn or ""))
