@@ -1,5 +1,5 @@
 """Routes of /v1/workspaces. They name their workspace in the path (or list several),
-so they need no X-Workspace-ID; workspaces.py decides who may do what."""
+so they need no X-Workspace-ID; accounts/workspaces.py decides who may do what."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Domain errors. Raised anywhere; turned into the contract's error envelope in http.py."""
+"""Domain errors. Raised anywhere; turned into the contract's error envelope in api/http.py."""
 
 from __future__ import annotations
 

@@ -7,7 +7,7 @@
   deployments per UTC day (`reserve_deployment`, one conditional write) and build minutes
   per UTC calendar month (`record_build_seconds` after a build, `check_build_minutes`
   before one).
-- API calls are counted per UTC month on the rate-limit buckets (ratelimit.py).
+- API calls are counted per UTC month on the rate-limit buckets (identity/ratelimit.py).
 
 `None` limits (enterprise) are unlimited: counted, never refused.
 """

@@ -8,7 +8,7 @@ process.
 - Every `app.schedule` handler is fired on its `rate(...)` schedule (EventBridge schedules
   never fire on moto). SHIPYARD_SCHEDULE_INTERVAL_S overrides every rate (tests).
 - Build engines and runtimes need no pumping: LocalBuilder and LocalProcessRuntime run in
-  this process, started by the handlers (engines.py).
+  this process, started by the handlers (pipeline/engines.py).
 """
 
 from __future__ import annotations

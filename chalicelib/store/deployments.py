@@ -10,8 +10,11 @@ lists newest first). Besides the contract's fields it carries:
   lists a workspace's waiting builds, oldest first, when a build slot frees.
 
 Every status change is one conditional write (`status IN (predecessors)`); promotion is one
-transaction (new -> running, previous -> stopped, project pointer, release, and both log
-lines), so there is never a moment with two `running` deployments of a project.
+transaction (new -> running, previous -> stopped, the project's pointer and the release),
+so there is never a moment with two `running` deployments of a project. What a change
+writes to its project or its upload comes as operations of their own stores
+(store/projects.py, store/uploads.py); the statuses themselves are the domain's
+(deployments/status.py).
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Sequence numbers come from the deployment item's `log_seq` counter: a writer reserves a
 block with one atomic ADD, then writes its lines. Each line also records `written_ms`, so
-a reader can tell a line still in flight from one whose writer died (logs.py).
+a reader can tell a line still in flight from one whose writer died (deployments/logs.py).
 """
 
 from __future__ import annotations

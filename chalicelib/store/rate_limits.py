@@ -1,7 +1,7 @@
 """Rate-limit buckets in DynamoDB, and the API call counters that ride on them.
 
 One item per (workspace, principal): `tat`, the bucket's theoretical arrival time in
-microseconds (see ratelimit.py), and a `calls#<YYYY-MM>` counter per month. A request
+microseconds (see identity/ratelimit.py), and a `calls#<YYYY-MM>` counter per month. A request
 costs one conditional UpdateItem that takes a token and counts the call together, so
 usage is counted without a write of its own; usage reads a workspace's items by Query.
 """
