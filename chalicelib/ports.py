@@ -34,6 +34,8 @@ class BuildJob:
     run: dict
     env: dict[str, str] = field(default_factory=dict)
     timeout_s: int = 900
+    # A git source instead of an archive: {"url": clone URL, "sha": the commit}.
+    git: dict[str, str] | None = None
 
 
 @dataclass
@@ -45,6 +47,8 @@ class BuildOutcome:
     artifact_key: str | None
     error_code: str | None
     error_message: str | None
+    # What the build learnt about its source (a git commit's message): added to `source`.
+    source: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def failed(cls, error_code: str, error_message: str) -> BuildOutcome:

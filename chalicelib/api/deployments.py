@@ -6,6 +6,7 @@ from chalice import Response
 
 from chalicelib.api.http import RequestContext, Router, json_response
 from chalicelib.core.errors import BadRequest
+from chalicelib.core.models import ENVIRONMENTS
 from chalicelib.deployments import logs, uploads
 from chalicelib.deployments import service as deployments
 from chalicelib.deployments.models import (
@@ -75,13 +76,17 @@ def deploy_archive(ctx: RequestContext, project_id: str):
     "GET",
     scope="deployments:read",
     response=list[Deployment],
-    query={"status": "|".join(STATUSES)},
+    query={"status": "|".join(STATUSES), "environment": "|".join(ENVIRONMENTS)},
 )
 def list_deployments(ctx: RequestContext, project_id: str):
     """List a project's deployments, newest first."""
     status = ctx.query_choice("status", STATUSES)
-    limit, start = ctx.page_params(deployments.list_name(project_id, status), ctx.workspace_id)
-    return deployments.list_deployments(ctx.workspace_id, project_id, limit, start, status)
+    environment = ctx.query_choice("environment", ENVIRONMENTS)
+    name = deployments.list_name(project_id, status, environment)
+    limit, start = ctx.page_params(name, ctx.workspace_id)
+    return deployments.list_deployments(
+        ctx.workspace_id, project_id, limit, start, status, environment
+    )
 
 
 @router.route(DEPLOYMENT, "GET", scope="deployments:read", response=Deployment)

@@ -5,6 +5,7 @@ names, how deep, how much of each and in all.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 from chalicelib.archive.stream import CHUNK
 
@@ -59,3 +60,21 @@ def read_chunks(reader, keep: bytearray | None) -> Iterator[bytes]:
         if keep is not None and len(keep) < MANIFEST_MAX_BYTES:
             keep.extend(chunk[: MANIFEST_MAX_BYTES - len(keep)])
         yield chunk
+
+
+def from_directory(root: Path) -> dict[str, bytes]:
+    """The manifest files of a source tree on disk (a git checkout), as an archive's pass
+    keeps them: the same names, depth and caps. Links are not followed."""
+    files: dict[str, bytes] = {}
+    kept = 0
+    for path in sorted(root.rglob("*")):
+        parts = list(path.relative_to(root).parts)
+        if path.is_symlink() or not path.is_file() or not is_manifest(parts):
+            continue
+        if kept >= MANIFEST_MAX_TOTAL:
+            break
+        with path.open("rb") as handle:
+            data = handle.read(MANIFEST_MAX_BYTES)
+        files["/".join(parts)] = data
+        kept += len(data)
+    return files

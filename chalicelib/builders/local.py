@@ -20,7 +20,9 @@ from pathlib import Path
 
 from chalicelib.archive import artifacts
 from chalicelib.archive.inspect import InvalidArchive, inspect_archive
+from chalicelib.archive.manifests import from_directory
 from chalicelib.aws.clients import client
+from chalicelib.builders.git import CloneFailed, checkout
 from chalicelib.buildplan.model import BUILD_ENV, BuildPlan, PlanError
 from chalicelib.buildplan.plan import make_plan
 from chalicelib.core.log import logger
@@ -53,9 +55,10 @@ class LocalBuilder:
         self.work_root.mkdir(parents=True, exist_ok=True)
         workdir = Path(tempfile.mkdtemp(prefix=f"{job.deployment_id}-", dir=self.work_root))
         plan: BuildPlan | None = None
+        learnt: dict[str, str] = {}
+        deadline = time.monotonic() + job.timeout_s
         try:
-            plan, app_dir = self._prepare(job, workdir, on_log)
-            deadline = time.monotonic() + job.timeout_s
+            plan, app_dir = self._prepare(job, workdir, on_log, deadline, cancel, learnt)
             env = _clean_env(workdir, job.env)
             for step, command in plan.commands():
                 _check_canceled(cancel)
@@ -69,7 +72,7 @@ class LocalBuilder:
             except artifacts.ArtifactError as error:
                 raise _Failed("build_failed", str(error)) from None
             on_log("system", "Build succeeded; artifact uploaded")
-            return BuildOutcome(True, plan, key, None, None)
+            return BuildOutcome(True, plan, key, None, None, learnt)
         except _Failed as failure:
             on_log("system", failure.message)
             return BuildOutcome(False, plan, None, failure.code, failure.message)
@@ -82,25 +85,24 @@ class LocalBuilder:
         finally:
             _remove_tree(workdir)
 
-    def _prepare(self, job: BuildJob, workdir: Path, on_log: OnLog) -> tuple[BuildPlan, Path]:
+    def _prepare(
+        self,
+        job: BuildJob,
+        workdir: Path,
+        on_log: OnLog,
+        deadline: float,
+        cancel: threading.Event,
+        learnt: dict[str, str],
+    ) -> tuple[BuildPlan, Path]:
         source = workdir / "source"
         for name in ("home", "tmp"):
             (workdir / name).mkdir()
-        on_log("system", "Unpacking and checking the archive")
-        body = client("s3").get_object(Bucket=get_settings().bucket, Key=job.source_key)["Body"]
+        if job.git is not None:
+            files = _clone(job.git, source, deadline, cancel, on_log, learnt)
+        else:
+            files = _unpack(job, source, on_log)
         try:
-            report = inspect_archive(body, source)
-        except InvalidArchive as error:
-            message = f"Invalid archive ({error.rule}): {error.message}"
-            raise _Failed("invalid_archive", message) from None
-        finally:
-            body.close()
-        on_log(
-            "system",
-            f"Archive OK: {report.entries} entries, {report.unpacked_bytes} bytes unpacked",
-        )
-        try:
-            plan = make_plan(report.files, job.project_runtime, job.build, job.run)
+            plan = make_plan(files, job.project_runtime, job.build, job.run)
         except PlanError as error:
             raise _Failed("build_failed", f"Cannot plan the build: {error}") from None
         app_dir = source / plan.root_directory if plan.root_directory else source
@@ -115,6 +117,43 @@ class LocalBuilder:
             + (f", root directory {plan.root_directory}" if plan.root_directory else ""),
         )
         return plan, app_dir
+
+
+def _unpack(job: BuildJob, source: Path, on_log: OnLog) -> dict[str, bytes]:
+    """Check and unpack the uploaded archive; the files the build plan reads."""
+    on_log("system", "Unpacking and checking the archive")
+    body = client("s3").get_object(Bucket=get_settings().bucket, Key=job.source_key)["Body"]
+    try:
+        report = inspect_archive(body, source)
+    except InvalidArchive as error:
+        message = f"Invalid archive ({error.rule}): {error.message}"
+        raise _Failed("invalid_archive", message) from None
+    finally:
+        body.close()
+    on_log(
+        "system",
+        f"Archive OK: {report.entries} entries, {report.unpacked_bytes} bytes unpacked",
+    )
+    return report.files
+
+
+def _clone(
+    git: dict[str, str],
+    source: Path,
+    deadline: float,
+    cancel: threading.Event,
+    on_log: OnLog,
+    learnt: dict[str, str],
+) -> dict[str, bytes]:
+    """Clone the commit (builders/git.py); the files the build plan reads."""
+    on_log("system", f"Cloning commit {git['sha'][:12]} of {git['display']}")
+    try:
+        done = checkout(git["url"], git["sha"], source, deadline, cancel)
+    except CloneFailed as error:
+        raise _Failed(error.code, error.message) from None
+    learnt["message"] = done.message
+    on_log("system", f"Cloned {done.sha[:12]}: {done.message}")
+    return from_directory(source)
 
 
 def _check_canceled(cancel: threading.Event) -> None:

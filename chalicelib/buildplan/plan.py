@@ -41,7 +41,12 @@ from chalicelib.buildplan.python import (
     python_plan,
 )
 
-__all__ = ["BuildPlan", "PlanError", "make_plan"]
+__all__ = ["BuildPlan", "PlanError", "detect", "make_plan"]
+
+# The files that can decide a plan, in the order detection consults them, and how sure a
+# plan is when the strongest of them decided it.
+DECIDING = ("Procfile", "package.json", *PYTHON_MANIFESTS, *PYTHON_ENTRY_FILES, *NODE_ENTRY_FILES)
+MANIFESTS = ("Procfile", "package.json", *PYTHON_MANIFESTS)
 
 
 def make_plan(
@@ -68,6 +73,26 @@ def make_plan(
     if plan.get("output_directory"):
         plan["output_directory"] = relative_dir(plan["output_directory"], "output_directory")
     return BuildPlan(runtime=runtime, root_directory=root, port=run.get("port"), **plan)
+
+
+def detect(
+    files: Mapping[str, bytes], build: dict | None = None
+) -> tuple[BuildPlan, list[str], float]:
+    """What `make_plan` decides for a project left on `auto`, with the files that decided
+    it (paths in the source) and how sure it is: 0.95 when a manifest names a framework,
+    0.8 for a manifest alone, 0.6 for an entry file or index.html, 0.3 for the fallback."""
+    plan = make_plan(files, "auto", build or {}, {})
+    prefix = f"{plan.root_directory}/" if plan.root_directory else ""
+    app = files_under(files, plan.root_directory)
+    evidence = [prefix + name for name in (*DECIDING, "index.html") if name in app]
+    evidence = list(dict.fromkeys(evidence))
+    if any(name in app for name in MANIFESTS):
+        confidence = 0.95 if plan.framework and plan.framework != "static" else 0.8
+    elif evidence:
+        confidence = 0.6
+    else:
+        confidence = 0.3
+    return plan, evidence, confidence
 
 
 def _with_python_env(command: str | None) -> str | None:

@@ -50,7 +50,14 @@ class RunSettings(Input):
 
 
 class GitSettingsInput(Input):
-    repository: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$", max_length=200)]
+    repository: Annotated[
+        str,
+        Field(
+            min_length=3,
+            max_length=1000,
+            description="GitHub owner/name, an https:// clone URL, or file:// (local stack)",
+        ),
+    ]
     branch: Annotated[str, Field(min_length=1, max_length=255)] = "main"
     webhook_secret: Annotated[str, Field(min_length=16, max_length=255)] | None = None
 
@@ -100,9 +107,16 @@ class Project(BaseModel):
 MAX_SECRET_BYTES = 4096  # what one KMS Encrypt call takes
 
 
+Environment = Literal["production", "preview"]
+ENVIRONMENTS: tuple[str, ...] = ("production", "preview")
+
+
 class EnvVarInput(Input):
     value: Annotated[str, Field(max_length=32768)]
     secret: bool = False
+    environments: Annotated[list[Environment], Field(min_length=1, max_length=2)] = Field(
+        default_factory=lambda: list(ENVIRONMENTS)
+    )
 
     @model_validator(mode="after")
     def _secret_fits_kms(self) -> EnvVarInput:
@@ -118,6 +132,7 @@ class EnvUpdate(Input):
 class EnvVar(BaseModel):
     value: str | None
     secret: bool
+    environments: list[Environment]
 
 
 class EnvVars(BaseModel):

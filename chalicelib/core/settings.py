@@ -52,6 +52,11 @@ class Settings(BaseModel):
     # The AWS runtime: the ECR repository of the apps' images and their execution role.
     image_repository: str | None = None
     app_role_arn: str | None = None
+    # Outbound connections to user-given places (git remotes): with this set (every test
+    # run) only loopback is reached.
+    outbound_loopback_only: bool = False
+    # A running preview with no new push for this long is stopped by the sweeper.
+    preview_idle_s: int = 7 * 24 * 3600
 
     def table(self, name: str) -> str:
         return f"{self.resource_prefix}-{name}"
@@ -101,6 +106,8 @@ _ENV = {
     "state_dir": "SHIPYARD_STATE_DIR",
     "image_repository": "SHIPYARD_IMAGE_REPOSITORY",
     "app_role_arn": "SHIPYARD_APP_ROLE_ARN",
+    "outbound_loopback_only": "SHIPYARD_OUTBOUND_LOOPBACK_ONLY",
+    "preview_idle_s": "SHIPYARD_PREVIEW_IDLE_S",
 }
 
 

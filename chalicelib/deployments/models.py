@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, model_validator
 
-from chalicelib.core.models import Input, Timestamp
+from chalicelib.core.models import Environment, Input, RelativePath, Timestamp
 from chalicelib.deployments.status import STATUSES
 
 # Built from the status table, so the API's enum cannot drift from the status machine.
@@ -68,6 +68,13 @@ class DeploymentSource(BaseModel):
     upload_id: str | None = None
     deployment_id: str | None = None
     ref: str | None = None
+    sha: str | None = None
+    branch: str | None = None
+    message: Annotated[str | None, Field(description="The commit message's first line")] = None
+    trigger: Annotated[
+        Literal["api", "github", "deploy_hook"] | None,
+        Field(description="What started a git deployment"),
+    ] = None
 
 
 class Deployment(BaseModel):
@@ -75,6 +82,7 @@ class Deployment(BaseModel):
     project_id: str
     number: int
     status: DeploymentStatus
+    environment: Environment
     source: DeploymentSource
     retry_of: str | None
     build_method: str | None
@@ -103,3 +111,53 @@ class Release(BaseModel):
     version: int
     deployment_id: str
     created_at: Timestamp
+
+
+class DetectGit(Input):
+    repository: Annotated[str, Field(min_length=3, max_length=1000)]
+    ref: Annotated[str, Field(min_length=1, max_length=255)] = "main"
+
+
+class DetectRequest(Input):
+    upload_id: Annotated[str, Field(min_length=1, max_length=64)] | None = None
+    git: DetectGit | None = None
+    root_directory: RelativePath | None = None
+
+    @model_validator(mode="after")
+    def one_source(self) -> DetectRequest:
+        if (self.upload_id is None) == (self.git is None):
+            raise ValueError("Give exactly one of upload_id or git")
+        return self
+
+
+class Detection(BaseModel):
+    runtime: str
+    framework: str | None
+    install_command: str | None
+    build_command: str | None
+    start_command: str | None
+    output_directory: str | None
+    runs_server: bool
+    evidence: list[str]
+    confidence: Annotated[float, Field(ge=0, le=1)]
+
+
+class DeployHookCreate(Input):
+    name: Annotated[str, Field(min_length=1, max_length=255)]
+    ref: Annotated[
+        str | None,
+        Field(min_length=1, max_length=255, description="Default: the project's git.branch"),
+    ] = None
+
+
+class DeployHook(BaseModel):
+    id: str
+    project_id: str
+    name: str
+    ref: str | None
+    created_at: Timestamp
+    last_used_at: Timestamp | None
+
+
+class DeployHookWithUrl(DeployHook):
+    url: Annotated[str, Field(description="The secret URL to POST to: shown only here")]

@@ -47,6 +47,7 @@ def to_model(item: dict[str, Any]) -> Deployment:
         project_id=item["project_id"],
         number=item["number"],
         status=item["status"],
+        environment=item.get("environment", "production"),
         source=DeploymentSource(**item["source"]),
         retry_of=item.get("retry_of"),
         build_method=item.get("build_method"),
@@ -78,15 +79,22 @@ def get(workspace_id: str, project_id: str, deployment_id: str) -> Deployment:
 
 
 def list_deployments(
-    workspace_id: str, project_id: str, limit: int, start: dict | None, status: str | None
+    workspace_id: str,
+    project_id: str,
+    limit: int,
+    start: dict | None,
+    status: str | None,
+    environment: str | None = None,
 ) -> Page:
     project_store.get(workspace_id, project_id)
-    items, next_key = store.list_page(project_id, limit, start, status)
-    return Page([to_model(i) for i in items], next_key, list_name(project_id, status), workspace_id)
+    items, next_key = store.list_page(project_id, limit, start, status, environment)
+    name = list_name(project_id, status, environment)
+    return Page([to_model(i) for i in items], next_key, name, workspace_id)
 
 
-def list_name(project_id: str, status: str | None) -> str:
-    return f"{LIST_NAME}:{project_id}:{status or ''}"
+def list_name(project_id: str, status: str | None, environment: str | None = None) -> str:
+    name = f"{LIST_NAME}:{project_id}:{status or ''}"
+    return name + f":{environment}" if environment else name
 
 
 def list_releases(workspace_id: str, project_id: str, limit: int, start: dict | None) -> Page:
@@ -107,11 +115,14 @@ def list_releases(workspace_id: str, project_id: str, limit: int, start: dict | 
 # Creating
 
 
-def snapshot_env(project: dict[str, Any], deployment_id: str) -> str:
-    """Seal the project's current environment for this deployment (what its build and its
-    app receive, and what a rollback to it restores); returns the snapshot's S3 key."""
+def snapshot_env(
+    project: dict[str, Any], deployment_id: str, environment: str = "production"
+) -> str:
+    """Seal the project's current environment for this deployment: the variables of its
+    environment (production or preview), which are what its build and its app receive and
+    what a rollback to it restores; returns the snapshot's S3 key."""
     key = f"env/{project['id']}/{deployment_id}.sealed"
-    payload = json.dumps(resolved_env(project)).encode()
+    payload = json.dumps(resolved_env(project, environment)).encode()
     objects.put_bytes(key, kms.seal(payload, {"project_id": project["id"]}).encode())
     return key
 
@@ -131,10 +142,13 @@ def new_item(
 ) -> dict[str, Any]:
     now = now_iso()
     deployment_id = ids.new_id("dep")
+    environment = fields.pop("environment", "production")
     item = {
         "id": deployment_id,
         "project_id": project["id"],
         "workspace_id": project["workspace_id"],
+        "environment": environment,
+        "project_environment": f"{project['id']}#{environment}",
         "status": status,
         "status_at": precise(),
         "active_status": status,
@@ -144,6 +158,9 @@ def new_item(
         "updated_at": now,
         **fields,
     }
+    branch = item.get("git_branch")
+    if environment == "preview" and branch:
+        item["preview_branch"] = f"{project['id']}#{branch}"
     if status == "pending":
         item["pending_workspace_id"] = project["workspace_id"]
     else:
@@ -281,6 +298,41 @@ def promote(item: dict[str, Any], project_url: str | None = None) -> tuple[bool,
                     after = {**moved, "status": to, "log_seq": seq, "updated_at": now}
                     reactions.publish(StatusChanged(before, after))
             return True, previous_id
+        time.sleep(0.05)
+
+
+def run_preview(item: dict[str, Any]) -> tuple[bool, list[str]]:
+    """Make a `deploying` preview `running` at its own URL, stopping the running previews
+    of its branch in the same transaction; the project and its production deployment are
+    not touched. (True, the ids it stopped) once it runs, (False, []) if it can't."""
+    while True:
+        current = store.get(item["project_id"], item["id"])
+        if current is None or current["status"] != "deploying":
+            return current is not None and current["status"] == "running", []
+        branch = current.get("git_branch")
+        older = [
+            other
+            for other in (store.previews_of_branch(current["project_id"], branch) if branch else [])
+            if other["status"] == "running" and other["id"] != current["id"]
+        ]
+        now = now_iso()
+        lines = {
+            current["id"]: log_lines.line("system", f"Preview running at {current.get('url')}")
+        }
+        for other in older:
+            lines[other["id"]] = log_lines.line(
+                "system", f"Stopped: replaced by preview #{current['number']} of {branch}"
+            )
+        if store.run_preview(current, older, now):
+            changed = [("deploying", "running", current)] + [
+                ("running", "stopped", other) for other in older
+            ]
+            for before, to, moved in changed:
+                seq = moved["log_seq"] + 1
+                log_store.put_line(moved["id"], {**lines[moved["id"]], "seq": seq})
+                after = {**moved, "status": to, "log_seq": seq, "updated_at": now}
+                reactions.publish(StatusChanged(before, after))
+            return True, [other["id"] for other in older]
         time.sleep(0.05)
 
 

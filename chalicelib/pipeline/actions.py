@@ -7,6 +7,7 @@ from __future__ import annotations
 import email.parser
 import email.policy
 import shutil
+import time
 from typing import Any
 
 from chalicelib.aws import objects
@@ -22,21 +23,30 @@ from chalicelib.deployments.models import (
     RollbackRequest,
 )
 from chalicelib.deployments.status import ACTIVE
+from chalicelib.git import remote
+from chalicelib.git.refs import BadRef, branch_of, check_ref, redact
 from chalicelib.limits import quotas
 from chalicelib.pipeline import builds, engines, workflow
+from chalicelib.projects import service as projects
 from chalicelib.projects.service import ProjectDeleted
 from chalicelib.store import deployments as store
+from chalicelib.store import hooks as hook_store
 from chalicelib.store import projects as project_store
 
 # Inherited by a deployment made from another one's artifact: it is not rebuilt.
 BUILT_FIELDS = ("artifact_key", "plan", "framework", "build_method", "image_tag")
+# Inherited by a retry, which builds the same source again.
+SOURCE_FIELDS = ("git_sha", "git_branch", "environment")
+# Single flight: the same commit of a project asked for again within this window (pushes,
+# hooks, API calls) gets the deployment the first ask made.
+FLIGHT_WINDOW_S = 60
 
 
 def _pending(
     project: dict[str, Any], source: dict[str, Any], note: str | None, source_key: str, **extra
 ) -> dict[str, Any]:
     item = deployments.new_item(project, "pending", source, note, source_key=source_key, **extra)
-    item["env_key"] = deployments.snapshot_env(project, item["id"])
+    item["env_key"] = deployments.snapshot_env(project, item["id"], item["environment"])
     return item
 
 
@@ -65,10 +75,7 @@ def deploy_upload(
 ) -> Deployment:
     project = project_store.get(workspace_id, project_id)
     if body.git is not None:
-        raise ValidationFailed(
-            {"git": ["Deploying from git is not supported yet: upload an archive instead"]},
-            "Deploying from git is not supported yet",
-        )
+        return deploy_git(workspace_id, tier, project, body.git.ref, body.note, "api")
     assert body.upload_id is not None
     upload = uploads.verified(project_id, body.upload_id)
     _admit(workspace_id, tier, needs_build=True)
@@ -104,6 +111,114 @@ def deploy_archive(
     key = uploads.store_direct(project_id, archive)
     item = _pending(project, {"type": "upload"}, note, key)
     return _queue(project, item, "from an archive sent to /deploy")
+
+
+def deploy_git(
+    workspace_id: str,
+    tier: str,
+    project: dict[str, Any],
+    ref: str,
+    note: str | None,
+    trigger: str,
+    pushed: remote.Resolved | None = None,
+    message: str | None = None,
+) -> Deployment:
+    """Deploy a ref of the project's repository: resolved to its commit here (a push gives
+    it: `pushed`), built from a shallow clone of exactly that commit. A branch other than
+    `git.branch` makes a preview. A ref that can't be resolved still makes a deployment,
+    failed with build_failed and a log line saying why; the same commit asked for twice
+    within a minute makes one deployment (single flight)."""
+    git = project.get("git")
+    if not git:
+        raise ValidationFailed(
+            {"git": ["This project has no git repository: PATCH it with git.repository first"]}
+        )
+    try:
+        check_ref(ref)
+    except BadRef as error:
+        raise ValidationFailed({"git.ref": [str(error)]}) from None
+    failure = None
+    resolved = pushed
+    if resolved is None:
+        try:
+            resolved = remote.resolve(projects.clone_url(project), ref)
+        except (remote.NoSuchRef, remote.Unreachable) as error:
+            failure = redact(str(error))
+    branch = resolved.branch if resolved else branch_of(ref) or None
+    environment = "preview" if branch and branch != git["branch"] else "production"
+    source = {
+        "type": "git",
+        "ref": ref,
+        "sha": resolved.sha if resolved else None,
+        "branch": branch,
+        "message": message,
+        "trigger": trigger,
+    }
+    fields = {"environment": environment, "git_branch": branch}
+    if resolved is None:
+        _admit(workspace_id, tier, needs_build=False)
+        item = _pending(project, source, note, "git", **fields)
+        deployments.create(project, item, f"from git ref {ref}")
+        deployments.fail(item, "build_failed", f"Cannot resolve '{ref}': {failure}")
+        return deployments.to_model(store.get(project["id"], item["id"]) or item)
+    sha = resolved.sha
+    flight = f"commit#{project['id']}#{sha}#{int(time.time()) // FLIGHT_WINDOW_S}"
+    if (taken := hook_store.claim(flight, FLIGHT_WINDOW_S * 2)) is not None:
+        return _same_flight(project, flight, taken)
+    try:
+        _admit(workspace_id, tier, needs_build=True)
+        item = _pending(project, source, note, f"git:{sha}", git_sha=sha, **fields)
+        made = _queue(project, item, f"from git {ref} at {sha[:12]}")
+    except Exception:
+        hook_store.release(flight)
+        raise
+    hook_store.record(flight, {"deployment_id": item["id"]})
+    return made
+
+
+def _same_flight(project: dict[str, Any], flight: str, taken: dict[str, Any]) -> Deployment:
+    """The deployment the first ask of this commit made (it may still be recording it)."""
+    deadline = time.monotonic() + 5
+    while not taken.get("deployment_id") and time.monotonic() < deadline:
+        time.sleep(0.1)
+        taken = hook_store.claim_of(flight) or {}
+    if not taken.get("deployment_id"):
+        raise InvalidState("A deployment of this commit is being created; retry in a moment")
+    return deployments.to_model(store.get(project["id"], taken["deployment_id"]) or {})
+
+
+def rebuild_latest_upload(workspace_id: str, tier: str, project: dict[str, Any]) -> Deployment:
+    """Build the project's latest uploaded archive again (a deploy hook of a project
+    without git), with the current production env."""
+    latest = store.latest_upload(project["id"])
+    if latest is None:
+        raise InvalidState("This project has no git repository and no upload to rebuild")
+    _admit(workspace_id, tier, needs_build=True)
+    source = {"type": "upload", "upload_id": latest["source"].get("upload_id")}
+    item = _pending(project, source, None, latest["source_key"])
+    return _queue(project, item, f"rebuild of #{latest['number']}'s upload")
+
+
+def stop_preview(project: dict[str, Any], branch: str) -> int:
+    """Stop a branch's previews (its push deleted the branch): the running one is stopped,
+    one still in the pipeline canceled. Returns how many."""
+    stopped = 0
+    for item in store.previews_of_branch(project["id"], branch):
+        if item["status"] in ACTIVE:
+            moved = deployments.move(item, "canceled", f"Canceled: the branch {branch} was deleted")
+        elif item["status"] == "running":
+            moved = deployments.move(
+                item,
+                "stopped",
+                f"Stopped: the branch {branch} was deleted",
+                {"running_preview": None},
+            )
+        else:
+            moved = None
+        if moved is not None:
+            stop_work(item)
+            stopped += 1
+    return stopped
 
 
 def parse_multipart(content_type: str, raw: bytes) -> dict[str, bytes]:
@@ -153,9 +268,13 @@ def retry(workspace_id: str, tier: str, project_id: str, deployment_id: str) -> 
     project = project_store.get(workspace_id, project_id)
     source = {"type": "retry", "deployment_id": old["id"]}
     note = old.get("note")
+    if old["source"].get("type") == "git" and not old.get("git_sha"):
+        # Its ref never resolved: resolve it again.
+        return deploy_git(workspace_id, tier, project, old["source"]["ref"], note, "api")
     _admit(workspace_id, tier, needs_build=bool(old.get("source_key")))
     if old.get("source_key"):
-        item = _pending(project, source, note, old["source_key"], retry_of=old["id"])
+        inherited = {name: old[name] for name in SOURCE_FIELDS if name in old}
+        item = _pending(project, source, note, old["source_key"], retry_of=old["id"], **inherited)
         return _queue(project, item, f"retry of #{old['number']}")
     # A redeploy or rollback: the same artifact and environment again, no build.
     fields = {name: old[name] for name in BUILT_FIELDS if name in old}

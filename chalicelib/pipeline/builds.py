@@ -31,6 +31,7 @@ from chalicelib.deployments.status import HOLDS_SLOT
 from chalicelib.limits import quotas
 from chalicelib.pipeline import engines
 from chalicelib.ports import BuildEngine, BuildJob, BuildOutcome
+from chalicelib.projects import service as projects
 from chalicelib.store import deployments as store
 from chalicelib.store import projects as project_store
 from chalicelib.store import workspaces as workspace_store
@@ -110,6 +111,13 @@ def _start_build(engine: BuildEngine, item: dict[str, Any]) -> None:
 
 def job_for(item: dict[str, Any]) -> BuildJob:
     project = project_store.get(item["workspace_id"], item["project_id"])
+    git = None
+    if item.get("git_sha"):
+        git = {
+            "url": projects.clone_url(project),
+            "sha": item["git_sha"],
+            "display": project["git"]["repository"],
+        }
     return BuildJob(
         deployment_id=item["id"],
         project_id=item["project_id"],
@@ -120,6 +128,7 @@ def job_for(item: dict[str, Any]) -> BuildJob:
         run=project.get("run", {}),
         env=deployments.env_of(item),
         timeout_s=get_settings().build_timeout_s,
+        git=git,
     )
 
 
@@ -164,6 +173,8 @@ def build_finished(item: dict[str, Any], outcome: Any) -> None:
     if plan is not None:
         fields["plan"] = plan.model_dump(mode="json")
         fields["framework"] = plan.framework
+    if outcome.source:
+        fields["source"] = {**item["source"], **outcome.source}
     deployments.move(item, "built", "Built", fields)
 
 

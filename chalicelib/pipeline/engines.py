@@ -147,6 +147,15 @@ class CodeBuildEngine:
         from chalicelib.buildplan.model import PlanError
         from chalicelib.buildplan.plan import make_plan
 
+        if job.git is not None:
+            # See docs/git.md: on AWS the clone belongs in the build's own buildspec, which
+            # needs the plan before the build starts; until then git builds run locally.
+            on_finished(
+                BuildOutcome.failed(
+                    "build_failed", "Git sources are built on the local stack only (docs/git.md)"
+                )
+            )
+            return {}
         try:
             report = inspect_archive(objects.open_stream(job.source_key))
             plan = make_plan(report.files, job.project_runtime, job.build, job.run)

@@ -4,14 +4,16 @@ A deployment `pending` longer than pending_timeout_s, `building` longer than the
 timeout, or `built`/`deploying` longer than the deploy timeout is failed with
 `timed_out`, and its build or workflow is stopped. Pending deployments older than
 pending_requeue_s are enqueued again, so a lost builds message only delays a build.
-Every read is a Query of the sparse `by_active_status` index: no Scan.
+A preview that has run preview_idle_s (7 days) without a new push to its branch is
+stopped. Every read is a Query of a sparse index (`by_active_status`,
+`by_running_preview`): no Scan.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from chalicelib.core.clock import precise
+from chalicelib.core.clock import precise, rfc3339
 from chalicelib.core.log import logger
 from chalicelib.core.settings import get_settings
 from chalicelib.deployments import service as deployments
@@ -42,6 +44,18 @@ def sweep() -> dict[str, int]:
                     pipeline.stop_work(item)
                 except Exception:
                     logger().exception("Could not stop a timed-out deployment's work")
+    counts["previews_stopped"] = 0
+    idle_cutoff = rfc3339(now - timedelta(seconds=settings.preview_idle_s))
+    for item in store.running_previews_since_before(idle_cutoff):
+        moved = deployments.move(
+            item,
+            "stopped",
+            f"Stopped: no push to its branch for {settings.preview_idle_s // 86400} days",
+            {"running_preview": None},
+        )
+        if moved is not None:
+            counts["previews_stopped"] += 1
+            pipeline.stop_work(item)
     requeue_cutoff = precise(now - timedelta(seconds=settings.pending_requeue_s))
     for item in store.stuck("pending", requeue_cutoff):
         builds.enqueue(item)

@@ -203,6 +203,8 @@ def promote(item: dict[str, Any], message: dict[str, Any]) -> dict[str, Any]:
         return {"promoted": True}
     if item["status"] != "deploying":
         raise _moved_on(item)
+    if item.get("environment") == "preview":
+        return _run_preview(item)
     apps = engines.apps()
     # The app's output so far is written before the `running` line; later output is not
     # part of the deployment's log.
@@ -217,6 +219,18 @@ def promote(item: dict[str, Any], message: dict[str, Any]) -> dict[str, Any]:
     if previous_id and previous_id != item["id"]:
         apps.stop({"id": previous_id, "project_id": item["project_id"]})
     return {"promoted": True}
+
+
+def _run_preview(item: dict[str, Any]) -> dict[str, Any]:
+    """A preview is never promoted: it runs at its own URL, and stops the older running
+    preview of its branch; the project URL keeps serving production."""
+    end_app_output(item["id"])
+    running, replaced = deployments.run_preview(item)
+    if not running:
+        raise _moved_on(store.get(item["project_id"], item["id"]) or item)
+    for previous_id in replaced:
+        engines.apps().stop({"id": previous_id, "project_id": item["project_id"]})
+    return {"promoted": False}
 
 
 def mark_failed(item: dict[str, Any], message: dict[str, Any]) -> dict[str, Any]:

@@ -10,9 +10,21 @@ from chalicelib.aws import kms
 from chalicelib.core import ids, reactions
 from chalicelib.core.clock import now_iso
 from chalicelib.core.errors import ValidationFailed
-from chalicelib.core.models import EnvUpdate, EnvVar, EnvVars, Project, ProjectCreate, ProjectUpdate
+from chalicelib.core.models import (
+    ENVIRONMENTS,
+    EnvUpdate,
+    EnvVar,
+    EnvVars,
+    GitSettingsInput,
+    Project,
+    ProjectCreate,
+    ProjectUpdate,
+)
 from chalicelib.core.pagination import Page
+from chalicelib.core.settings import get_settings
 from chalicelib.core.slugs import slugify
+from chalicelib.git import repository as repositories
+from chalicelib.git.refs import redact
 from chalicelib.limits import quotas
 from chalicelib.store import projects as store
 
@@ -53,12 +65,14 @@ def create(workspace_id: str, body: ProjectCreate, tier: str, extra_operations=N
         "runtime": body.runtime,
         "build": body.build.model_dump(),
         "run": body.run.model_dump(),
-        "git": body.git.model_dump() if body.git else None,
+        "git": _git_item(body.git, None, None),
         "status": "idle",
         "env": {},
         "created_at": now,
         "updated_at": now,
     }
+    if body.git is not None:
+        item["git_match"] = repositories.match_key(body.git.repository)
     with quotas.project_slot(workspace_id, tier) as slot:
         store.create(item, [*slot, *(extra_operations or [])])
     return to_model(item)
@@ -90,7 +104,10 @@ def update(workspace_id: str, project_id: str, body: ProjectUpdate) -> Project:
         if field in ("build", "run") and value is not None:
             value = {**current.get(field, {}), **value.model_dump(exclude_unset=True)}
         elif field == "git" and value is not None:
-            value = value.model_dump()
+            changes["git_match"] = repositories.match_key(value.repository)
+            value = _git_item(value, current.get("git"), project_id)
+        elif field == "git":
+            changes["git_match"] = None
         changes[field] = value
     if "name" in changes:
         changes["name_lc"] = changes["name"].lower()
@@ -99,6 +116,44 @@ def update(workspace_id: str, project_id: str, body: ProjectUpdate) -> Project:
     changes["updated_at"] = now_iso()
     store.update(workspace_id, project_id, changes, current["slug"])
     return to_model({**current, **{k: v for k, v in changes.items()}})
+
+
+def _git_item(
+    git: GitSettingsInput | None, before: dict[str, Any] | None, project_id: str | None
+) -> dict[str, Any] | None:
+    """The stored form of a project's git settings: the repository with any credentials
+    redacted, and what must stay secret (a clone URL with credentials, the webhook secret)
+    encrypted with KMS. A webhook secret left out of an update keeps the current one."""
+    if git is None:
+        return None
+    try:
+        repositories.check(git.repository, get_settings().stage)
+    except repositories.BadRepository as error:
+        raise ValidationFailed({"git.repository": [str(error)]}) from None
+    item: dict[str, Any] = {"repository": redact(git.repository), "branch": git.branch}
+    context = {"purpose": "git"}
+    if item["repository"] != git.repository:
+        item["clone_url_ciphertext"] = kms.encrypt(git.repository, context)
+    if git.webhook_secret is not None:
+        item["webhook_secret_ciphertext"] = kms.encrypt(git.webhook_secret, context)
+    elif before and before.get("webhook_secret_ciphertext"):
+        item["webhook_secret_ciphertext"] = before["webhook_secret_ciphertext"]
+    return item
+
+
+def clone_url(project: dict[str, Any]) -> str:
+    """Where a project's repository is cloned from, credentials included: for git alone."""
+    git = project["git"]
+    if git.get("clone_url_ciphertext"):
+        return kms.decrypt(git["clone_url_ciphertext"], {"purpose": "git"})
+    return repositories.clone_url(git["repository"])
+
+
+def webhook_secret(project: dict[str, Any]) -> str | None:
+    git = project.get("git") or {}
+    if not git.get("webhook_secret_ciphertext"):
+        return None
+    return kms.decrypt(git["webhook_secret_ciphertext"], {"purpose": "git"})
 
 
 @dataclass(frozen=True)
@@ -119,7 +174,11 @@ def delete(workspace_id: str, project_id: str, extra_operations=None) -> dict[st
 def _env_view(env: dict[str, Any]) -> EnvVars:
     return EnvVars(
         vars={
-            key: EnvVar(value=None if entry["secret"] else entry["value"], secret=entry["secret"])
+            key: EnvVar(
+                value=None if entry["secret"] else entry["value"],
+                secret=entry["secret"],
+                environments=entry.get("environments", list(ENVIRONMENTS)),
+            )
             for key, entry in sorted(env.items())
         }
     )
@@ -147,6 +206,7 @@ def put_env(workspace_id: str, project_id: str, body: EnvUpdate) -> EnvVars:
         else:
             entries[key] = {"value": var.value, "secret": False}
         entries[key]["updated_at"] = now
+        entries[key]["environments"] = [e for e in ENVIRONMENTS if e in var.environments]
     if not entries:
         return get_env(workspace_id, project_id)
     # A project is one DynamoDB item (at most 400 KB): its variables get a fixed share.
@@ -163,11 +223,13 @@ def delete_env(workspace_id: str, project_id: str, key: str) -> None:
     store.delete_env(workspace_id, project_id, key, now_iso())
 
 
-def resolved_env(item: dict[str, Any]) -> dict[str, str]:
-    """The plain values of a project's variables, secrets decrypted: what a build or a
-    running app receives. Never returned by the API."""
+def resolved_env(item: dict[str, Any], environment: str = "production") -> dict[str, str]:
+    """The plain values of a project's variables for one environment, secrets decrypted:
+    what a build or a running app of that environment receives. Never returned by the API."""
     env = {}
     for key, entry in item.get("env", {}).items():
+        if environment not in entry.get("environments", ENVIRONMENTS):
+            continue
         if entry["secret"]:
             env[key] = kms.decrypt(entry["ciphertext"], {"project_id": item["id"], "key": key})
         else:

@@ -7,7 +7,12 @@ lists newest first). Besides the contract's fields it carries:
   absent once it has ended: the sparse index `by_active_status` (range `status_at`) is how
   the sweeper finds stuck deployments, and the local stack the running ones, without a Scan;
 - `pending_workspace_id`: set only while pending: the sparse index `by_pending_workspace`
-  lists a workspace's waiting builds, oldest first, when a build slot frees.
+  lists a workspace's waiting builds, oldest first, when a build slot frees;
+- `project_environment` (`<project>#production|preview`): the index `by_environment` serves
+  `?environment=` with a Query; `preview_branch` (`<project>#<branch>`, previews only): the
+  index `by_preview_branch` finds a branch's previews; `running_preview` (set while a
+  preview runs): the sparse index `by_running_preview` (range `created_at`) finds the
+  previews the sweeper stops after 7 days without a push.
 
 Every status change is one conditional write (`status IN (predecessors)`); promotion is one
 transaction (new -> running, previous -> stopped, the project's pointer and the release),
@@ -83,20 +88,63 @@ def find(deployment_id: str) -> dict[str, Any] | None:
     return get(found["project_id"], deployment_id) if found else None
 
 
-def list_page(project_id: str, limit: int, start: dict | None, status: str | None):
+def list_page(
+    project_id: str,
+    limit: int,
+    start: dict | None,
+    status: str | None,
+    environment: str | None = None,
+):
+    """A page of a project's deployments, newest first; `environment` is a Query of the
+    `by_environment` index (its partition holds that environment's deployments alone)."""
     names, values, filters = None, {":p": project_id}, None
     if status:
         names, filters = {"#status": "status"}, "#status = :status"
         values[":status"] = status
+    if environment is None:
+        condition, index, key_of = "project_id = :p", None, _page_key
+    else:
+        values[":p"] = f"{project_id}#{environment}"
+        condition, index, key_of = "project_environment = :p", "by_environment", _env_page_key
     return deployments.query_page(
-        "project_id = :p",
+        condition,
         values,
         limit,
         start_key=start,
         names=names,
         filter_expression=filters,
-        key_of=lambda item: _key(item["project_id"], item["id"]),
+        index=index,
+        key_of=key_of,
     )
+
+
+def _page_key(item: dict[str, Any]) -> dict[str, Any]:
+    return _key(item["project_id"], item["id"])
+
+
+def _env_page_key(item: dict[str, Any]) -> dict[str, Any]:
+    return {**_page_key(item), "project_environment": item["project_environment"]}
+
+
+def previews_of_branch(project_id: str, branch: str) -> list[dict[str, Any]]:
+    """A branch's previews, newest first (the index `by_preview_branch`)."""
+    found = deployments.query_all(
+        "preview_branch = :b", {":b": f"{project_id}#{branch}"}, index="by_preview_branch"
+    )
+    return [full for item in found if (full := get(item["project_id"], item["id"]))]
+
+
+def running_previews_since_before(before: str) -> list[dict[str, Any]]:
+    """Running previews created before `before` (the sweeper's 7 days without a push)."""
+    found = deployments.query_all(
+        "running_preview = :r AND created_at < :before",
+        {":r": RUNNING_PREVIEW, ":before": before},
+        index="by_running_preview",
+    )
+    return list(found)
+
+
+RUNNING_PREVIEW = "running"
 
 
 def latest_with_artifact(project_id: str) -> dict[str, Any] | None:
@@ -107,6 +155,19 @@ def latest_with_artifact(project_id: str) -> dict[str, Any] | None:
         1,
         filter_expression="attribute_exists(artifact_key)",
         key_of=lambda item: _key(item["project_id"], item["id"]),
+    )
+    return found[0] if found else None
+
+
+def latest_upload(project_id: str) -> dict[str, Any] | None:
+    """The newest deployment built from an uploaded archive (what a deploy hook rebuilds
+    for a project without git)."""
+    found, _ = deployments.query_page(
+        "project_id = :p",
+        {":p": project_id, ":u": "uploads/"},
+        1,
+        filter_expression="begins_with(source_key, :u)",
+        key_of=_page_key,
     )
     return found[0] if found else None
 
@@ -271,6 +332,53 @@ def promote(
     operations.append(
         put_op(releases, {**release, "version": version + 1}, "attribute_not_exists(version)")
     )
+    try:
+        transact(operations)
+    except Exception as error:
+        if is_condition_failure(error):
+            return False
+        raise
+    return True
+
+
+def run_preview(new: dict[str, Any], older: list[dict[str, Any]], now: str) -> bool:
+    """One transaction: the preview `new` deploying -> running, and each of `older` (the
+    same branch's running previews) running -> stopped, pinned like `promote` to what the
+    caller read, log seqs included. The project is not touched: a preview is never
+    promoted. False when a condition failed (the caller re-reads and retries)."""
+    ms = now_ms()
+    operations = []
+    for item, to, expected in [(new, "running", "deploying")] + [
+        (old, "stopped", "running") for old in older
+    ]:
+        seq = item["log_seq"]
+        values: dict[str, Any] = {
+            ":to": to,
+            ":expected": expected,
+            ":now": now,
+            ":seq": seq,
+            ":next": seq + 1,
+            ":ms": ms,
+            ":at": precise(),
+        }
+        sets = "#status = :to, status_at = :at, updated_at = :now, log_seq = :next"
+        sets += ", log_reserved_ms = :ms"
+        if to == "running":
+            sets += ", finished_at = :now, active_status = :to, running_preview = :rp"
+            values[":rp"] = RUNNING_PREVIEW
+            update = f"SET {sets}"
+        else:
+            update = f"SET {sets} REMOVE active_status, running_preview"
+        operations.append(
+            update_op(
+                deployments,
+                _key(item["project_id"], item["id"]),
+                update,
+                "#status = :expected AND log_seq = :seq",
+                {"#status": "status"},
+                values,
+            )
+        )
     try:
         transact(operations)
     except Exception as error:

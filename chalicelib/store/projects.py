@@ -287,3 +287,10 @@ def set_url_if_serving(
     except Exception as error:
         if not is_condition_failure(error):
             raise
+
+
+def with_repository(match: str) -> list[dict[str, Any]]:
+    """The projects, of any workspace, whose git repository has this match key (the index
+    `by_git_repository`: a GitHub push finds its projects with one Query)."""
+    found = projects.query_all("git_match = :m", {":m": match}, index="by_git_repository")
+    return [item for item in found if item.get("id")]

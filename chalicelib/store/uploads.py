@@ -40,3 +40,11 @@ def use_op(project_id: str, upload_id: str, deployment_id: str) -> dict:
 
 def delete_all(project_id: str) -> None:
     uploads.batch_write(deletes=keys_of_project(project_id))
+
+
+def find(upload_id: str) -> dict[str, Any] | None:
+    """An upload by id alone (detect names no project), through the index `by_id`."""
+    if not upload_id.startswith("upl_"):
+        return None
+    found = next(uploads.query_all("id = :id", {":id": upload_id}, index="by_id"), None)
+    return get(found["project_id"], upload_id) if found else None
