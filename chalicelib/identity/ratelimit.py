@@ -65,10 +65,11 @@ def calls_attribute(moment: float) -> str:
     return "calls#" + time.strftime("%Y-%m", time.gmtime(moment))
 
 
-def check(principal: Principal) -> dict[str, str]:
+def check(principal: Principal, rules: Policy | None = None) -> dict[str, str]:
     """Take a token for this request; return the rate-limit headers of its response,
-    or raise RateLimited (which carries them too)."""
-    rules = policy(principal.tier)
+    or raise RateLimited (which carries them too). `rules`: a policy other than the
+    tier's (a deploy hook's own)."""
+    rules = rules or policy(principal.tier)
     now = time.time_ns() // 1000
     latest = now + (rules.capacity - 1) * rules.interval
     partition, principal_id = bucket_key(principal)

@@ -35,6 +35,8 @@ from chalicelib.store import projects as project_store
 from chalicelib.store import workspaces as workspace_store
 
 DELIVERY_KEEP_S = 4 * 24 * 3600  # GitHub redelivers for up to 3 days
+# A deploy hook's own bucket: CI calls it once per pipeline run, not in bursts.
+HOOK_RATE = ratelimit.Policy(per_minute=10, burst=0.0)
 BAD_SIGNATURE = "The X-Hub-Signature-256 signature is missing or does not match"
 
 
@@ -122,7 +124,7 @@ def deploy_hook(token: str) -> Deployment:
     hook = deploy_hooks.by_token(token)
     workspace_id = hook["workspace_id"]
     tier = _tier(workspace_id)
-    ratelimit.check(Principal("deploy_hook", hook["id"], (), workspace_id, tier))
+    ratelimit.check(Principal("deploy_hook", hook["id"], (), workspace_id, tier), HOOK_RATE)
     try:
         project = project_store.get(workspace_id, hook["project_id"])
     except Exception:
