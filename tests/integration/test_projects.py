@@ -130,15 +130,19 @@ def test_env_vars_secrets_are_encrypted_and_never_returned(api):
     )
     assert put.status_code == 200
     assert put.json["data"]["vars"] == {
-        "PLAIN": {"value": "1", "secret": False},
-        "TOKEN": {"value": None, "secret": True},
+        "PLAIN": {"value": "1", "secret": False, "environments": ["production", "preview"]},
+        "TOKEN": {"value": None, "secret": True, "environments": ["production", "preview"]},
     }
     stored = table.get({"workspace_id": project["workspace_id"], "sk": project["id"]})
     assert "hunter2" not in str(stored)
-    assert api.put(path, {"vars": {"PLAIN": {"value": "2"}}}).json["data"]["vars"]["PLAIN"] == {
+    scoped = {"PLAIN": {"value": "2", "environments": ["preview"]}}
+    assert api.put(path, {"vars": scoped}).json["data"]["vars"]["PLAIN"] == {
         "value": "2",
         "secret": False,
+        "environments": ["preview"],
     }
+    unknown = api.put(path, {"vars": {"PLAIN": {"value": "3", "environments": ["staging"]}}})
+    assert unknown.status_code == 422
     assert api.delete(f"{path}/PLAIN").status_code == 204
     assert api.delete(f"{path}/PLAIN").status_code == 404
     assert list(api.get(path).json["data"]["vars"]) == ["TOKEN"]
