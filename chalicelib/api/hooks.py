@@ -80,7 +80,17 @@ def list_deploy_hooks(ctx: RequestContext, project_id: str):
 )
 def create_deploy_hook(ctx: RequestContext, project_id: str):
     """Create a deploy hook: its secret URL is in this answer only."""
-    return deploy_hooks.create(ctx.workspace_id, project_id, ctx.body)
+    return deploy_hooks.create(ctx.workspace_id, project_id, ctx.body, _public_base(ctx))
+
+
+def _public_base(ctx: RequestContext) -> str:
+    """Where this API is reached from outside: API Gateway's domain and stage on AWS (the
+    deploy hook's URL must work from a CI runner), else SHIPYARD_PUBLIC_URL."""
+    context = getattr(ctx.request, "context", None) or {}
+    domain, stage = context.get("domainName"), context.get("stage")
+    if domain and stage and "amazonaws.com" in domain:
+        return f"https://{domain}/{stage}"
+    return get_settings().public_url
 
 
 @router.route(HOOKS + "/{hook_id}", "DELETE", scope="projects:write", status=204)

@@ -13,7 +13,6 @@ from chalicelib.core import ids
 from chalicelib.core.clock import now_iso
 from chalicelib.core.errors import NotFound
 from chalicelib.core.pagination import Page
-from chalicelib.core.settings import get_settings
 from chalicelib.deployments.models import DeployHook, DeployHookCreate, DeployHookWithUrl
 from chalicelib.store import hooks as store
 from chalicelib.store import projects as project_store
@@ -37,7 +36,9 @@ def to_model(item: dict[str, Any]) -> DeployHook:
     )
 
 
-def create(workspace_id: str, project_id: str, body: DeployHookCreate) -> DeployHookWithUrl:
+def create(
+    workspace_id: str, project_id: str, body: DeployHookCreate, base_url: str
+) -> DeployHookWithUrl:
     project_store.get(workspace_id, project_id)
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     item = {
@@ -50,7 +51,7 @@ def create(workspace_id: str, project_id: str, body: DeployHookCreate) -> Deploy
         "created_at": now_iso(),
     }
     store.put_hook({k: v for k, v in item.items() if v is not None})
-    url = get_settings().public_url.rstrip("/") + PATH + token
+    url = base_url.rstrip("/") + PATH + token
     return DeployHookWithUrl(**to_model(item).model_dump(), url=url)
 
 
