@@ -41,6 +41,9 @@ ROUTES = [
     ("POST", "/v1/projects/{project_id}/redeploy", {}),
     ("POST", "/v1/projects/{project_id}/rollback", {"deployment_id": "dep_x"}),
     ("GET", "/v1/projects/{project_id}/releases", None),
+    ("GET", "/v1/projects/{project_id}/deploy-hooks", None),
+    ("POST", "/v1/projects/{project_id}/deploy-hooks", {"name": "Injected"}),
+    ("DELETE", "/v1/projects/{project_id}/deploy-hooks/{hook_id}", None),
 ]
 
 # Who attacks: each acts in a workspace of its own (A), or names B in X-Workspace-ID.
@@ -76,6 +79,7 @@ class TenantB:
             f"/v1/projects/{self.params['project_id']}/deployments",
             f"/v1/projects/{self.params['project_id']}/deployments/{self.params['deployment_id']}",
             f"/v1/api-keys/{self.params['key_id']}",
+            f"/v1/projects/{self.params['project_id']}/deploy-hooks",
             f"/v1/workspaces/{self.workspace_id}",
             "/v1/projects",
             "/v1/api-keys",
@@ -114,11 +118,17 @@ def _deployment(b: TenantB) -> None:
     b.params["deployment_id"] = made.json["data"]["id"]
 
 
+def _deploy_hook(b: TenantB) -> None:
+    made = b.api.post(f"/v1/projects/{b.params['project_id']}/deploy-hooks", {"name": "B CI"})
+    b.params["hook_id"] = made.json["data"]["id"]
+
+
 RESOURCES = {
     "project_id": _project,
     "key": _env,
     "key_id": _api_key,
     "deployment_id": _deployment,
+    "hook_id": _deploy_hook,
 }
 
 
