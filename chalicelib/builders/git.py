@@ -87,14 +87,17 @@ class _Runner:
 
     def __call__(self, argv: list[str], what: str) -> str:
         with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-            process = subprocess.Popen(
-                argv,
-                env=self.env,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=err,
-                start_new_session=True,
-            )
+            try:
+                process = subprocess.Popen(
+                    argv,
+                    env=self.env,
+                    stdin=subprocess.DEVNULL,
+                    stdout=out,
+                    stderr=err,
+                    start_new_session=True,
+                )
+            except FileNotFoundError:
+                raise CloneFailed("build_failed", "git is not installed where this runs") from None
             try:
                 stopped = self._wait(process)
             finally:
