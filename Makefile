@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 PORT   ?= 8000
 
-.PHONY: run moto test lint format bench unit integration e2e package infra-lint deploy-aws clean
+.PHONY: git-cli run moto test lint format bench unit integration e2e package infra-lint deploy-aws clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -24,7 +24,12 @@ node_modules/.installed: package.json
 	npm install --no-audit --no-fund --silent
 	touch node_modules/.installed
 
-run: $(STAMP)
+# Git deployments clone with the git CLI (docs/git.md), and the tests make repositories with it.
+git-cli:
+	@command -v git >/dev/null || { command -v apt-get >/dev/null && apt-get update -q \
+		&& apt-get install -y -q git; } || { echo "Install git (e.g. apt-get install git)"; exit 1; }
+
+run: $(STAMP) git-cli
 	$(PY) -m chalicelib.local.stack --port $(PORT)
 
 # moto on its own, for data that outlives restarts of `make run` (see the README).
@@ -40,7 +45,7 @@ format: $(STAMP)
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-test: $(STAMP) node_modules/.installed lint infra-lint
+test: $(STAMP) node_modules/.installed git-cli lint infra-lint
 	$(PY) -m pytest -n 2 --dist loadgroup
 
 unit: $(STAMP)
