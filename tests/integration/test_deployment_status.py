@@ -182,4 +182,4 @@ def test_sweeper_fails_stuck_deployments_and_requeues_waiting_ones(monkeypatch, 
     monkeypatch.setenv("SHIPYARD_PENDING_TIMEOUT_S", "1800")
     monkeypatch.setenv("SHIPYARD_PENDING_REQUEUE_S", "0")
     get_settings.cache_clear()
-    assert sweeper.sweep() == {"timed_out": 0, "requeued": 1}
+    assert sweeper.sweep() == {"timed_out": 0, "requeued": 1, "previews_stopped": 0}

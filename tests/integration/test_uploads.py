@@ -47,6 +47,10 @@ def test_upload_then_deploy_records_pending_and_queues_a_build(api, project):
         "upload_id": upload["id"],
         "deployment_id": None,
         "ref": None,
+        "sha": None,
+        "branch": None,
+        "message": None,
+        "trigger": None,
     }
     assert deployment["id"].startswith("dep_")
     assert _builds_queue_messages() == [
