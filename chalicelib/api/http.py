@@ -211,6 +211,21 @@ def _handle(spec: RouteSpec, request: Any, params: dict[str, str]) -> Response:
     return _answer(spec, checked)
 
 
+def route_spec(method: str, path: str) -> RouteSpec:
+    """The declared route of a method and path template (as declared)."""
+    for spec in ROUTES:
+        if spec.method == method and spec.path == path:
+            return spec
+    raise LookupError(f"no route {method} {path}")
+
+
+def invoke(spec: RouteSpec, request: Any, params: dict[str, str]) -> Response:
+    """Run a declared route on a request built in-process (the MCP server's tool calls):
+    the same authentication, scopes, rate limit, validation and error envelope as over HTTP.
+    `request` needs `headers` (case-insensitive), `query_params` and `raw_body`."""
+    return _handle(spec, request, params)
+
+
 def _authenticated(headers: Any) -> Principal:
     """The caller, acting in the workspace X-Workspace-ID names if it names one:
     Unauthorized for a bad credential, NotFound for a workspace it cannot act in. That
