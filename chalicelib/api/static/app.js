@@ -4,7 +4,7 @@
 
 const KEY = "shipyard.apiKey";
 const $ = (id) => document.getElementById(id);
-const state = { project: null, following: null, source: null, lastSeq: 0, poll: null };
+const state = { project: null, following: null, source: null, lastSeq: 0, lastStatus: null, poll: null };
 
 function apiKey() { return sessionStorage.getItem(KEY); }
 
@@ -119,7 +119,7 @@ function renderDeployments(deployments) {
     cell(row, d.created_at);
     cell(row, d.finished_at || "");
     rows.appendChild(row);
-    if (d.status === "stopped" || d.status === "running") {
+    if (d.status === "stopped") {
       const option = document.createElement("option");
       option.value = d.id;
       option.textContent = `#${d.number} (${d.status})`;
@@ -153,6 +153,7 @@ function follow(projectId, deployment) {
   if (state.source) state.source.close();
   state.following = deployment.id;
   state.lastSeq = 0;
+  state.lastStatus = deployment.status;
   $("log").replaceChildren();
   $("log-title").textContent = `Deployment #${deployment.number}`;
   openStream(projectId, deployment.id);
@@ -171,11 +172,11 @@ async function openStream(projectId, deploymentId) {
     if (frame.type === "log" && frame.seq > state.lastSeq) {
       state.lastSeq = frame.seq;
       appendLine(`[${frame.phase}] ${frame.message}`);
-    } else if (frame.type === "status") {
-      appendLine(`-- ${frame.status}`);
-    } else if (frame.type === "done") {
-      appendLine(`-- ${frame.status}`);
-      source.close();
+    } else if (frame.type === "status" || frame.type === "done") {
+      // Each response opens with the status as it is: show only changes.
+      if (frame.status !== state.lastStatus) appendLine(`-- ${frame.status}`);
+      state.lastStatus = frame.status;
+      if (frame.type === "done") source.close();
     }
   };
   source.onerror = () => {
