@@ -174,7 +174,10 @@ async function openStream(projectId, deploymentId) {
       appendLine(`[${frame.phase}] ${frame.message}`);
     } else if (frame.type === "status" || frame.type === "done") {
       // Each response opens with the status as it is: show only changes.
-      if (frame.status !== state.lastStatus) appendLine(`-- ${frame.status}`);
+      if (frame.status !== state.lastStatus) {
+        appendLine(`-- ${frame.status}`);
+        refreshProject(projectId).catch(() => {});
+      }
       state.lastStatus = frame.status;
       if (frame.type === "done") source.close();
     }
