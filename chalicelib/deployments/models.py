@@ -161,3 +161,14 @@ class DeployHook(BaseModel):
 
 class DeployHookWithUrl(DeployHook):
     url: Annotated[str, Field(description="The secret URL to POST to: shown only here")]
+
+
+class ArtifactFile(BaseModel):
+    path: str
+    size: int
+    type: Literal["file", "directory", "symlink"]
+
+
+class StreamTicket(BaseModel):
+    ticket: str
+    expires_at: Timestamp
