@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 PORT   ?= 8000
 
-.PHONY: run moto test lint format bench unit integration e2e package infra-lint deploy-aws clean
+.PHONY: edge-installed run moto test lint format bench unit integration e2e package infra-lint deploy-aws clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -24,7 +24,16 @@ node_modules/.installed: package.json
 	npm install --no-audit --no-fund --silent
 	touch node_modules/.installed
 
-run: $(STAMP)
+# The edge in front of the local apps (docs/runtimes.md): Caddy, from the OS's packages.
+edge-installed:
+	@command -v caddy >/dev/null 2>&1 || { \
+		echo "Installing Caddy (the local edge) with apt-get..."; \
+		{ command -v apt-get >/dev/null 2>&1 && \
+		  $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get update -qq && \
+		  $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get install -y -qq caddy >/dev/null; } || \
+		{ echo "error: could not install Caddy; install the 'caddy' package (Caddy 2.6+) and retry" >&2; exit 1; }; }
+
+run: $(STAMP) edge-installed
 	$(PY) -m chalicelib.local.stack --port $(PORT)
 
 # moto on its own, for data that outlives restarts of `make run` (see the README).
@@ -40,7 +49,7 @@ format: $(STAMP)
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-test: $(STAMP) node_modules/.installed lint infra-lint
+test: $(STAMP) node_modules/.installed edge-installed lint infra-lint
 	$(PY) -m pytest -n 2 --dist loadgroup
 
 unit: $(STAMP)
@@ -49,10 +58,10 @@ unit: $(STAMP)
 integration: $(STAMP)
 	$(PY) -m pytest tests/integration
 
-e2e: $(STAMP) node_modules/.installed
+e2e: $(STAMP) node_modules/.installed edge-installed
 	$(PY) -m pytest tests/e2e
 
-bench: $(STAMP) package
+bench: $(STAMP) edge-installed package
 	$(PY) -m bench
 
 # The CloudFormation/SAM template of the whole platform, for `aws cloudformation deploy`.

@@ -3,7 +3,7 @@ handlers are declared here. Importing this module creates no AWS client."""
 
 from chalice import Chalice
 
-from chalicelib.api import deployments, keys, projects, service, usage, workspaces
+from chalicelib.api import deployments, keys, projects, runtime, service, usage, workspaces
 from chalicelib.api.http import middleware
 from chalicelib.pipeline import wiring  # noqa: F401 - subscribes the pipeline's reactions
 
@@ -18,6 +18,7 @@ app.register_blueprint(usage.router.blueprint)
 app.register_blueprint(keys.router.blueprint)
 app.register_blueprint(workspaces.router.blueprint)
 app.register_blueprint(deployments.router.blueprint)
+app.register_blueprint(runtime.router.blueprint)
 
 
 # Each handler imports the workers on its first event: an API cold start doesn't.

@@ -270,20 +270,3 @@ def set_status(
     except Exception as error:
         if not is_condition_failure(error):
             raise
-
-
-def set_url_if_serving(
-    workspace_id: str, project_id: str, deployment_id: str, url: str, now: str
-) -> None:
-    """The project's URL, if `deployment_id` is the one it serves."""
-    try:
-        projects.update(
-            _key(workspace_id, project_id),
-            "SET #url = :url, updated_at = :now",
-            "current_deployment_id = :id",
-            {"#url": "url"},
-            {":url": url, ":now": now, ":id": deployment_id},
-        )
-    except Exception as error:
-        if not is_condition_failure(error):
-            raise
