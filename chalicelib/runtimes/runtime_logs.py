@@ -35,10 +35,13 @@ class RuntimeLogs:
     def __init__(self, state_dir: Path) -> None:
         self.dir = Path(state_dir) / "runtime-logs"
         self.dir.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self._followed: dict[str, Path] = {}
         self._tails: dict[str, tuple[int, int, int]] = {}  # seq, raw offset, lines in file
         self._wake = threading.Event()
+        # Where the line after a seq starts, remembered from the last reads: a reader
+        # paging through a long log seeks instead of scanning from the start.
+        self._positions: dict[tuple[str, int], int] = {}
         self._thread: threading.Thread | None = None
 
     def follow(self, deployment_id: str, raw_path: Path) -> None:
@@ -72,7 +75,8 @@ class RuntimeLogs:
         except FileNotFoundError:
             return found
         with handle:
-            for raw in handle:
+            handle.seek(self._positions.get((deployment_id, after), 0))
+            while raw := handle.readline():
                 if not raw.endswith(b"\n"):
                     break  # being written
                 seq_text, rest = raw.split(b"\t", 1)
@@ -85,6 +89,10 @@ class RuntimeLogs:
                 )
                 if len(found) >= limit:
                     break
+            if found:
+                if len(self._positions) > 1000:
+                    self._positions.clear()
+                self._positions[(deployment_id, found[-1]["seq"])] = handle.tell()
         return found
 
     def _run(self) -> None:
@@ -180,7 +188,9 @@ class RuntimeLogs:
         kept = kept[cut:]
         partial = path.with_suffix(".partial")
         partial.write_bytes(b"".join(kept))
-        os.replace(partial, path)
+        with self._lock:
+            os.replace(partial, path)
+            self._positions = {k: v for k, v in self._positions.items() if k[0] != deployment_id}
         seq, offset, _ = self._tails[deployment_id]
         self._tails[deployment_id] = (seq, offset, len(kept))
 

@@ -29,7 +29,7 @@ FAST = {
     "SHIPYARD_HEALTH_CHECK_REQUEST_TIMEOUT_S": "1",
 }
 
-APP = r'''
+APP = r"""
 import os, signal, sys, threading, time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -66,7 +66,7 @@ class Handler(BaseHTTPRequestHandler):
 
 print(f"version {VERSION} starting", flush=True)
 ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), Handler).serve_forever()
-'''
+"""
 ARCHIVE = targz({"app.py": APP, "requirements.txt": ""})
 
 
@@ -203,10 +203,12 @@ def test_a_crashing_app_is_restarted_and_served_again_with_its_runtime_log(stack
         urllib.request.urlopen(running["url"] + "/crash", timeout=5)
 
     restarted = eventually(
-        lambda: (d := deployment(stack, project, running["id"]))["runtime"]
-        and d["runtime"]["restarts"] == 1
-        and d["runtime"]["state"] == "up"
-        and d,
+        lambda: (
+            (d := deployment(stack, project, running["id"]))["runtime"]
+            and d["runtime"]["restarts"] == 1
+            and d["runtime"]["state"] == "up"
+            and d
+        ),
         what="the restart",
     )
     assert restarted["runtime"]["last_exit_code"] == 3
@@ -222,7 +224,7 @@ def test_a_crashing_app_is_restarted_and_served_again_with_its_runtime_log(stack
     assert messages.index(("app", "version 7 starting")) < crash
     assert any(m == "runtime" and "Restarted (restart #1)" in t for m, t in messages[crash:])
 
-    _, headers, text = stack.request(
+    _, _, text = stack.request(
         "GET",
         f"/v1/projects/{project['id']}/deployments/{running['id']}/runtime-logs",
         headers={"Accept": "text/plain"},
@@ -233,12 +235,13 @@ def test_a_crashing_app_is_restarted_and_served_again_with_its_runtime_log(stack
 def test_a_hung_app_is_caught_by_its_health_checks_and_restarted(stack):
     project = new_project(stack, "Hung")
     running = ship(stack, project, "3", IGNORE_TERM="1")
-    with pytest.raises(OSError):
-        urllib.request.urlopen(running["url"] + "/hang", timeout=1)
+    assert get(running["url"] + "/hang")[0] == 200  # what comes after it hangs
     restarted = eventually(
-        lambda: (d := deployment(stack, project, running["id"]))["runtime"]
-        and d["runtime"]["restarts"] >= 1
-        and d,
+        lambda: (
+            (d := deployment(stack, project, running["id"]))["runtime"]
+            and d["runtime"]["restarts"] >= 1
+            and d
+        ),
         timeout_s=60,
         what="the restart of a hung app that ignores SIGTERM",
     )
@@ -252,19 +255,26 @@ def test_a_flood_is_kept_or_dropped_visibly(stack):
     project = new_project(stack, "Flood")
     running = ship(stack, project, "1")
     assert get(running["url"] + "/flood", timeout=60)[0] == 200
-    lines = eventually(
-        lambda: (found := runtime_lines(stack, project, running["id"]))
-        and found[-1]["message"] == "served /flood as version 1"
-        and found,
-        what="the flood's end in the log",
-    )
+    lines: list[dict] = []
+    deadline = time.monotonic() + 120
+    while not any(line["message"] == "served /flood as version 1" for line in lines[-1000:]):
+        assert time.monotonic() < deadline, "the flood's end never reached the log"
+        _, _, page = stack.request(
+            "GET",
+            f"/v1/projects/{project['id']}/deployments/{running['id']}/runtime-logs"
+            f"?after={lines[-1]['seq'] if lines else 0}&limit=1000",
+        )
+        lines += page["data"]
+        if not page["data"]:
+            time.sleep(0.2)
+    assert [line["seq"] for line in lines] == list(range(1, len(lines) + 1))
     flood = [line["message"] for line in lines if line["message"].startswith("flood line ")]
     dropped = sum(
         int(line["message"].strip("[]").split()[0])
         for line in lines
         if line["phase"] == "runtime" and line["message"].endswith("lines dropped]")
     )
-    assert len(flood) + dropped >= 100000
+    assert len(flood) + dropped == 100000
     assert flood == sorted(flood, key=lambda m: int(m.split()[-1]))
 
 
@@ -273,9 +283,7 @@ def test_the_edge_killed_comes_back_with_its_routes(stack):
     ship(stack, project, "5")
     state = json.loads((stack.state_dir / "edge" / "caddy.json").read_text())
     os.kill(state["pid"], signal.SIGKILL)
-    assert eventually(
-        lambda: _answers(project["url"]) == "version 5", what="the edge's restart"
-    )
+    assert eventually(lambda: _answers(project["url"]) == "version 5", what="the edge's restart")
     again = json.loads((stack.state_dir / "edge" / "caddy.json").read_text())
     assert again["pid"] != state["pid"]
 
@@ -290,10 +298,10 @@ def test_auto_rollback_after_three_crashes_brings_back_the_previous_deployment(s
             urllib.request.urlopen(bad["url"] + "/crash", timeout=5)
         if restarts < 2:
             eventually(
-                lambda n=restarts: (deployment(stack, project, bad["id"])["runtime"] or {}).get(
-                    "restarts"
-                )
-                == n + 1,
+                lambda n=restarts: (
+                    (deployment(stack, project, bad["id"])["runtime"] or {}).get("restarts")
+                    == n + 1
+                ),
                 what="a restart",
             )
     failed = eventually(
@@ -308,7 +316,10 @@ def test_auto_rollback_after_three_crashes_brings_back_the_previous_deployment(s
 
     current = eventually(rolled_back, what="the automatic rollback")
     rollback = deployment(stack, project, current)
-    assert rollback["source"] == {"type": "rollback", "deployment_id": good["id"]}
+    assert (rollback["source"]["type"], rollback["source"]["deployment_id"]) == (
+        "rollback",
+        good["id"],
+    )
     assert get(project["url"])[1] == "version 1"
 
 
