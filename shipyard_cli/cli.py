@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from shipyard_cli import __version__
+from shipyard_cli import __version__, runtime
 from shipyard_cli.api import ApiError, Client, post_form
 from shipyard_cli.follow import FINAL_STATUSES, Follower, LogLine, read_all
 from shipyard_cli.output import Output, human_size
@@ -130,13 +130,15 @@ def follow_to_end(client: Client, out: Output, project_id: str, deployment: dict
     return final
 
 
-def report(out: Output, deployment: dict) -> None:
+def report(out: Output, deployment: dict, project: dict | None = None) -> None:
+    """The outcome; on success the project's stable URL (the deployment's own if it has
+    none yet), which serves it now."""
     if deployment["status"] != "running":
         code = deployment.get("error_code") or deployment["status"]
         message = deployment.get("error_message") or f"the deployment is {deployment['status']}"
         raise Failed(f"error: {message} ({code})")
     out.info(f"{deployment['id']} is running ({out.elapsed():.1f}s)")
-    out.result(deployment.get("url") or "")
+    out.result((project or {}).get("url") or deployment.get("url") or "")
 
 
 def cmd_deploy(client: Client, out: Output, args: argparse.Namespace) -> None:
@@ -158,14 +160,14 @@ def cmd_deploy(client: Client, out: Output, args: argparse.Namespace) -> None:
     if args.note:
         body["note"] = args.note
     deployment = client.post(f"{paths(project['id'])}/deployments", body)["data"]
-    report(out, follow_to_end(client, out, project["id"], deployment))
+    report(out, follow_to_end(client, out, project["id"], deployment), project)
 
 
 def cmd_rollback(client: Client, out: Output, args: argparse.Namespace) -> None:
     project = resolve_project(client, out, require_project(args))
     deployment = client.post(f"{paths(project['id'])}/rollback", {"deployment_id": args.to})["data"]
     out.info(f"Rolling {project['slug']} back to {args.to}")
-    report(out, follow_to_end(client, out, project["id"], deployment))
+    report(out, follow_to_end(client, out, project["id"], deployment), project)
 
 
 def cmd_logs(client: Client, out: Output, args: argparse.Namespace) -> None:
@@ -174,6 +176,10 @@ def cmd_logs(client: Client, out: Output, args: argparse.Namespace) -> None:
     def show(line: LogLine) -> None:
         out.result(f"[{line.phase}] {line.message}")
 
+    if args.runtime:
+        return runtime.runtime_logs(client, out, project, args.deployment, args.follow, show)
+    if args.deployment is None:
+        raise ApiError("a deployment id is needed (or --runtime)", "usage")
     if not args.follow:
         for line in read_all(client, project["id"], args.deployment):
             show(line)
@@ -182,6 +188,15 @@ def cmd_logs(client: Client, out: Output, args: argparse.Namespace) -> None:
     follower.follow()
     final = client.get(paths(project["id"], args.deployment))["data"]
     out.info(f"{args.deployment} is {final['status']}")
+
+
+def cmd_open(client: Client, out: Output, args: argparse.Namespace) -> None:
+    project = resolve_project(client, out, require_project(args))
+    runtime.open_project(out, project, args.browser)
+
+
+def cmd_status(client: Client, out: Output, args: argparse.Namespace) -> None:
+    runtime.show_status(client, out, resolve_project(client, out, require_project(args)))
 
 
 def cmd_projects_list(client: Client, out: Output, args: argparse.Namespace) -> None:
@@ -300,8 +315,14 @@ def parser() -> argparse.ArgumentParser:
     json_flag(listing)
 
     logs = command(commands, "logs", cmd_logs, "Show a deployment's log.", project=True)
-    logs.add_argument("deployment", help="deployment id (dep_...)")
+    logs.add_argument("deployment", nargs="?", help="deployment id (dep_...)")
     logs.add_argument("--follow", "-f", action="store_true", help="follow until it ends")
+    logs.add_argument(
+        "--runtime", action="store_true", help="what the app prints (default: the running one)"
+    )
+    opening = command(commands, "open", cmd_open, "Print the project's URL.", project=True)
+    opening.add_argument("--browser", action="store_true", help="also open it in a browser")
+    command(commands, "status", cmd_status, "The project's URL and what runs.", project=True)
 
     rollback = command(
         commands, "rollback", cmd_rollback, "Run an earlier deployment again.", project=True

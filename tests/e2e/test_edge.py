@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 import urllib.error
@@ -16,7 +18,8 @@ import urllib.request
 import pytest
 
 from chalicelib.host.processes import leader_alive
-from tests.e2e.conftest import start_stack, stop_stack
+from tests.e2e.cli import run_cli
+from tests.e2e.conftest import ROOT, start_stack, stop_stack
 from tests.e2e.test_pipeline import deploy, wait
 from tests.pipeline_support import targz
 
@@ -344,3 +347,37 @@ def _answers(url: str) -> str | None:
         return get(url, timeout=2)[1]
     except OSError:
         return None
+
+
+def test_the_cli_opens_shows_status_and_follows_the_runtime_log(stack):
+    project = new_project(stack, "Cli")
+    running = ship(stack, project, "9")
+    opened = run_cli(stack, "open", "--project", project["id"])
+    assert opened.returncode == 0 and opened.stdout.strip() == project["url"]
+    status = run_cli(stack, "status", "--project", project["slug"])
+    assert status.returncode == 0, status.stderr
+    assert project["url"] in status.stdout and running["id"] in status.stdout
+    assert "runtime:    up" in status.stdout
+
+    environment = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "SHIPYARD_"))}
+    environment.update(SHIPYARD_URL=stack.url, SHIPYARD_API_KEY=stack.key)
+    follower = subprocess.Popen(
+        [sys.executable, "-m", "shipyard_cli", "logs", "--runtime", "-f", "-p", project["id"]],
+        cwd=ROOT,
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert get(project["url"] + "/hello-from-the-test")[0] == 200
+        time.sleep(1)
+        # Deleting the project stops its deployment: the follower gets `done` and ends.
+        assert stack.request("DELETE", f"/v1/projects/{project['id']}")[0] == 204
+        out, err = follower.communicate(timeout=60)
+    finally:
+        if follower.poll() is None:
+            follower.kill()
+    assert follower.returncode == 0, err
+    assert "[app] version 9 starting" in out
+    assert "[app] served /hello-from-the-test as version 9" in out
