@@ -86,6 +86,9 @@ class LocalApps:
         return self.edge.ensure() if self.edge.routes() else False
 
     def retire(self, item: dict[str, Any]) -> None:
+        if self.drain_s <= 0:
+            self.stop(item)
+            return
         timer = threading.Timer(self.drain_s, self.stop, args=(item,))
         timer.daemon = True
         timer.start()

@@ -28,7 +28,8 @@ FAST = {
     "SHIPYARD_SSE_RETRY_MS": "100",
     "SHIPYARD_SUPERVISOR_TICK_S": "0.2",
     "SHIPYARD_RESTART_BACKOFF_S": "0.2",
-    "SHIPYARD_DRAIN_GRACE_S": "1",
+    # Longer than the slowest request of the tests (/slow: 1.5 s), which must not be cut.
+    "SHIPYARD_DRAIN_GRACE_S": "3",
     "SHIPYARD_HEALTH_CHECK_REQUEST_TIMEOUT_S": "1",
 }
 
@@ -177,7 +178,7 @@ def test_the_project_url_is_stable_and_switches_without_a_failed_request(stack):
         client.join()
 
     assert errors == [] and seen
-    assert all(status == 200 for status, _ in seen), seen
+    assert [s for s in seen if s[0] != 200] == []
     order = [first["id"], second["id"], redeployed["id"], rolled["id"]]
     served = [order.index(deployment_id) for _, deployment_id in seen]
     assert served == sorted(served), "an old version answered after a newer one"
