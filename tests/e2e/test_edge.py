@@ -19,8 +19,9 @@ import pytest
 
 from chalicelib.host.processes import leader_alive
 from tests.e2e.cli import run_cli
-from tests.e2e.conftest import ROOT, start_stack, stop_stack
+from tests.e2e.conftest import ROOT, external_moto, start_stack, stop_stack
 from tests.e2e.test_pipeline import deploy, wait
+from tests.e2e.test_sse_eventsource import SCRIPT, node  # noqa: F401 - a fixture used here
 from tests.pipeline_support import targz
 
 FAST = {
@@ -382,3 +383,81 @@ def test_the_cli_opens_shows_status_and_follows_the_runtime_log(stack):
     assert follower.returncode == 0, err
     assert "[app] version 9 starting" in out
     assert "[app] served /hello-from-the-test as version 9" in out
+
+
+def test_the_runtime_log_stream_arrives_whole_with_a_real_eventsource(stack, node):  # noqa: F811
+    project = new_project(stack, "Stream")
+    running = ship(stack, project, "4")
+    url = f"{stack.url}/v1/projects/{project['id']}/deployments/{running['id']}/runtime-logs/stream"
+    client = subprocess.Popen(
+        [node, str(SCRIPT), url, stack.key], cwd=ROOT, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        # Lines keep coming for several of the stack's 1 s stream responses.
+        for i in range(20):
+            get(f"{project['url']}/line-{i}")
+            time.sleep(0.2)
+        assert stack.request("DELETE", f"/v1/projects/{project['id']}")[0] == 204
+        out, _ = client.communicate(timeout=120)
+    finally:
+        if client.poll() is None:
+            client.kill()
+    seen = json.loads(out)
+    assert seen["closed_by"] == "done" and seen["done"] == "stopped"
+    assert len(seen["requests"]) > 3  # it reconnected, with Last-Event-ID
+    seqs = [line["seq"] for line in seen["logs"]]
+    assert seqs == list(range(1, len(seqs) + 1))
+    served = [line["message"] for line in seen["logs"] if "served /line-" in line["message"]]
+    assert served == [f"served /line-{i} as version 4" for i in range(20)]
+
+
+def test_a_stack_killed_with_its_apps_running_adopts_them(tmp_path):
+    with external_moto() as moto_port:
+        env = {**FAST, "SHIPYARD_MOTO_PORT": str(moto_port)}
+        first = start_stack(tmp_path, env)
+        try:
+            project = new_project(first, "Adopted")
+            running = ship(first, project, "6")
+        finally:
+            # Killed, not stopped: its apps and its edge keep running.
+            first.process.kill()
+            first.process.wait()
+        assert get(project["url"])[1] == "version 6"
+        app_pid = json.loads((first.state_dir / "apps" / f"{running['id']}.json").read_text())
+        second = start_stack(tmp_path, env)
+        try:
+            assert get(project["url"])[1] == "version 6"
+            assert (
+                json.loads((first.state_dir / "apps" / f"{running['id']}.json").read_text())["pid"]
+                == app_pid["pid"]
+            )  # adopted, not restarted
+            # Supervised again by the new stack: a crash is restarted.
+            with pytest.raises(OSError):
+                urllib.request.urlopen(running["url"] + "/crash", timeout=5)
+            eventually(
+                lambda: (
+                    (deployment(second, project, running["id"])["runtime"] or {}).get("restarts")
+                    == 1
+                ),
+                what="the restart by the new stack",
+            )
+            assert eventually(lambda: _answers(project["url"]) == "version 6")
+        finally:
+            stop_stack(second.process)
+        with pytest.raises(OSError):
+            urllib.request.urlopen(project["url"], timeout=2)
+
+
+def test_two_promotes_racing_end_with_the_edge_on_the_running_deployment(stack):
+    project = new_project(stack, "Race")
+    created = [deploy(stack, project["id"], ARCHIVE) for _ in range(2)]
+    ended = [wait(stack, item) for item in created]
+    running = [item for item in ended if item["status"] == "running"]
+    _, _, now = stack.request("GET", f"/v1/projects/{project['id']}")
+    current = now["data"]["current_deployment_id"]
+    statuses = {deployment(stack, project, item["id"])["status"] for item in created}
+    assert running and statuses <= {"running", "stopped"} and "running" in statuses
+    assert [
+        d["id"] for d in created if deployment(stack, project, d["id"])["status"] == "running"
+    ] == [current]
+    assert eventually(lambda: get(project["url"])[2] == current, 10, "the edge's switch")
