@@ -75,10 +75,12 @@ class RuntimeLogs:
         except FileNotFoundError:
             return found
         with handle:
-            handle.seek(self._positions.get((deployment_id, after), 0))
+            position = self._positions.get((deployment_id, after), 0)
+            handle.seek(position)
             while raw := handle.readline():
                 if not raw.endswith(b"\n"):
-                    break  # being written
+                    break  # being written: read again from its start next time
+                position += len(raw)
                 seq_text, rest = raw.split(b"\t", 1)
                 seq = int(seq_text)
                 if seq <= after:
@@ -92,7 +94,7 @@ class RuntimeLogs:
             if found:
                 if len(self._positions) > 1000:
                     self._positions.clear()
-                self._positions[(deployment_id, found[-1]["seq"])] = handle.tell()
+                self._positions[(deployment_id, found[-1]["seq"])] = position
         return found
 
     def _run(self) -> None:
@@ -120,8 +122,16 @@ class RuntimeLogs:
                 skip_to = size - MAX_PASS_BYTES
                 handle.seek(offset)
                 dropped = 0
+                chunk = b""
                 while handle.tell() < skip_to:
-                    dropped += handle.read(min(1 << 20, skip_to - handle.tell())).count(b"\n")
+                    chunk = handle.read(min(1 << 20, skip_to - handle.tell()))
+                    dropped += chunk.count(b"\n")
+                # The line the skip landed in goes too: the copy starts on a line's start.
+                if not chunk.endswith(b"\n"):
+                    rest = handle.read(size - skip_to)
+                    cut = rest.find(b"\n")
+                    skip_to += len(rest) if cut < 0 else cut + 1
+                    dropped += 1
                 entries.append(("runtime", f"[{dropped} lines dropped]"))
                 offset = skip_to
             handle.seek(offset)
