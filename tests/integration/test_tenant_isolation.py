@@ -41,6 +41,10 @@ ROUTES = [
     ("POST", "/v1/projects/{project_id}/redeploy", {}),
     ("POST", "/v1/projects/{project_id}/rollback", {"deployment_id": "dep_x"}),
     ("GET", "/v1/projects/{project_id}/releases", None),
+    ("GET", "/v1/projects/{project_id}/deployments/{deployment_id}/runtime-logs", None),
+    ("GET", "/v1/projects/{project_id}/deployments/{deployment_id}/runtime-logs/stream", None),
+    ("GET", "/v1/projects/{project_id}/access-logs", None),
+    ("GET", "/v1/projects/{project_id}/access-logs/stream", None),
 ]
 
 # Who attacks: each acts in a workspace of its own (A), or names B in X-Workspace-ID.
