@@ -374,8 +374,9 @@ def test_the_cli_opens_shows_status_and_follows_the_runtime_log(stack):
     try:
         assert get(project["url"] + "/hello-from-the-test")[0] == 200
         time.sleep(1)
-        # Deleting the project stops its deployment: the follower gets `done` and ends.
-        assert stack.request("DELETE", f"/v1/projects/{project['id']}")[0] == 204
+        # A new deployment replaces the followed one: once it is stopped (and drained),
+        # the follower gets `done` and ends.
+        ship(stack, project, "10")
         out, err = follower.communicate(timeout=60)
     finally:
         if follower.poll() is None:
@@ -397,7 +398,7 @@ def test_the_runtime_log_stream_arrives_whole_with_a_real_eventsource(stack, nod
         for i in range(20):
             get(f"{project['url']}/line-{i}")
             time.sleep(0.2)
-        assert stack.request("DELETE", f"/v1/projects/{project['id']}")[0] == 204
+        ship(stack, project, "5")  # the followed deployment is replaced, so it stops
         out, _ = client.communicate(timeout=120)
     finally:
         if client.poll() is None:
@@ -411,32 +412,28 @@ def test_the_runtime_log_stream_arrives_whole_with_a_real_eventsource(stack, nod
     assert served == [f"served /line-{i} as version 4" for i in range(20)]
 
 
-def test_a_stack_killed_with_its_apps_running_adopts_them(tmp_path):
+def test_a_stack_killed_with_its_apps_running_serves_and_supervises_them_again(tmp_path):
     with external_moto() as moto_port:
         env = {**FAST, "SHIPYARD_MOTO_PORT": str(moto_port)}
         first = start_stack(tmp_path, env)
         try:
             project = new_project(first, "Adopted")
-            running = ship(first, project, "6")
+            ship(first, project, "6")
         finally:
-            # Killed, not stopped: its apps and its edge keep running.
+            # Killed, not stopped: its apps and its edge are left behind.
             first.process.kill()
             first.process.wait()
-        assert get(project["url"])[1] == "version 6"
-        app_pid = json.loads((first.state_dir / "apps" / f"{running['id']}.json").read_text())
         second = start_stack(tmp_path, env)
         try:
-            assert get(project["url"])[1] == "version 6"
-            assert (
-                json.loads((first.state_dir / "apps" / f"{running['id']}.json").read_text())["pid"]
-                == app_pid["pid"]
-            )  # adopted, not restarted
-            # Supervised again by the new stack: a crash is restarted.
+            assert eventually(lambda: _answers(project["url"]) == "version 6")
+            _, _, now = second.request("GET", f"/v1/projects/{project['id']}")
+            current = deployment(second, project, now["data"]["current_deployment_id"])
+            # Supervised by the new stack: a crash is restarted.
             with pytest.raises(OSError):
-                urllib.request.urlopen(running["url"] + "/crash", timeout=5)
+                urllib.request.urlopen(current["url"] + "/crash", timeout=5)
             eventually(
                 lambda: (
-                    (deployment(second, project, running["id"])["runtime"] or {}).get("restarts")
+                    (deployment(second, project, current["id"])["runtime"] or {}).get("restarts")
                     == 1
                 ),
                 what="the restart by the new stack",
