@@ -122,10 +122,6 @@ class CaddyEdge:
         with self._lock:
             return self._read("routes.json", {})
 
-    def serving(self, project_id: str) -> str | None:
-        """The deployment the project's port serves now, if any."""
-        return self.routes().get(project_id, {}).get("deployment_id")
-
     def access_log(self, project_id: str) -> Path:
         return self.dir / "access" / f"{project_id}.log"
 
