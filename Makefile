@@ -33,6 +33,14 @@ edge-installed:
 		  $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get install -y -qq caddy >/dev/null; } || \
 		{ echo "error: could not install Caddy; install the 'caddy' package (Caddy 2.6+) and retry" >&2; exit 1; }; }
 
+# The dashboard's tests drive Debian's chromium (Playwright's own browser download is not
+# used): installed here when missing.
+CHROMIUM := /usr/bin/chromium
+$(CHROMIUM):
+	@command -v apt-get >/dev/null || { echo "Install Chromium at $(CHROMIUM) (the dashboard tests drive it)"; exit 1; }
+	(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) \
+		|| { echo "Could not install chromium: run 'sudo apt-get install chromium'"; exit 1; }
+
 run: $(STAMP) edge-installed
 	$(PY) -m chalicelib.local.stack --port $(PORT)
 
@@ -49,7 +57,7 @@ format: $(STAMP)
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-test: $(STAMP) node_modules/.installed edge-installed lint infra-lint
+test: $(STAMP) node_modules/.installed $(CHROMIUM) edge-installed lint infra-lint
 	$(PY) -m pytest -n 2 --dist loadgroup
 
 unit: $(STAMP)
@@ -58,7 +66,7 @@ unit: $(STAMP)
 integration: $(STAMP)
 	$(PY) -m pytest tests/integration
 
-e2e: $(STAMP) node_modules/.installed edge-installed
+e2e: $(STAMP) node_modules/.installed $(CHROMIUM) edge-installed
 	$(PY) -m pytest tests/e2e
 
 bench: $(STAMP) edge-installed package

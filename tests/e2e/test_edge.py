@@ -354,12 +354,14 @@ def _answers(url: str) -> str | None:
 def test_the_cli_opens_shows_status_and_follows_the_runtime_log(stack):
     project = new_project(stack, "Cli")
     running = ship(stack, project, "9")
-    opened = run_cli(stack, "open", "--project", project["id"])
+    opened = run_cli(stack, "open", "--print", "--project", project["id"])
     assert opened.returncode == 0 and opened.stdout.strip() == project["url"]
     status = run_cli(stack, "status", "--project", project["slug"])
     assert status.returncode == 0, status.stderr
     assert project["url"] in status.stdout and running["id"] in status.stdout
-    assert "runtime:    up" in status.stdout
+    rows = dict(line.split(":", 1) for line in status.stdout.splitlines())
+    assert rows["running"].strip().startswith(running["id"])
+    assert rows["runtime"].strip().startswith("up, 0 restarts")
 
     environment = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "SHIPYARD_"))}
     environment.update(SHIPYARD_URL=stack.url, SHIPYARD_API_KEY=stack.key)
