@@ -180,6 +180,7 @@ class Supervisor:
         message = f"The app crashed {CRASHES_TO_ROLL_BACK} times within 10 minutes ({detail})"
         apps.runtime_note(item, message + "; rolling back")
         self._watches.pop(item["id"], None)
+        self._record(item, state="crashed")
         failed = deployments.fail(item, "crashed", message, only_from=("running",))
         apps.stop(item)
         if failed is None:
