@@ -312,7 +312,7 @@ def test_auto_rollback_after_three_crashes_brings_back_the_previous_deployment(s
     failed = eventually(
         lambda: (d := deployment(stack, project, bad["id"]))["status"] == "failed" and d
     )
-    assert failed["error_code"] == "crashed"
+    assert failed["error_code"] == "crashed" and failed["runtime"]["state"] == "crashed"
 
     def rolled_back():
         _, _, now = stack.request("GET", f"/v1/projects/{project['id']}")
