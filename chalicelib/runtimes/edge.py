@@ -147,6 +147,9 @@ class CaddyEdge:
                 state["pid"], state["pid"], state.get("start_ticks")
             ):
                 stop_group(state["pid"], 5.0, self._process)
+            elif self._process is not None:
+                # Its state file went (the state directory was removed): ours all the same.
+                stop_group(self._process.pid, 5.0, self._process)
             self._process = None
             (self.dir / "caddy.json").unlink(missing_ok=True)
 
