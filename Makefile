@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 PORT   ?= 8000
 
-.PHONY: git-cli run moto test lint format bench unit integration e2e package infra-lint deploy-aws clean
+.PHONY: git-cli edge-installed run moto test lint format bench unit integration e2e package infra-lint deploy-aws clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,15 @@ git-cli:
 	@command -v git >/dev/null || { command -v apt-get >/dev/null && apt-get update -q \
 		&& apt-get install -y -q git; } || { echo "Install git (e.g. apt-get install git)"; exit 1; }
 
+# The edge in front of the local apps (docs/runtimes.md): Caddy, from the OS's packages.
+edge-installed:
+	@command -v caddy >/dev/null 2>&1 || { \
+		echo "Installing Caddy (the local edge) with apt-get..."; \
+		{ command -v apt-get >/dev/null 2>&1 && \
+		  $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get update -qq && \
+		  $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get install -y -qq caddy >/dev/null; } || \
+		{ echo "error: could not install Caddy; install the 'caddy' package (Caddy 2.6+) and retry" >&2; exit 1; }; }
+
 # The dashboard's tests drive Debian's chromium (Playwright's own browser download is not
 # used): installed here when missing.
 CHROMIUM := /usr/bin/chromium
@@ -37,7 +46,7 @@ $(CHROMIUM):
 	(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) \
 		|| { echo "Could not install chromium: run 'sudo apt-get install chromium'"; exit 1; }
 
-run: $(STAMP) git-cli
+run: $(STAMP) git-cli edge-installed
 	$(PY) -m chalicelib.local.stack --port $(PORT)
 
 # moto on its own, for data that outlives restarts of `make run` (see the README).
@@ -53,7 +62,7 @@ format: $(STAMP)
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-test: $(STAMP) node_modules/.installed $(CHROMIUM) git-cli lint infra-lint
+test: $(STAMP) node_modules/.installed $(CHROMIUM) git-cli edge-installed lint infra-lint
 	$(PY) -m pytest -n 2 --dist loadgroup
 
 unit: $(STAMP)
@@ -62,10 +71,10 @@ unit: $(STAMP)
 integration: $(STAMP)
 	$(PY) -m pytest tests/integration
 
-e2e: $(STAMP) node_modules/.installed $(CHROMIUM)
+e2e: $(STAMP) node_modules/.installed $(CHROMIUM) edge-installed
 	$(PY) -m pytest tests/e2e
 
-bench: $(STAMP) package
+bench: $(STAMP) edge-installed package
 	$(PY) -m bench
 
 # The CloudFormation/SAM template of the whole platform, for `aws cloudformation deploy`.

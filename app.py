@@ -11,6 +11,7 @@ from chalicelib.api import (
     keys,
     mcp,
     projects,
+    runtime,
     service,
     usage,
     workspaces,
@@ -31,6 +32,7 @@ app.register_blueprint(usage.router.blueprint)
 app.register_blueprint(keys.router.blueprint)
 app.register_blueprint(workspaces.router.blueprint)
 app.register_blueprint(deployments.router.blueprint)
+app.register_blueprint(runtime.router.blueprint)
 app.register_blueprint(mcp.router.blueprint)
 app.register_blueprint(files.router.blueprint)
 app.register_blueprint(dashboard.router.blueprint)

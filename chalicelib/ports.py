@@ -111,7 +111,43 @@ class AppRuntime(Protocol):
         ...
 
     def promote(self, item: dict[str, Any]) -> str:
-        """Make the deployment the one its project's URL serves; returns that URL."""
+        """Make the deployment the one its project's URL serves; returns that URL. `item`
+        carries `project_url`, the URL reserve_url gave the project (None if none)."""
+        ...
+
+    def reserve_url(self, project_id: str) -> str | None:
+        """The stable URL of a new project, or None where it is known only at the first
+        promote (a Lambda function URL)."""
+        ...
+
+    def release_url(self, project_id: str) -> None:
+        """A deleted project's URL serves nothing any more."""
+        ...
+
+    def retire(self, item: dict[str, Any]) -> None:
+        """Stop a replaced deployment once the requests it is serving have drained."""
+        ...
+
+    def runtime_note(self, item: dict[str, Any], message: str) -> None:
+        """Write a supervisor line into the deployment's runtime log."""
+        ...
+
+    def runtime_logs(self, item: dict[str, Any], after: int, limit: int) -> list[dict[str, Any]]:
+        """The runtime log's lines after seq `after`: {seq, timestamp, phase, message}."""
+        ...
+
+    def keep_serving(self) -> bool:
+        """Start again whatever serves the project URLs if it stopped (the local edge);
+        True if it had to."""
+        ...
+
+    def exit_code(self, item: dict[str, Any]) -> int | None:
+        """How the deployment's app last ended, when known (negative: the signal)."""
+        ...
+
+    def access_logs(self, project_id: str, after: int, limit: int) -> list[dict[str, Any]]:
+        """The requests the project URL served after seq `after`: {seq, timestamp, method,
+        path, status, duration_ms, bytes, deployment_id}."""
         ...
 
     def stop(self, item: dict[str, Any]) -> None:

@@ -180,6 +180,16 @@ def access(name: str, names: Names) -> list[dict[str, Any]]:
         ]
     if name == "apps:stop":
         return [_allow(APP_STOP_ACTIONS, app_functions_arn())]
+    if name == "apps:logs":
+        # The runtime logs: the version of a deployment (its alias), then its log events.
+        groups = "arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:"
+        return [
+            _allow(["lambda:GetAlias", "lambda:ListVersionsByFunction"], app_functions_arn()),
+            _allow(
+                "logs:FilterLogEvents",
+                _sub(groups + f"/aws/lambda/{PREFIX}-app-*:*"),
+            ),
+        ]
     if name == "apps:deploy":
         return [
             _allow(APP_DEPLOY_ACTIONS, app_functions_arn()),

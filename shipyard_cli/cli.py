@@ -142,7 +142,9 @@ def follow_to_end(client: Client, out: Output, project_id: str, deployment: dict
     return final
 
 
-def report(out: Output, deployment: dict, as_json: bool = False) -> None:
+def report(out: Output, deployment: dict, as_json: bool = False, project_url=None) -> None:
+    """The outcome; on success the project's stable URL, which serves it now (the
+    deployment's own where the project has none yet: on AWS before a first promote)."""
     if as_json:
         out.json(deployment)
     if deployment["status"] != "running":
@@ -151,7 +153,7 @@ def report(out: Output, deployment: dict, as_json: bool = False) -> None:
         raise Failed(f"error: {message} ({code})")
     out.info(f"{deployment['id']} is running ({out.elapsed():.1f}s)")
     if not as_json:
-        out.result(deployment.get("url") or "")
+        out.result(project_url or deployment.get("url") or "")
 
 
 def cmd_deploy(client: Client, out: Output, args: argparse.Namespace) -> None:
@@ -173,7 +175,9 @@ def cmd_deploy(client: Client, out: Output, args: argparse.Namespace) -> None:
     if args.note:
         body["note"] = args.note
     deployment = client.post(f"{paths(project['id'])}/deployments", body)["data"]
-    report(out, follow_to_end(client, out, project["id"], deployment), args.json)
+    report(
+        out, follow_to_end(client, out, project["id"], deployment), args.json, project.get("url")
+    )
 
 
 def cmd_rollback(client: Client, out: Output, args: argparse.Namespace) -> None:
@@ -182,10 +186,17 @@ def cmd_rollback(client: Client, out: Output, args: argparse.Namespace) -> None:
     target = args.to or newest(client, project["id"], "stopped")["id"]
     deployment = client.post(f"{paths(project['id'])}/rollback", {"deployment_id": target})["data"]
     out.info(f"{'Promoting' if args.command == 'promote' else 'Rolling back to'} {target}")
-    finish(client, out, args, project["id"], deployment)
+    finish(client, out, args, project["id"], deployment, project.get("url"))
 
 
-def finish(client: Client, out: Output, args: argparse.Namespace, project_id: str, deployment):
+def finish(
+    client: Client,
+    out: Output,
+    args: argparse.Namespace,
+    project_id: str,
+    deployment,
+    project_url: str | None = None,
+):
     """Follow a new deployment to its end (exit 0 only if it runs), or with --no-follow
     print it as it is now."""
     if getattr(args, "no_follow", False):
@@ -193,7 +204,7 @@ def finish(client: Client, out: Output, args: argparse.Namespace, project_id: st
             return out.json(deployment)
         out.info(f"{deployment['id']} (#{deployment['number']}) is {deployment['status']}")
         return out.result(deployment["id"])
-    report(out, follow_to_end(client, out, project_id, deployment), args.json)
+    report(out, follow_to_end(client, out, project_id, deployment), args.json, project_url)
 
 
 def newest(client: Client, project_id: str, status: str | None = None) -> dict:
@@ -344,8 +355,27 @@ def cmd_status(client: Client, out: Output, args: argparse.Namespace) -> None:
         ]
         if latest.get("error_message"):
             rows.append(("error", f"{latest['error_message']} ({latest.get('error_code')})"))
+    rows += running_rows(client, project)
     for name, value in rows:
         out.result(f"{name + ':':<19}{value}")
+
+
+def running_rows(client: Client, project: dict) -> list[tuple[str, str]]:
+    """What serves the project URL: its running deployment and how it fares (supervision)."""
+    if not project.get("current_deployment_id"):
+        return [("running", "none")]
+    running = client.get(paths(project["id"], project["current_deployment_id"]))["data"]
+    rows = [("running", f"{running['id']} (#{running['number']}), {running['status']}")]
+    runtime = running.get("runtime")
+    if runtime:
+        rows.append(
+            (
+                "runtime",
+                f"{runtime['state']}, {runtime['restarts']} restarts, last exit code "
+                f"{runtime.get('last_exit_code')}, last restart {runtime.get('last_restart_at')}",
+            )
+        )
+    return rows
 
 
 def cmd_open(client: Client, out: Output, args: argparse.Namespace) -> None:
@@ -372,7 +402,7 @@ def cmd_redeploy(client: Client, out: Output, args: argparse.Namespace) -> None:
     project = resolve_project(client, out, require_project(args))
     body = {"note": args.note} if args.note else {}
     deployment = client.post(f"{paths(project['id'])}/redeploy", body)["data"]
-    finish(client, out, args, project["id"], deployment)
+    finish(client, out, args, project["id"], deployment, project.get("url"))
 
 
 def cmd_env_pull(client: Client, out: Output, args: argparse.Namespace) -> None:

@@ -151,7 +151,7 @@ def wait_deployment(ctx: RequestContext, project_id: str, deployment_id: str):
     return deployments.wait(ctx.workspace_id, project_id, deployment_id, timeout_s)
 
 
-def _after(ctx: RequestContext) -> tuple[int, bool]:
+def after_of(ctx: RequestContext) -> tuple[int, bool]:
     """The seq to continue after: Last-Event-ID (an EventSource reconnecting), else ?after=."""
     raw = ctx.headers.get("last-event-id")
     resumed = raw is not None and raw.strip() != ""
@@ -178,7 +178,7 @@ def _after(ctx: RequestContext) -> tuple[int, bool]:
 def get_logs(ctx: RequestContext, project_id: str, deployment_id: str):
     """A deployment's log lines after a seq; JSON, or text with Accept: text/plain."""
     deployments.item_of(ctx.workspace_id, project_id, deployment_id)
-    after, _ = _after(ctx)
+    after, _ = after_of(ctx)
     limit = ctx.query_int("limit", 1, 1000, 100)
     batch = logs.read(project_id, deployment_id, after, limit)
     accept = (ctx.headers.get("accept") or "").lower()
@@ -237,7 +237,7 @@ def create_stream_ticket(ctx: RequestContext, project_id: str, deployment_id: st
 def stream_logs(ctx: RequestContext, project_id: str, deployment_id: str):
     """Server-sent events of the log: resumable with Last-Event-ID, ends with a done frame."""
     deployments.item_of(ctx.workspace_id, project_id, deployment_id)
-    after, resumed = _after(ctx)
+    after, resumed = after_of(ctx)
     status, body = logs.stream(project_id, deployment_id, after, resumed)
     return Response(
         body=body,

@@ -11,6 +11,7 @@ from chalicelib.core.models import (
     ProjectCreate,
     ProjectUpdate,
 )
+from chalicelib.pipeline import actions
 from chalicelib.projects import service as projects
 
 router = Router(__name__, "projects")
@@ -37,7 +38,7 @@ def list_projects(ctx: RequestContext):
 )
 def create_project(ctx: RequestContext):
     """Create a project."""
-    return projects.create(ctx.workspace_id, ctx.body, ctx.principal.tier)
+    return actions.create_project(ctx.workspace_id, ctx.body, ctx.principal.tier)
 
 
 @router.route("/v1/projects/{project_id}", "GET", scope="projects:read", response=Project)

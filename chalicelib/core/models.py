@@ -47,6 +47,8 @@ class RunSettings(Input):
     port: Annotated[int, Field(ge=1, le=65535)] | None = None
     health_check_path: Annotated[str, Field(pattern=r"^/", max_length=255)] = "/"
     health_check_timeout_s: Annotated[int, Field(ge=1, le=300)] = 30
+    health_check_interval_s: Annotated[int, Field(ge=1, le=3600)] = 30
+    auto_rollback: bool = False
 
 
 class GitSettingsInput(Input):

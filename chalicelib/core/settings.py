@@ -51,6 +51,12 @@ class Settings(BaseModel):
     workflow_wait_s: int = 0
     workflow_task_timeout_s: int = 120
     health_check_request_timeout_s: float = 5.0
+    # Apps that stay up: how long a replaced app drains, how often the supervisor looks,
+    # and its restart backoff (1 s doubling to 5 min; tests shorten them).
+    drain_grace_s: float = 5.0
+    supervisor_tick_s: float = 1.0
+    restart_backoff_s: float = 1.0
+    restart_backoff_max_s: float = 300.0
     deploy_workflow_arn: str | None = None
     state_dir: str | None = None
     # The AWS runtime: the ECR repository of the apps' images and their execution role.
@@ -108,6 +114,10 @@ _ENV = {
     "workflow_wait_s": "SHIPYARD_WORKFLOW_WAIT_S",
     "workflow_task_timeout_s": "SHIPYARD_WORKFLOW_TASK_TIMEOUT_S",
     "health_check_request_timeout_s": "SHIPYARD_HEALTH_CHECK_REQUEST_TIMEOUT_S",
+    "drain_grace_s": "SHIPYARD_DRAIN_GRACE_S",
+    "supervisor_tick_s": "SHIPYARD_SUPERVISOR_TICK_S",
+    "restart_backoff_s": "SHIPYARD_RESTART_BACKOFF_S",
+    "restart_backoff_max_s": "SHIPYARD_RESTART_BACKOFF_MAX_S",
     "deploy_workflow_arn": "SHIPYARD_DEPLOY_WORKFLOW_ARN",
     "state_dir": "SHIPYARD_STATE_DIR",
     "image_repository": "SHIPYARD_IMAGE_REPOSITORY",

@@ -143,7 +143,7 @@ def as_text(lines: list[dict[str, Any]]) -> str:
     return "".join(f"[{found['phase']}] {found['message']}\n" for found in lines)
 
 
-def _frame(data: dict[str, Any], event_id: int | None = None) -> str:
+def frame(data: dict[str, Any], event_id: int | None = None) -> str:
     head = f"id: {event_id}\n" if event_id is not None else ""
     return f"{head}data: {json.dumps(data, separators=(',', ':'))}\n\n"
 
@@ -167,14 +167,14 @@ def stream(project_id: str, deployment_id: str, after: int, resumed: bool) -> tu
         return 204, ""
     frames = [
         f"retry: {settings.sse_retry_ms}\n\n",
-        _frame({"type": "status", "status": batch.status}),
+        frame({"type": "status", "status": batch.status}),
     ]
     status = batch.status
     send_by: float | None = None
     while True:
         for found in batch.lines:
             frames.append(
-                _frame(
+                frame(
                     {
                         "type": "log",
                         "seq": found["seq"],
@@ -187,9 +187,9 @@ def stream(project_id: str, deployment_id: str, after: int, resumed: bool) -> tu
             )
         if batch.status != status:
             status = batch.status
-            frames.append(_frame({"type": "status", "status": status}))
+            frames.append(frame({"type": "status", "status": status}))
         if batch.complete:
-            frames.append(_frame({"type": "done", "status": batch.status}))
+            frames.append(frame({"type": "done", "status": batch.status}))
             return 200, "".join(frames)
         now = time.monotonic()
         if send_by is None and (batch.lines or len(frames) > 2):

@@ -18,10 +18,11 @@ ErrorCode = Literal[
     "deploy_failed",
     "health_check_failed",
     "timed_out",
+    "crashed",
     "internal_error",
 ]
 SourceType = Literal["upload", "git", "redeploy", "rollback", "retry"]
-Phase = Literal["build", "deploy", "system"]
+Phase = Literal["build", "deploy", "system", "app", "runtime"]
 Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 Note = Annotated[str, Field(max_length=1000)]
 
@@ -77,6 +78,15 @@ class DeploymentSource(BaseModel):
     ] = None
 
 
+class Runtime(BaseModel):
+    """How a running deployment's app has fared under supervision."""
+
+    state: Literal["starting", "up", "restarting", "crashed", "stopped"]
+    restarts: int
+    last_exit_code: int | None
+    last_restart_at: Timestamp | None
+
+
 class Deployment(BaseModel):
     id: str
     project_id: str
@@ -90,6 +100,7 @@ class Deployment(BaseModel):
     image_tag: str | None
     url: str | None
     release_id: str | None
+    runtime: Runtime | None = None
     error_code: ErrorCode | None
     error_message: str | None
     note: str | None

@@ -23,7 +23,7 @@ from chalicelib.core.errors import InvalidState, NotFound
 from chalicelib.core.pagination import Page
 from chalicelib.deployments import logs as log_lines
 from chalicelib.deployments.models import Deployment, DeploymentSource, Release
-from chalicelib.deployments.status import ENDED, INDEXED, TRANSITIONS
+from chalicelib.deployments.status import ENDED, INDEXED, NAMED_ONLY, TRANSITIONS
 from chalicelib.projects.service import resolved_env
 from chalicelib.store import deployments as store
 from chalicelib.store import logs as log_store
@@ -55,6 +55,7 @@ def to_model(item: dict[str, Any]) -> Deployment:
         image_tag=item.get("image_tag"),
         url=item.get("url"),
         release_id=item.get("release_id"),
+        runtime=item.get("runtime"),
         error_code=item.get("error_code"),
         error_message=item.get("error_message"),
         note=item.get("note"),
@@ -208,7 +209,11 @@ def move(
         changes.setdefault("finished_at", now)
     if to == "building":
         changes.setdefault("started_at", now)
-    allowed = tuple(s for s in TRANSITIONS[to] if only_from is None or s in only_from)
+    allowed = tuple(
+        s
+        for s in TRANSITIONS[to]
+        if (s in only_from if only_from is not None else s not in NAMED_ONLY.get(to, ()))
+    )
     moved = store.transition(
         item["project_id"], item["id"], to, allowed, now, changes, indexed=to in INDEXED
     )

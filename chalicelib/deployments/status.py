@@ -16,10 +16,14 @@ TRANSITIONS: dict[str, tuple[str, ...]] = {
     "building": ("pending",),
     "built": ("building",),
     "deploying": ("built",),
-    "failed": ("pending", "building", "built", "deploying"),
+    # A running deployment fails when it crashed too often (run.auto_rollback).
+    "failed": ("pending", "building", "built", "deploying", "running"),
     "canceled": ("pending", "building", "built", "deploying"),
     "stopped": ("running",),
 }
+# Moves made only by whoever names the status they come from (only_from): a running
+# deployment fails only when the supervisor says it crashed too often.
+NAMED_ONLY: dict[str, tuple[str, ...]] = {"failed": ("running",)}
 # The pipeline still works on it: it can be canceled, and the sweeper times it out.
 ACTIVE = ("pending", "building", "built", "deploying")
 # Listed by the sparse `by_active_status` index: the active ones and the running one.

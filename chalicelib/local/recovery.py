@@ -1,15 +1,15 @@
 """What the local stack does when it starts again on the same moto data: each project's
-running deployment is started again from its artifact, and builds that were running in
+running deployment is adopted if its app still runs, or started again from its artifact
+(either way its project's URL is switched to it), and builds that were running in
 the previous process (which took them along when it stopped) are failed so they can be
 retried. Found through the sparse status index: no Scan."""
 
 from __future__ import annotations
 
-from chalicelib.core.clock import now_iso
 from chalicelib.core.log import logger
 from chalicelib.deployments import service as deployments
 from chalicelib.pipeline import engines
-from chalicelib.pipeline.workflow import app_spec
+from chalicelib.pipeline.workflow import app_spec, serve_current
 from chalicelib.store import deployments as store
 
 EVERYTHING = "9999"  # sorts after every status_at: "all of them"
@@ -26,6 +26,9 @@ def recover() -> dict[str, int]:
     apps = engines.apps()
     for item in store.stuck("running", EVERYTHING):
         if apps.alive(item)[0]:
+            # Adopted: its runtime log is followed again and the edge serves it.
+            apps.start(app_spec(item), None)
+            serve_current(item)
             continue
         try:
             url = apps.start(app_spec(item), None)
@@ -35,7 +38,8 @@ def recover() -> dict[str, int]:
                 item, "system", f"Could not restart after the local stack restarted: {error}"
             )
             continue
-        store.set_url(item, url, now_iso())
+        store.set_url(item, url)
+        serve_current({**item, "url": url})
         deployments.log(item, "system", f"Restarted at {url} (the local stack restarted)")
         counts["restarted"] += 1
     return counts

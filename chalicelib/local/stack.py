@@ -89,9 +89,10 @@ def serve(host: str, port: int):
     return LocalDevServer(app, config, host, port, handler_cls=handler, server_cls=ShipyardServer)
 
 
-def start_pump():
+def start_pump(supervisor):
     """The pump (local/pump.py) and, in the background, the recovery of what a previous
-    run left on the same moto data (local/recovery.py)."""
+    run left on the same moto data (local/recovery.py), then the supervision of the
+    running apps (local/supervision.py), which starts once recovery has adopted them."""
     import app as handlers
     from chalicelib.local.pump import Pump
     from chalicelib.local.recovery import recover
@@ -103,6 +104,7 @@ def start_pump():
         counts = recover()
         if any(counts.values()):
             print(f"Recovered: {counts}", flush=True)
+        supervisor.start()
 
     threading.Thread(target=run_recovery, name="recovery", daemon=True).start()
     return pump
@@ -132,6 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, stop)
     server = None
     pump = None
+    supervisor = None
     try:
         configure_moto(moto_port)
         from infra.provision import provision
@@ -140,7 +143,10 @@ def main(argv: list[str] | None = None) -> int:
         workspace_id, key = first_workspace()
         server = serve(args.host, args.port)
         threading.Thread(target=server.serve_forever, daemon=True).start()
-        pump = start_pump()
+        from chalicelib.local.supervision import SupervisorLoop
+
+        supervisor = SupervisorLoop()
+        pump = start_pump(supervisor)
         print(
             f"\nShipyard is running on http://{args.host}:{args.port}\n"
             f"  workspace: {workspace_id}\n"
@@ -155,6 +161,8 @@ def main(argv: list[str] | None = None) -> int:
         print("Stopping...", flush=True)
         if server is not None:
             server.shutdown()
+        if supervisor is not None:
+            supervisor.stop()
         if pump is not None:
             pump.stop()
             from chalicelib.pipeline import engines

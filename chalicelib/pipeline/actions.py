@@ -1,5 +1,6 @@
-"""What users ask of the pipeline: deploy an upload or an archive, cancel, retry, redeploy,
-roll back, and stop everything when a project is deleted. The status machine is in
+"""What users ask of the pipeline: create a project (with the URL its runtime reserves),
+deploy an upload or an archive, cancel, retry, redeploy, roll back, and stop everything when
+a project is deleted. The status machine is in
 deployments/; builds.py and workflow.py move deployments along."""
 
 from __future__ import annotations
@@ -11,8 +12,10 @@ import time
 from typing import Any
 
 from chalicelib.aws import objects
+from chalicelib.core import ids
 from chalicelib.core.errors import BadRequest, InvalidState, PayloadTooLarge, ValidationFailed
 from chalicelib.core.log import logger
+from chalicelib.core.models import Project, ProjectCreate
 from chalicelib.core.settings import get_settings
 from chalicelib.deployments import service as deployments
 from chalicelib.deployments import uploads
@@ -316,16 +319,29 @@ def rollback(workspace_id: str, tier: str, project_id: str, body: RollbackReques
             f"Deployment #{target['number']} was never built, so there is nothing to roll back to"
         )
     _admit(workspace_id, tier, needs_build=False)
+    return rollback_to(project, target, body.note)
+
+
+def rollback_to(project: dict[str, Any], target: dict[str, Any], note: str | None) -> Deployment:
+    """A new `rollback` deployment of `target`'s artifact and env snapshot."""
     fields = {name: target[name] for name in BUILT_FIELDS if name in target}
     item = deployments.new_item(
         project,
         "deploying",
         {"type": "rollback", "deployment_id": target["id"]},
-        body.note,
+        note,
         env_key=target["env_key"],
         **fields,
     )
     return _deploy_built(project, item, f"rollback to #{target['number']} and its env")
+
+
+def create_project(workspace_id: str, body: ProjectCreate, tier: str) -> Project:
+    """A project with its stable URL, reserved before it exists (None where the runtime
+    knows it only at the first promote)."""
+    project_id = ids.new_id("prj")
+    url = engines.apps().reserve_url(project_id)
+    return projects.create(workspace_id, body, tier, project_id=project_id, url=url)
 
 
 def project_deleted(deleted: ProjectDeleted) -> None:
@@ -340,6 +356,7 @@ def project_deleted(deleted: ProjectDeleted) -> None:
             moved = None
         if moved is not None:
             stop_work(item)
+    engines.apps().release_url(project["id"])
     builds.queues.send(builds.QUEUE, {"kind": "purge_project", "project_id": project["id"]})
 
 

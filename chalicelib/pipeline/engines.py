@@ -22,7 +22,9 @@ from chalicelib.ports import AppRuntime, BuildEngine, BuildJob, BuildOutcome, On
 if TYPE_CHECKING:
     from chalicelib.builders.local import LocalBuildEngine
     from chalicelib.buildplan.model import BuildPlan
+    from chalicelib.runtimes.edge import CaddyEdge
     from chalicelib.runtimes.local import LocalProcessRuntime
+    from chalicelib.runtimes.runtime_logs import RuntimeLogs
 
 # The adapters are imported where they are picked, not at the top: a Lambda that serves the
 # API loads neither the local engines nor CodeBuild's and Lambda's, and its cold start
@@ -46,6 +48,25 @@ def _local_runtime(directory: str) -> LocalProcessRuntime:
     from chalicelib.runtimes.local import LocalProcessRuntime
 
     return LocalProcessRuntime(Path(directory))
+
+
+@cache
+def _edge(directory: str) -> CaddyEdge:
+    from chalicelib.runtimes.edge import CaddyEdge
+
+    return CaddyEdge(Path(directory))
+
+
+@cache
+def _runtime_logs(directory: str) -> RuntimeLogs:
+    from chalicelib.runtimes.runtime_logs import RuntimeLogs
+
+    return RuntimeLogs(Path(directory))
+
+
+def edge() -> CaddyEdge:
+    """The local edge (Caddy) of this state directory: the projects' URLs."""
+    return _edge(str(state_dir()))
 
 
 @cache
@@ -92,7 +113,13 @@ def apps() -> AppRuntime:
     if is_local():
         from chalicelib.runtimes.local_apps import LocalApps
 
-        return LocalApps(runtime(), state_dir() / "artifacts")
+        return LocalApps(
+            runtime(),
+            state_dir() / "artifacts",
+            edge(),
+            _runtime_logs(str(state_dir())),
+            get_settings().drain_grace_s,
+        )
     from chalicelib.runtimes.aws_lambda import LambdaApps, LambdaRuntime
 
     return LambdaApps(LambdaRuntime(get_settings().app_role_arn or ""))
@@ -105,10 +132,11 @@ def is_building(deployment_id: str) -> bool:
 
 def shutdown(timeout_s: float = 15.0) -> None:
     """The local stack on its way out: cancel the local builds (they end failed, to be
-    retried), wait for them, and stop every app this process's runtime runs."""
+    retried), wait for them, stop every app this process's runtime runs, then the edge."""
     if is_local():
         local_builds().shutdown(timeout_s)
         runtime().stop_all()
+        edge().stop()
 
 
 class ImageBuild:

@@ -9,6 +9,9 @@ after a task timeout) and a token the workflow no longer waits for is simply don
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -206,18 +209,24 @@ def promote(item: dict[str, Any], message: dict[str, Any]) -> dict[str, Any]:
     if item.get("environment") == "preview":
         return _run_preview(item)
     apps = engines.apps()
-    # The app's output so far is written before the `running` line; later output is not
-    # part of the deployment's log.
+    # The app's output so far is written before the `running` line; later output is its
+    # runtime log's.
     end_app_output(item["id"])
-    try:
-        project_url = apps.promote(item)
-    except Exception as error:
-        raise StepFailed(DEPLOY_FAILED, _reason(error)) from None
-    promoted, previous_id = deployments.promote(item, project_url)
-    if not promoted:
-        raise _moved_on(store.get(item["project_id"], item["id"]) or item)
+    project_url = _project(item).get("url")
+    # One switch of a project at a time in this process: the edge and the project's
+    # running deployment end up naming the same one, whoever promotes concurrently.
+    with _switching(item["project_id"]):
+        try:
+            served_at = apps.promote({**item, "project_url": project_url})
+        except Exception as error:
+            raise StepFailed(DEPLOY_FAILED, _reason(error)) from None
+        promoted, previous_id = deployments.promote(item, served_at)
+        if not promoted:
+            serve_current(item)
+            raise _moved_on(store.get(item["project_id"], item["id"]) or item)
     if previous_id and previous_id != item["id"]:
-        apps.stop({"id": previous_id, "project_id": item["project_id"]})
+        # Stopped once the requests it still serves have drained.
+        apps.retire({"id": previous_id, "project_id": item["project_id"]})
     return {"promoted": True}
 
 
@@ -231,6 +240,29 @@ def _run_preview(item: dict[str, Any]) -> dict[str, Any]:
     for previous_id in replaced:
         engines.apps().stop({"id": previous_id, "project_id": item["project_id"]})
     return {"promoted": False}
+
+
+_switch_locks: dict[str, threading.RLock] = {}
+_switch_guard = threading.Lock()
+
+
+@contextmanager
+def _switching(project_id: str) -> Iterator[None]:
+    with _switch_guard:
+        lock = _switch_locks.setdefault(project_id, threading.RLock())
+    with lock:
+        yield
+
+
+def serve_current(item: dict[str, Any]) -> None:
+    """Point the project's URL at its running deployment again (after a switch that did
+    not happen, or a restart of that deployment's app at a new address)."""
+    with _switching(item["project_id"]):
+        project = project_store.get(item["workspace_id"], item["project_id"])
+        current_id = project.get("current_deployment_id")
+        current = store.get(item["project_id"], current_id) if current_id else None
+        if current is not None and current["status"] == "running" and current.get("url"):
+            engines.apps().promote({**current, "project_url": project.get("url")})
 
 
 def mark_failed(item: dict[str, Any], message: dict[str, Any]) -> dict[str, Any]:

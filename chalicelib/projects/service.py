@@ -52,11 +52,19 @@ def to_model(item: dict[str, Any]) -> Project:
     )
 
 
-def create(workspace_id: str, body: ProjectCreate, tier: str, extra_operations=None) -> Project:
-    """Create a project, counted against the tier's project limit in the same transaction."""
+def create(
+    workspace_id: str,
+    body: ProjectCreate,
+    tier: str,
+    extra_operations=None,
+    project_id: str | None = None,
+    url: str | None = None,
+) -> Project:
+    """Create a project, counted against the tier's project limit in the same transaction.
+    `url` is its stable URL when the runtime reserved one (for `project_id`)."""
     now = now_iso()
     item = {
-        "id": ids.new_id("prj"),
+        "id": project_id or ids.new_id("prj"),
         "workspace_id": workspace_id,
         "name": body.name,
         "name_lc": body.name.lower(),
@@ -67,6 +75,7 @@ def create(workspace_id: str, body: ProjectCreate, tier: str, extra_operations=N
         "run": body.run.model_dump(),
         "git": _git_item(body.git, None, None),
         "status": "idle",
+        "url": url,
         "env": {},
         "created_at": now,
         "updated_at": now,

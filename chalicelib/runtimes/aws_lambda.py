@@ -14,11 +14,13 @@ import http.client
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
 from chalicelib.aws.clients import client
 from chalicelib.aws.errors import describe, error_code
+from chalicelib.core.clock import rfc3339
 from chalicelib.ports import AppSpec, DeployFailed, OnLog
 from chalicelib.runtimes.image import DEFAULT_PORT
 
@@ -205,6 +207,53 @@ class LambdaRuntime:
             _ignore_missing(_lambda().delete_alias, FunctionName=name, Name=LIVE_ALIAS)
         _ignore_missing(_lambda().delete_function, FunctionName=name, Qualifier=version)
 
+    def logs(
+        self, project_id: str, deployment_id: str, after: int, limit: int
+    ) -> list[dict[str, Any]]:
+        """The deployment's runtime log from CloudWatch Logs: the events of its version's
+        log streams (`YYYY/MM/DD/[<version>]...`) in the function's log group. A line's seq
+        is its timestamp in ms * 1000 + its rank within that ms, so `after` is a time too."""
+        name = self.function_name(project_id)
+        version = self._version_of(name, deployment_id)
+        if version is None:
+            return []
+        marker = f"[{version}]"
+        params: dict[str, Any] = {
+            "logGroupName": f"/aws/lambda/{name}",
+            "startTime": after // 1000,
+            "interleaved": True,
+        }
+        found: list[dict[str, Any]] = []
+        last_ms, rank = -1, 0
+        while True:
+            try:
+                page = _logs().filter_log_events(**params)
+            except Exception as error:
+                if error_code(error) == "ResourceNotFoundException":
+                    return found
+                raise
+            for event in page.get("events", []):
+                if marker not in event["logStreamName"]:
+                    continue
+                rank = rank + 1 if event["timestamp"] == last_ms else 0
+                last_ms = event["timestamp"]
+                seq = event["timestamp"] * 1000 + rank
+                if seq <= after:
+                    continue
+                found.append(
+                    {
+                        "seq": seq,
+                        "timestamp": rfc3339(datetime.fromtimestamp(last_ms / 1000, UTC)),
+                        "phase": "app",
+                        "message": event["message"].rstrip("\n"),
+                    }
+                )
+                if len(found) >= limit:
+                    return found
+            if not page.get("nextToken"):
+                return found
+            params["nextToken"] = page["nextToken"]
+
     def delete_project(self, project_id: str) -> None:
         """Delete the project's function with every version, alias and URL. Idempotent."""
         _ignore_missing(_lambda().delete_function, FunctionName=self.function_name(project_id))
@@ -345,6 +394,10 @@ def _lambda() -> Any:
     return client("lambda")
 
 
+def _logs() -> Any:
+    return client("logs")
+
+
 def _ignore_missing(call: Callable[..., Any], **params: Any) -> None:
     try:
         call(**params)
@@ -385,3 +438,30 @@ class LambdaApps:
 
     def stop(self, item: dict[str, Any]) -> None:
         self.runtime.stop(item["project_id"], item["id"])
+
+    def reserve_url(self, project_id: str) -> str | None:
+        # The live alias's function URL exists once a first version is promoted.
+        return None
+
+    def release_url(self, project_id: str) -> None:
+        """Deleting the project's function (delete_project) takes its URLs along."""
+
+    def retire(self, item: dict[str, Any]) -> None:
+        # Invocations in flight finish on their version; the alias already moved.
+        self.stop(item)
+
+    def keep_serving(self) -> bool:
+        return False  # Lambda serves function URLs itself
+
+    def exit_code(self, item: dict[str, Any]) -> int | None:
+        return None
+
+    def runtime_note(self, item: dict[str, Any], message: str) -> None:
+        """Lambda supervises its own execution environments: Shipyard has no lines to add."""
+
+    def runtime_logs(self, item: dict[str, Any], after: int, limit: int) -> list[dict[str, Any]]:
+        return self.runtime.logs(item["project_id"], item["id"], after, limit)
+
+    def access_logs(self, project_id: str, after: int, limit: int) -> list[dict[str, Any]]:
+        # Function URLs write no access log of their own (docs/runtimes.md).
+        return []

@@ -179,6 +179,11 @@ class LocalProcessRuntime:
         _check_id(deployment_id)
         return self._live_state(deployment_id) is not None
 
+    def exit_code(self, deployment_id: str) -> int | None:
+        """The exit code of the app's last process started by this one, once it ended."""
+        process = self._children.get(deployment_id)
+        return None if process is None else process.poll()
+
     def stop_all(self) -> None:
         """Stop every deployment this state_dir knows of, whoever started it."""
         with self._lock:

@@ -436,9 +436,9 @@ def purge_releases_and_uploads(project_id: str) -> None:
     upload_store.delete_all(project_id)
 
 
-def set_url(item: dict[str, Any], url: str, now: str) -> None:
-    """A running deployment's new address (the local stack restarted its app), on the
-    deployment and, if it is the one the project serves, on the project."""
+def set_url(item: dict[str, Any], url: str) -> None:
+    """A running deployment's new address (its app was started again). The project's URL
+    does not change: the edge is switched to the new address."""
     deployments.update(
         _key(item["project_id"], item["id"]),
         "SET #url = :url",
@@ -446,4 +446,3 @@ def set_url(item: dict[str, Any], url: str, now: str) -> None:
         {"#url": "url"},
         {":url": url},
     )
-    project_store.set_url_if_serving(item["workspace_id"], item["project_id"], item["id"], url, now)

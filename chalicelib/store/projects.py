@@ -272,23 +272,6 @@ def set_status(
             raise
 
 
-def set_url_if_serving(
-    workspace_id: str, project_id: str, deployment_id: str, url: str, now: str
-) -> None:
-    """The project's URL, if `deployment_id` is the one it serves."""
-    try:
-        projects.update(
-            _key(workspace_id, project_id),
-            "SET #url = :url, updated_at = :now",
-            "current_deployment_id = :id",
-            {"#url": "url"},
-            {":url": url, ":now": now, ":id": deployment_id},
-        )
-    except Exception as error:
-        if not is_condition_failure(error):
-            raise
-
-
 def with_repository(match: str) -> list[dict[str, Any]]:
     """The projects, of any workspace, whose git repository has this match key (the index
     `by_git_repository`: a GitHub push finds its projects with one Query)."""

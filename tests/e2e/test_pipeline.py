@@ -120,7 +120,9 @@ def test_the_static_example_reaches_running_and_its_url_answers(stack):
     status, page = fetch(running["url"])
     assert status == 200 and "It ships." in page
     _, _, current = stack.request("GET", f"/v1/projects/{project['data']['id']}")
-    assert current["data"]["url"] == running["url"]
+    # The project's own URL, assigned at creation, serves the running deployment.
+    assert current["data"]["url"] == project["data"]["url"] != running["url"]
+    assert "It ships." in fetch(current["data"]["url"])[1]
     lines, done = follow(stack, deployment)
     assert [line["seq"] for line in lines] == list(range(1, len(lines) + 1))
     assert done == ["running"]
@@ -149,7 +151,10 @@ def test_the_python_example_runs_and_a_rollback_brings_back_the_old_version(stac
         status, page = fetch(running["url"] + "/api/info")
         assert status == 200 and json.loads(page)["version"] == version
         versions[version] = running
-    assert fetch(versions["1"]["url"]) is None  # replaced, stopped
+    deadline = time.monotonic() + 30
+    while fetch(versions["1"]["url"]) is not None:  # replaced, stopped once drained
+        assert time.monotonic() < deadline, "the replaced app kept running"
+        time.sleep(0.2)
 
     status, _, body = stack.request(
         "POST", f"/v1/projects/{project_id}/rollback", {"deployment_id": versions["1"]["id"]}

@@ -211,6 +211,8 @@ def pipeline_environment(monkeypatch, tmp_path):
     """Local engines keep their state in the test's own directory; cached queue URLs and
     depths of an earlier test's moto are forgotten."""
     monkeypatch.setenv("SHIPYARD_STATE_DIR", str(tmp_path / "state"))
+    # A replaced app stops at once, without a drain: the tests look for it gone.
+    monkeypatch.setenv("SHIPYARD_DRAIN_GRACE_S", "0")
     from chalicelib.aws import queues
 
     queues.forget()

@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
+import time
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -322,3 +323,39 @@ def test_http_status_answers_the_status_without_following_redirects():
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_runtime_logs_are_the_versions_cloudwatch_events_in_order(lambda_world):
+    role, repository, _ = lambda_world
+    runtime = LambdaRuntime(role, poll_s=0)
+    runtime.deploy("dep_1", "prj_a", push_image(repository, "v1"), Plan(), {})
+    runtime.deploy("dep_2", "prj_a", push_image(repository, "v2"), Plan(), {})
+    logs = client("logs")
+    group = "/aws/lambda/shipyard-app-prj_a"
+    start_ms = int(time.time()) * 1000
+    logs.create_log_group(logGroupName=group)
+    for version, lines in (("1", ["one", "two", "three"]), ("2", ["other version"])):
+        stream = f"2026/01/01/[{version}]abcdef"
+        logs.create_log_stream(logGroupName=group, logStreamName=stream)
+        logs.put_log_events(
+            logGroupName=group,
+            logStreamName=stream,
+            logEvents=[
+                {"timestamp": start_ms + i, "message": m + "\n"} for i, m in enumerate(lines)
+            ],
+        )
+
+    first = runtime.logs("prj_a", "dep_1", 0, 2)
+    rest = runtime.logs("prj_a", "dep_1", first[-1]["seq"], 100)
+
+    assert [(line["phase"], line["message"]) for line in first + rest] == [
+        ("app", "one"),
+        ("app", "two"),
+        ("app", "three"),
+    ]
+    assert [line["seq"] for line in first + rest] == sorted({line["seq"] for line in first + rest})
+    assert first[0]["timestamp"] == time.strftime(
+        "%Y-%m-%dT%H:%M:%SZ", time.gmtime(start_ms / 1000)
+    )
+    assert runtime.logs("prj_a", "dep_1", rest[-1]["seq"], 100) == []
+    assert runtime.logs("prj_b", "dep_9", 0, 100) == []

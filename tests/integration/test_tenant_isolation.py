@@ -48,6 +48,10 @@ ROUTES = [
     ("GET", "/v1/projects/{project_id}/deploy-hooks", None),
     ("POST", "/v1/projects/{project_id}/deploy-hooks", {"name": "Injected"}),
     ("DELETE", "/v1/projects/{project_id}/deploy-hooks/{hook_id}", None),
+    ("GET", "/v1/projects/{project_id}/deployments/{deployment_id}/runtime-logs", None),
+    ("GET", "/v1/projects/{project_id}/deployments/{deployment_id}/runtime-logs/stream", None),
+    ("GET", "/v1/projects/{project_id}/access-logs", None),
+    ("GET", "/v1/projects/{project_id}/access-logs/stream", None),
 ]
 
 # Who attacks: each acts in a workspace of its own (A), or names B in X-Workspace-ID.

@@ -121,7 +121,9 @@ def test_an_app_builds_deploys_passes_its_health_check_and_serves(api, app_proje
     assert running["finished_at"] is not None
     assert fetch(running["url"]) == "version 1"
     project = api.get(f"/v1/projects/{app_project['id']}").json["data"]
-    assert (project["status"], project["url"]) == ("running", running["url"])
+    # The project's own URL (the edge's port for it) serves the running deployment.
+    assert project["status"] == "running" and project["url"] != running["url"]
+    assert fetch(project["url"]) == "version 1"
     assert project["current_deployment_id"] == deployment["id"]
     system = messages(api, deployment, "system")
     assert [m for m in system if m in ("Building (local)", "Built", "Deploying")] == [

@@ -42,6 +42,8 @@ class FakeApps:
         self.running: dict[str, AppSpec] = {}
         self.healthy: set[str] = set()
         self.stopped: list[str] = []
+        self.released: list[str] = []
+        self.notes: list[tuple[str, str]] = []
 
     def start(self, spec: AppSpec, on_log: OnLog | None) -> str:
         self.running[spec.deployment_id] = spec
@@ -60,6 +62,30 @@ class FakeApps:
     def stop(self, item: dict[str, Any]) -> None:
         self.running.pop(item["id"], None)
         self.stopped.append(item["id"])
+
+    def retire(self, item: dict[str, Any]) -> None:
+        self.stop(item)
+
+    def reserve_url(self, project_id: str) -> str | None:
+        return f"http://edge.test/{project_id}"
+
+    def release_url(self, project_id: str) -> None:
+        self.released.append(project_id)
+
+    def keep_serving(self) -> bool:
+        return False
+
+    def exit_code(self, item: dict[str, Any]) -> int | None:
+        return None
+
+    def runtime_note(self, item: dict[str, Any], message: str) -> None:
+        self.notes.append((item["id"], message))
+
+    def runtime_logs(self, item: dict[str, Any], after: int, limit: int) -> list[dict[str, Any]]:
+        return []
+
+    def access_logs(self, project_id: str, after: int, limit: int) -> list[dict[str, Any]]:
+        return []
 
 
 def test_the_fakes_are_the_ports():

@@ -1,0 +1,88 @@
+"""Routes of what runs: a deployment's runtime log and a project's access log."""
+
+from __future__ import annotations
+
+from chalice import Response
+
+from chalicelib.api.deployments import DEPLOYMENT, PROJECT, after_of
+from chalicelib.api.http import RequestContext, Router, json_response
+from chalicelib.deployments import service as deployments
+from chalicelib.pipeline import live_logs
+from chalicelib.store import projects as project_store
+
+router = Router(__name__, "runtime")
+SSE_HEADERS = {"Content-Type": "text/event-stream; charset=utf-8", "Cache-Control": "no-cache"}
+
+
+def _wants_text(ctx: RequestContext) -> bool:
+    accept = (ctx.headers.get("accept") or "").lower()
+    return "text/plain" in accept and "application/json" not in accept
+
+
+@router.route(
+    DEPLOYMENT + "/runtime-logs",
+    "GET",
+    scope="deployments:read",
+    query={"after": "seq to continue after", "limit": "1..1000, default 100"},
+)
+def get_runtime_logs(ctx: RequestContext, project_id: str, deployment_id: str):
+    """What the deployment's app printed, and the supervisor's lines; JSON, or text."""
+    deployments.item_of(ctx.workspace_id, project_id, deployment_id)
+    after, _ = after_of(ctx)
+    limit = ctx.query_int("limit", 1, 1000, 100)
+    lines, status, _ = live_logs.runtime_page(project_id, deployment_id, after, limit)
+    cursor = lines[-1]["seq"] if lines else after
+    if _wants_text(ctx):
+        return Response(
+            body=live_logs.as_text(lines),
+            status_code=200,
+            headers={
+                "Content-Type": "text/plain; charset=utf-8",
+                "X-Next-Cursor": str(cursor),
+                "X-Deployment-Status": status,
+            },
+        )
+    body = {
+        "data": lines,
+        "pagination": {"next_cursor": str(cursor), "has_more": len(lines) == limit},
+        "status": status,
+    }
+    return json_response(body, 200)
+
+
+@router.route(DEPLOYMENT + "/runtime-logs/stream", "GET", scope="deployments:read")
+def stream_runtime_logs(ctx: RequestContext, project_id: str, deployment_id: str):
+    """Server-sent events of the runtime log; `done` once the deployment has stopped."""
+    deployments.item_of(ctx.workspace_id, project_id, deployment_id)
+    after, resumed = after_of(ctx)
+    status, body = live_logs.stream_runtime(project_id, deployment_id, after, resumed)
+    return Response(body=body, status_code=status, headers=SSE_HEADERS)
+
+
+@router.route(
+    PROJECT + "/access-logs",
+    "GET",
+    scope="deployments:read",
+    query={"after": "seq to continue after", "limit": "1..1000, default 100"},
+)
+def get_access_logs(ctx: RequestContext, project_id: str):
+    """The requests the project's URL served, oldest first, after a seq."""
+    project_store.get(ctx.workspace_id, project_id)
+    after, _ = after_of(ctx)
+    limit = ctx.query_int("limit", 1, 1000, 100)
+    entries = live_logs.access_page(project_id, after, limit)
+    cursor = entries[-1]["seq"] if entries else after
+    body = {
+        "data": entries,
+        "pagination": {"next_cursor": str(cursor), "has_more": len(entries) == limit},
+    }
+    return json_response(body, 200)
+
+
+@router.route(PROJECT + "/access-logs/stream", "GET", scope="deployments:read")
+def stream_access_logs(ctx: RequestContext, project_id: str):
+    """Server-sent events of the access log (resumable with Last-Event-ID)."""
+    project_store.get(ctx.workspace_id, project_id)
+    after, resumed = after_of(ctx)
+    status, body = live_logs.stream_access(project_id, after, resumed)
+    return Response(body=body, status_code=status, headers=SSE_HEADERS)
