@@ -17,6 +17,7 @@ PREFIX = "shipyard"
 RESOURCELESS_ACTIONS = frozenset(
     {
         "sqs:ListQueues",
+        "dynamodb:ListStreams",
         "ecr:GetAuthorizationToken",
         "logs:CreateLogDelivery",
         "logs:GetLogDelivery",
@@ -158,6 +159,16 @@ def access(name: str, names: Names) -> list[dict[str, Any]]:
             ],
         }[verb]
         return [_allow(actions, arn)]
+    if kind == "stream":
+        # What Lambda's event source mapping does with the function's role to read a
+        # table's stream (`rest` is the table's logical id).
+        return [
+            _allow(
+                ["dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator"],
+                {"Fn::GetAtt": [rest, "StreamArn"]},
+            ),
+            _allow("dynamodb:ListStreams", "*"),
+        ]
     if name == "workflow:start":
         return [_allow("states:StartExecution", {"Ref": names.machine})]
     if name == "workflow:stop":
