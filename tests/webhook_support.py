@@ -3,6 +3,7 @@ every request and answers as the test scripts it."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable
@@ -58,10 +59,9 @@ class Receiver:
                     self.send_header(name, value)
                 self.send_header("Content-Length", str(len(reply.body)))
                 self.end_headers()
-                try:
+                # The sender may stop reading at its cap and close.
+                with contextlib.suppress(OSError):
                     self.wfile.write(reply.body)
-                except OSError:
-                    pass  # the sender stopped reading at its cap
 
             def log_message(self, *args) -> None:
                 """Quiet."""
