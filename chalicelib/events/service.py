@@ -33,6 +33,7 @@ def new_event(
         "type": event_type,
         "type_key": f"{workspace_id}#{event_type}",
         "timestamp": rfc3339(moment),
+        "at_ms": millis,
         "data": data,
         "expires_at": int((moment + RETENTION).timestamp()),
     }

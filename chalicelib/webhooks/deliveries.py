@@ -58,10 +58,9 @@ def _now() -> datetime:
 
 def new_delivery(event: dict[str, Any], endpoint: dict[str, Any], due: bool) -> dict[str, Any]:
     created = _now()
-    millis = int(parse_rfc3339(event["timestamp"]).timestamp() * 1000)
     item = {
         "webhook_id": endpoint["id"],
-        "id": ids.derived_id("whd", millis, f"{event['id']}|{endpoint['id']}"),
+        "id": ids.derived_id("whd", event["at_ms"], f"{event['id']}|{endpoint['id']}"),
         "workspace_id": endpoint["workspace_id"],
         "event_id": event["id"],
         "event_type": event["type"],
@@ -86,6 +85,8 @@ def fan_out(event: dict[str, Any]) -> int:
     made = 0
     for endpoint in store.endpoints_of(event["workspace_id"]):
         if not endpoint.get("is_active", True) or not matches(endpoint["events"], event["type"]):
+            continue
+        if endpoint.get("created_ms", 0) > event["at_ms"]:
             continue
         item = new_delivery(event, endpoint, due=True)
         if store.create_delivery(item):

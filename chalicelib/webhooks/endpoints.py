@@ -7,6 +7,7 @@ each delivery is signed with both.
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -60,6 +61,9 @@ def create(workspace_id: str, body: WebhookCreate) -> WebhookWithSecret:
     url = check_url(body.url)
     webhook_id, secret, now = ids.new_id("wh"), signing.new_secret(), now_iso()
     item = {
+        # An endpoint gets the events of changes made after it was made (to the millisecond:
+        # a stream is read late, and that must not change who gets what).
+        "created_ms": int(time.time() * 1000),
         "workspace_id": workspace_id,
         "id": webhook_id,
         "url": url,
