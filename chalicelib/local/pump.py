@@ -222,6 +222,7 @@ class Pump:
         ddb, streams = client("dynamodb"), client("dynamodbstreams")
         checkpoints = self._checkpoints
         iterators: dict[str, str | None] = {}
+        failing = False
         while not self._stopping.is_set():
             try:
                 arn = ddb.describe_table(TableName=get_settings().table(table))["Table"][
@@ -248,9 +249,13 @@ class Pump:
                             continue
                         checkpoints.set(key, records[-1]["dynamodb"]["SequenceNumber"])
                     iterators[key] = found.get("NextShardIterator")
+                failing = False
             except Exception:
-                if not self._stopping.is_set():
+                # Logged when it starts failing, not every second until it stops (moto's
+                # in-process mock, which some tests use, has no streams to read).
+                if not self._stopping.is_set() and not failing:
                     logger().exception("Reading a stream failed", extra={"table": table})
+                failing = True
                 iterators.clear()
                 self._stopping.wait(1)
                 continue
