@@ -144,6 +144,31 @@ def test_a_handler_run_twice_makes_one_event_and_one_delivery(server_api, receiv
     assert len(deliveries) == 1 and deliveries[0]["event_id"] == first[0]["id"]
 
 
+def test_a_change_that_was_not_committed_makes_no_event(server_api):
+    from tests.pipeline_support import multipart
+
+    api = server_api
+    project = api.post("/v1/projects", {"name": "Kept", "slug": "kept"}).json["data"]
+    # When a write is refused (a taken slug) and a deployment is canceled before it built
+    assert api.post("/v1/projects", {"name": "Again", "slug": "kept"}).status_code == 409
+    content_type, body = multipart({"archive": ("a.tar.gz", targz({"index.html": "x"}))})
+    made = api.post(
+        f"/v1/projects/{project['id']}/deploy", body, headers={"Content-Type": content_type}
+    ).json["data"]
+    path = f"/v1/projects/{project['id']}/deployments/{made['id']}"
+    assert api.post(path + "/cancel").status_code == 200
+    assert api.post(path + "/cancel").status_code == 409
+    hand_over("projects")
+    hand_over("deployments")
+    # Then the refused write made nothing, and each committed change made its one event
+    assert len(api.get("/v1/events?type=project.created").json["data"]) == 1
+    assert [e["data"]["deployment_id"] for e in events_of(api, "?type=deployment.created")] == [
+        made["id"]
+    ]
+    canceled = api.get("/v1/events?type=deployment.canceled").json["data"]
+    assert [e["data"]["status"] for e in canceled] == ["canceled"]
+
+
 def test_an_event_is_not_lost_when_nothing_consumed_the_stream_or_its_handler_crashed(
     server_api, server_client, receiver, monkeypatch
 ):
