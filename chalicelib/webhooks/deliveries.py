@@ -139,6 +139,7 @@ def _send_and_record(delivery: dict[str, Any], token: str, trigger: str) -> dict
         "duration_ms": answer.duration_ms,
         "trigger": trigger,
         "started_at": rfc3339(started),
+        "next_retry_at": _seconds(next_at),
     }
     status = "success" if succeeded else ("retrying" if next_at else "failed")
     attempts = [record, *delivery.get("attempts", [])][:KEEP_ATTEMPTS]

@@ -73,6 +73,9 @@ class Attempt(BaseModel):
     duration_ms: int
     trigger: Trigger
     started_at: Timestamp
+    next_retry_at: Timestamp | None = Field(
+        default=None, description="when the attempt after this one was due, if any"
+    )
 
 
 class Delivery(BaseModel):

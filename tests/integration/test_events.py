@@ -263,6 +263,8 @@ def test_a_receiver_down_for_three_attempts_gets_the_event_once_back(server_api,
         assert [a["response_code"] for a in attempts] == [200, 503, 503, 503]
         assert attempts[0]["response_body"] == "thanks"
         assert {a["trigger"] for a in attempts} == {"scheduled"}
+        assert attempts[0]["next_retry_at"] is None
+        assert all(a["next_retry_at"] for a in attempts[1:])
         endpoint = api.get(f"/v1/webhooks/{hook['id']}").json["data"]
         assert endpoint["success_count"] == 1 and endpoint["failure_count"] == 3
         assert endpoint["consecutive_failures"] == 0 and endpoint["last_delivery_at"]
