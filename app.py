@@ -6,6 +6,7 @@ from chalice import Chalice
 from chalicelib.api import (
     dashboard,
     deployments,
+    events,
     files,
     hooks,
     keys,
@@ -14,6 +15,7 @@ from chalicelib.api import (
     runtime,
     service,
     usage,
+    webhooks,
     workspaces,
 )
 from chalicelib.api.http import middleware
@@ -37,6 +39,8 @@ app.register_blueprint(mcp.router.blueprint)
 app.register_blueprint(files.router.blueprint)
 app.register_blueprint(dashboard.router.blueprint)
 app.register_blueprint(hooks.router.blueprint)
+app.register_blueprint(webhooks.router.blueprint)
+app.register_blueprint(events.router.blueprint)
 
 
 # Each handler imports the workers on its first event: an API cold start doesn't.
@@ -66,3 +70,45 @@ def sweep(event):
     from chalicelib.workers import handlers
 
     handlers.on_schedule(event)
+
+
+def stream_of(table: str) -> str:
+    """The stream of a table of infra/resources.json, named by the table alone: the
+    template points each handler at its table's StreamArn (infra/cloudformation.py) and the
+    local pump reads the table's latest stream (chalicelib/local/pump.py)."""
+    return f"arn:aws:dynamodb:us-east-1:000000000000:table/{table}/stream/declared"
+
+
+@app.on_dynamodb_record(stream_arn=stream_of("projects"), batch_size=100)
+def on_projects_change(event):
+    from chalicelib.workers import events
+
+    events.on_change("projects", event)
+
+
+@app.on_dynamodb_record(stream_arn=stream_of("deployments"), batch_size=100)
+def on_deployments_change(event):
+    from chalicelib.workers import events
+
+    events.on_change("deployments", event)
+
+
+@app.on_dynamodb_record(stream_arn=stream_of("api_keys"), batch_size=100)
+def on_api_keys_change(event):
+    from chalicelib.workers import events
+
+    events.on_change("api_keys", event)
+
+
+@app.on_sqs_message(queue="shipyard-webhook-deliveries", batch_size=1)
+def on_webhook_delivery(event):
+    from chalicelib.workers import events
+
+    events.on_webhook_delivery(event)
+
+
+@app.schedule("rate(1 minute)")
+def retry_webhooks(event):
+    from chalicelib.workers import events
+
+    events.on_webhook_schedule(event)

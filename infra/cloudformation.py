@@ -98,6 +98,15 @@ SKIPS = {
         "CKV_AWS_115",
         "One invocation per CodeBuild state change: bounded by the builds' concurrency",
     ),
+    "stream_dlq": (
+        "CKV_AWS_116",
+        "Invoked by its stream's event source mapping: a failed batch is retried in order until"
+        " it succeeds or expires, then reported to the failed-events queue",
+    ),
+    "stream_concurrency": (
+        "CKV_AWS_115",
+        "One invocation per stream shard at a time: load follows the table's writes",
+    ),
     "schedule_concurrency": (
         "CKV_AWS_115",
         "One invocation a minute; every step is a conditional write, so an overlap is harmless",
@@ -217,6 +226,9 @@ def _tables(spec: dict[str, Any]) -> dict[str, Any]:
         name = definition["TableName"]
         table = spec["tables"][name.removeprefix(f"{PREFIX}-")]
         properties = dict(definition)
+        if "stream" in table:
+            # CloudFormation's form of CreateTable's StreamSpecification.
+            properties["StreamSpecification"] = {"StreamViewType": table["stream"]}
         if name in expiring:
             properties["TimeToLiveSpecification"] = {
                 "AttributeName": expiring[name],
@@ -689,6 +701,35 @@ def _functions(spec: dict[str, Any], names: iam.Names) -> dict[str, Any]:
                     "Resource": {"Fn::GetAtt": [FAILED_EVENTS, "Arn"]},
                 }
             )
+        if trigger == "stream":
+            table = _logical("Table", f"{PREFIX}-{declared['stream']}")
+            statements += iam.access(f"stream:{table}", names)
+            statements.append(
+                {
+                    "Effect": "Allow",
+                    "Action": "sqs:SendMessage",
+                    "Resource": {"Fn::GetAtt": [FAILED_EVENTS, "Arn"]},
+                }
+            )
+            # app.py names each stream by its table only (its ARN exists once the table
+            # does): the event source mapping reads the table's own stream. A record is
+            # retried until its handler succeeds (the stream keeps it 24 hours); a batch
+            # that fails is halved to find the record at fault, and one that expires is
+            # reported to the failed-events queue.
+            properties["Events"] = {
+                function + "DynamodbEventSource": {
+                    "Properties": {
+                        "Stream": {"Fn::GetAtt": [table, "StreamArn"]},
+                        "BisectBatchOnFunctionError": True,
+                        "DestinationConfig": {
+                            "OnFailure": {
+                                "Type": "SQS",
+                                "Destination": {"Fn::GetAtt": [FAILED_EVENTS, "Arn"]},
+                            }
+                        },
+                    }
+                }
+            }
         reserved = declared.get("reserved_concurrency")
         if reserved:
             limit = {"Fn::If": ["ReserveBuilds", {"Ref": reserved}, {"Ref": "AWS::NoValue"}]}
@@ -707,6 +748,7 @@ def _functions(spec: dict[str, Any], names: iam.Names) -> dict[str, Any]:
             "sqs": ["sqs_dlq"] + ([] if reserved else ["deploy_concurrency"]),
             "event": ["event_concurrency"],
             "schedule": ["schedule_concurrency"],
+            "stream": ["stream_dlq", "stream_concurrency"],
         }[trigger]
         resources[function] = _skip(resource, *skips)
         role = "ApiHandlerRole" if function == "APIHandler" else function + "Role"

@@ -30,7 +30,12 @@ LOG_DELIVERY_AND_TRACING = (
     "xray:GetSamplingTargets",
 )
 RESOURCELESS_ACTIONS = frozenset(
-    {"sqs:ListQueues", "ecr:GetAuthorizationToken", *LOG_DELIVERY_AND_TRACING}
+    {
+        "sqs:ListQueues",
+        "dynamodb:ListStreams",
+        "ecr:GetAuthorizationToken",
+        *LOG_DELIVERY_AND_TRACING,
+    }
 )
 
 TABLE_ACTIONS = [
@@ -158,6 +163,16 @@ def access(name: str, names: Names) -> list[dict[str, Any]]:
             ],
         }[verb]
         return [_allow(actions, arn)]
+    if kind == "stream":
+        # What Lambda's event source mapping does with the function's role to read a
+        # table's stream (`rest` is the table's logical id).
+        return [
+            _allow(
+                ["dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator"],
+                {"Fn::GetAtt": [rest, "StreamArn"]},
+            ),
+            _allow("dynamodb:ListStreams", "*"),
+        ]
     if name == "workflow:start":
         return [_allow("states:StartExecution", {"Ref": names.machine})]
     if name == "workflow:stop":

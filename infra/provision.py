@@ -51,6 +51,11 @@ def table_definitions(prefix: str) -> list[dict[str, Any]]:
         ]
         if indexes:
             definition["GlobalSecondaryIndexes"] = indexes
+        if "stream" in table:
+            definition["StreamSpecification"] = {
+                "StreamEnabled": True,
+                "StreamViewType": table["stream"],
+            }
         definition["AttributeDefinitions"] = [
             {"AttributeName": name, "AttributeType": kind} for name, kind in attributes.items()
         ]
@@ -80,6 +85,14 @@ def provision(prefix: str = "shipyard", region: str = "us-east-1") -> dict[str, 
                 ddb.update_time_to_live(
                     TableName=name,
                     TimeToLiveSpecification={"AttributeName": expiring[name], "Enabled": True},
+                )
+        elif "StreamSpecification" in definition:
+            # A moto server reused across restarts may hold the table as an older
+            # declaration made it, without its stream.
+            current = ddb.describe_table(TableName=name)["Table"]
+            if not current.get("StreamSpecification", {}).get("StreamEnabled"):
+                ddb.update_table(
+                    TableName=name, StreamSpecification=definition["StreamSpecification"]
                 )
 
     s3 = boto3.client("s3", region_name=region)

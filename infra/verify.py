@@ -124,6 +124,19 @@ def problems(template: dict) -> list[str]:
         sources = [e for e in events.values() if e["Type"] == "SQS"]
         if not any(f":shipyard-{queue}" in json.dumps(e["Properties"]["Queue"]) for e in sources):
             found.append(f"{function}: not subscribed to the {queue} queue")
+    # Each stream handler reads the stream of the table it declares.
+    for function, declared in spec["functions"].items():
+        if declared["trigger"] != "stream":
+            continue
+        table = "TableShipyard" + "".join(p.capitalize() for p in declared["stream"].split("_"))
+        events = functions.get(function, {}).get("Properties", {}).get("Events", {})
+        streams = [
+            e["Properties"].get("Stream") for e in events.values() if e["Type"] == "DynamoDB"
+        ]
+        if streams != [{"Fn::GetAtt": [table, "StreamArn"]}]:
+            found.append(f"{function}: does not read the stream of {table}")
+        if "StreamSpecification" not in resources.get(table, {}).get("Properties", {}):
+            found.append(f"{table}: no stream, yet {function} reads it")
     kinds = {
         json.dumps(e.get("Properties", {}).get("Pattern", {}).get("source"))
         for f in functions.values()

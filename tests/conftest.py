@@ -15,7 +15,8 @@ TEST_ENV = {
     "AWS_DEFAULT_REGION": "us-east-1",
     "SHIPYARD_STAGE": "test",
     "SHIPYARD_CURSOR_SECRET": "test-cursor-secret-0123456789",
-    # Git clones (and any other outbound connection) reach loopback only in every test.
+    # Tests send traffic to loopback only: every outbound connection Shipyard makes
+    # (webhook deliveries, git clones) is refused unless it goes to a loopback address.
     "SHIPYARD_OUTBOUND_LOOPBACK_ONLY": "1",
 }
 

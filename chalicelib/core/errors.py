@@ -136,3 +136,7 @@ class BuildQueueFull(ApiError):
 
     def __init__(self, retry_after: int) -> None:
         super().__init__(headers={"Retry-After": str(retry_after)})
+
+
+class CannotRetry(ApiError):
+    status, code, default_message = 400, "cannot_retry", "This delivery succeeded: nothing to retry"

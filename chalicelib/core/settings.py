@@ -62,9 +62,17 @@ class Settings(BaseModel):
     # The AWS runtime: the ECR repository of the apps' images and their execution role.
     image_repository: str | None = None
     app_role_arn: str | None = None
-    # Outbound connections to user-given places (git remotes): with this set (every test
-    # run) only loopback is reached.
+    # Outbound connections to user-given URLs (chalicelib/outbound). Private targets
+    # (loopback, private, link-local, unique-local) are refused unless the operator allows
+    # them (the local stack does); with outbound_loopback_only (every test run), nothing but
+    # loopback may be reached, whatever a URL says.
+    allow_private_targets: bool = False
     outbound_loopback_only: bool = False
+    # Outgoing webhooks (docs/webhooks.md). Timings are settings so tests run in seconds.
+    webhook_timeout_s: float = Field(default=15.0, gt=0, le=15.0)
+    webhook_retry_schedule_s: str = "5,300,1800,7200,18000,36000,36000"
+    webhook_claim_s: float = Field(default=60.0, gt=0)
+    webhook_disable_after_s: float = 5 * 86400.0
     # A running preview with no new push for this long is stopped by the sweeper.
     preview_idle_s: int = 7 * 24 * 3600
 
@@ -122,7 +130,12 @@ _ENV = {
     "state_dir": "SHIPYARD_STATE_DIR",
     "image_repository": "SHIPYARD_IMAGE_REPOSITORY",
     "app_role_arn": "SHIPYARD_APP_ROLE_ARN",
+    "allow_private_targets": "SHIPYARD_ALLOW_PRIVATE_TARGETS",
     "outbound_loopback_only": "SHIPYARD_OUTBOUND_LOOPBACK_ONLY",
+    "webhook_timeout_s": "SHIPYARD_WEBHOOK_TIMEOUT_S",
+    "webhook_retry_schedule_s": "SHIPYARD_WEBHOOK_RETRY_SCHEDULE_S",
+    "webhook_claim_s": "SHIPYARD_WEBHOOK_CLAIM_S",
+    "webhook_disable_after_s": "SHIPYARD_WEBHOOK_DISABLE_AFTER_S",
     "preview_idle_s": "SHIPYARD_PREVIEW_IDLE_S",
 }
 

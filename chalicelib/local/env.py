@@ -35,6 +35,8 @@ def apply(port: int | None = None) -> dict[str, str]:
         "MOTO_PORT": str(port),
         "SHIPYARD_STAGE": "local",
         "SHIPYARD_CURSOR_SECRET": cursor_secret(),
+        # A webhook pointed at a receiver on this machine must work locally.
+        "SHIPYARD_ALLOW_PRIVATE_TARGETS": "true",
     }
     for name, value in values.items():
         os.environ.setdefault(name, value)

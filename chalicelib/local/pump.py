@@ -5,6 +5,11 @@ process.
   decorated handler as a Chalice SQS event (one record per call, like batch size 1), on a
   worker thread. A handler that returns has its message deleted; one that raises leaves it
   to come back after the queue's visibility timeout, as Lambda's event source mapping would.
+- Every `app.on_dynamodb_record` handler gets its table's stream, read from moto server's
+  DynamoDB Streams (app.py names a stream by its table): each shard's records, in order,
+  as the Chalice DynamoDB event Lambda would deliver. A shard's checkpoint (the last
+  sequence number whose handler returned, kept in the state directory) moves only when the
+  handler succeeds; one that raises gets the same records again, as Lambda retries a batch.
 - Every `app.schedule` handler is fired on its `rate(...)` schedule (EventBridge schedules
   never fire on moto). SHIPYARD_SCHEDULE_INTERVAL_S overrides every rate (tests).
 - Build engines and runtimes need no pumping: LocalBuilder and LocalProcessRuntime run in
@@ -13,6 +18,7 @@ process.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import threading
@@ -23,7 +29,11 @@ from typing import Any
 
 from chalicelib.aws.clients import client
 from chalicelib.core.log import logger
+from chalicelib.core.settings import get_settings, state_dir
 
+STREAM_TABLE = re.compile(r":table/([^/]+)/stream/")
+STREAM_POLL_S = 0.1
+STREAM_BATCH = 100
 RATE = re.compile(r"^rate\((\d+) (minute|minutes|hour|hours|day|days|second|seconds)\)$")
 UNIT_S = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
 
@@ -52,6 +62,42 @@ def sqs_event(message: dict[str, Any], queue_arn: str) -> dict[str, Any]:
             }
         ]
     }
+
+
+def stream_event(records: list[dict[str, Any]], stream_arn: str) -> dict[str, Any]:
+    """The event Lambda's DynamoDB event source would deliver for these records."""
+    converted = []
+    for record in records:
+        change = dict(record["dynamodb"])
+        created = change.get("ApproximateCreationDateTime")
+        if hasattr(created, "timestamp"):
+            change["ApproximateCreationDateTime"] = created.timestamp()
+        converted.append({**record, "dynamodb": change, "eventSourceARN": stream_arn})
+    return {"Records": converted}
+
+
+class Checkpoints:
+    """The last sequence number handled per stream shard, kept in the state directory so
+    a restarted stack on the same moto data resumes after it."""
+
+    def __init__(self) -> None:
+        self.path = state_dir() / "stream-checkpoints.json"
+        self._lock = threading.Lock()
+        try:
+            self._done: dict[str, str] = json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            self._done = {}
+
+    def get(self, shard: str) -> str | None:
+        return self._done.get(shard)
+
+    def set(self, shard: str, sequence: str) -> None:
+        with self._lock:
+            self._done[shard] = sequence
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            temporary = self.path.with_suffix(".tmp")
+            temporary.write_text(json.dumps(self._done))
+            temporary.replace(self.path)
 
 
 def scheduled_event(name: str) -> dict[str, Any]:
@@ -87,9 +133,10 @@ class Pump:
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="pump")
         self._slots = threading.BoundedSemaphore(workers)
         self._threads: list[threading.Thread] = []
+        self._checkpoints = Checkpoints()
 
     def start(self) -> None:
-        from chalice.app import ScheduledEventConfig, SQSEventConfig
+        from chalice.app import DynamoDBEventConfig, ScheduledEventConfig, SQSEventConfig
 
         for source in self.app.event_sources:
             if self.only is not None and source.name not in self.only:
@@ -97,6 +144,9 @@ class Pump:
             handler = getattr(self.handlers, source.name)
             if isinstance(source, SQSEventConfig):
                 target, args = self._poll, (source.queue, handler)
+            elif isinstance(source, DynamoDBEventConfig):
+                table = STREAM_TABLE.search(source.stream_arn).group(1)
+                target, args = self._stream, (table, handler)
             elif isinstance(source, ScheduledEventConfig):
                 target, args = self._schedule, (source.name, source.schedule_expression, handler)
             else:
@@ -166,6 +216,60 @@ class Pump:
                 logger().info("Message already gone", extra={"queue_url": url})
         finally:
             self._slots.release()
+
+    def _stream(self, table: str, handler: Any) -> None:
+        """Hand `table`'s stream to `handler`, shard by shard, each in order."""
+        ddb, streams = client("dynamodb"), client("dynamodbstreams")
+        checkpoints = self._checkpoints
+        iterators: dict[str, str | None] = {}
+        failing = False
+        while not self._stopping.is_set():
+            try:
+                arn = ddb.describe_table(TableName=get_settings().table(table))["Table"][
+                    "LatestStreamArn"
+                ]
+                shards = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"]
+                busy = False
+                for shard in shards:
+                    key = f"{arn}|{shard['ShardId']}"
+                    if iterators.get(key) is None:
+                        iterators[key] = self._iterator(streams, arn, shard, checkpoints.get(key))
+                    if iterators[key] is None:
+                        continue
+                    found = streams.get_records(ShardIterator=iterators[key], Limit=STREAM_BATCH)
+                    records = found.get("Records", [])
+                    if records:
+                        busy = True
+                        try:
+                            handler(stream_event(records, arn), None)
+                        except Exception:
+                            logger().exception("A stream handler failed; its records come again")
+                            iterators[key] = None
+                            self._stopping.wait(1)
+                            continue
+                        checkpoints.set(key, records[-1]["dynamodb"]["SequenceNumber"])
+                    iterators[key] = found.get("NextShardIterator")
+                failing = False
+            except Exception:
+                # Logged when it starts failing, not every second until it stops (moto's
+                # in-process mock, which some tests use, has no streams to read).
+                if not self._stopping.is_set() and not failing:
+                    logger().exception("Reading a stream failed", extra={"table": table})
+                failing = True
+                iterators.clear()
+                self._stopping.wait(1)
+                continue
+            if not busy:
+                self._stopping.wait(STREAM_POLL_S)
+
+    @staticmethod
+    def _iterator(streams: Any, arn: str, shard: dict[str, Any], after: str | None) -> str | None:
+        kwargs: dict[str, Any] = {"StreamArn": arn, "ShardId": shard["ShardId"]}
+        if after:
+            kwargs.update(ShardIteratorType="AFTER_SEQUENCE_NUMBER", SequenceNumber=after)
+        else:
+            kwargs["ShardIteratorType"] = "TRIM_HORIZON"
+        return streams.get_shard_iterator(**kwargs).get("ShardIterator")
 
     def _schedule(self, name: str, expression: Any, handler: Any) -> None:
         override = os.environ.get("SHIPYARD_SCHEDULE_INTERVAL_S")

@@ -73,6 +73,7 @@ def start_stack(tmp_path: Path, extra_env: dict | None = None) -> Stack:
         "SHIPYARD_MOTO_PORT": str(moto_port),
         "SHIPYARD_STATE_DIR": str(state_dir),
         "PYTHONUNBUFFERED": "1",
+        # Whatever a test's webhook says, the stack connects out to loopback only.
         "SHIPYARD_OUTBOUND_LOOPBACK_ONLY": "1",
         **(extra_env or {}),
     }

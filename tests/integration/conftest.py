@@ -286,3 +286,76 @@ def codebuild_calls(aws):
     codebuild.meta.events.register("before-parameter-build.codebuild", capture)
     yield captured
     codebuild.meta.events.unregister("before-parameter-build.codebuild", capture)
+
+
+@pytest.fixture(scope="session")
+def moto_server_port():
+    """A moto server in this process (DynamoDB Streams answer only in server mode)."""
+    from moto.server import ThreadedMotoServer
+
+    from chalicelib.host.processes import free_port
+    from chalicelib.local.moto_server import serialise_dynamodb
+
+    serialise_dynamodb()
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    yield port
+    server.stop()
+
+
+@pytest.fixture
+def server_aws(moto_server_port, monkeypatch):
+    """AWS as the moto server answers it, emptied, with every resource of infra/."""
+    import urllib.request
+
+    from chalicelib.aws.clients import reset_clients
+    from chalicelib.identity.auth import forget_cached
+    from infra.provision import provision
+
+    endpoint = f"http://127.0.0.1:{moto_server_port}"
+    urllib.request.urlopen(urllib.request.Request(endpoint + "/moto-api/reset", method="POST"))
+    monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
+    reset_clients()
+    forget_cached()
+    provision("shipyard")
+    yield endpoint
+    reset_clients()
+    forget_cached()
+
+
+@pytest.fixture
+def server_client(server_aws):
+    from chalice.test import Client
+
+    from app import app
+
+    with Client(app) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def server_api(server_client):
+    """The API, on the moto server, as one workspace's all-scopes key sees it."""
+    from chalicelib.accounts.workspaces import create_with_key
+
+    workspace, key = create_with_key("Acme", "pro")
+    api = Api(server_client, key)
+    api.workspace_id = workspace["id"]
+    return api
+
+
+@pytest.fixture
+def server_pump(server_client, monkeypatch):
+    """The local pump on the moto server: streams, queues and schedules run for real (the
+    schedules every half second)."""
+    import app as handlers
+    from chalicelib.local.pump import Pump
+    from chalicelib.pipeline import engines
+
+    monkeypatch.setenv("SHIPYARD_SCHEDULE_INTERVAL_S", "0.5")
+    running = Pump(handlers.app, handlers, workers=4, poll_wait_s=1)
+    running.start()
+    yield running
+    running.stop()
+    engines.shutdown()

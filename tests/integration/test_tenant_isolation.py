@@ -52,6 +52,14 @@ ROUTES = [
     ("GET", "/v1/projects/{project_id}/deployments/{deployment_id}/runtime-logs/stream", None),
     ("GET", "/v1/projects/{project_id}/access-logs", None),
     ("GET", "/v1/projects/{project_id}/access-logs/stream", None),
+    ("GET", "/v1/webhooks/{webhook_id}", None),
+    ("PATCH", "/v1/webhooks/{webhook_id}", {"description": "Taken over"}),
+    ("DELETE", "/v1/webhooks/{webhook_id}", None),
+    ("POST", "/v1/webhooks/{webhook_id}/test", None),
+    ("POST", "/v1/webhooks/{webhook_id}/rotate-secret", {}),
+    ("GET", "/v1/webhooks/{webhook_id}/deliveries", None),
+    ("POST", "/v1/webhooks/{webhook_id}/deliveries/{delivery_id}/retry", None),
+    ("GET", "/v1/events/{event_id}", None),
 ]
 
 # Who attacks: each acts in a workspace of its own (A), or names B in X-Workspace-ID.
@@ -91,6 +99,9 @@ class TenantB:
             f"/v1/workspaces/{self.workspace_id}",
             "/v1/projects",
             "/v1/api-keys",
+            f"/v1/webhooks/{self.params['webhook_id']}",
+            f"/v1/webhooks/{self.params['webhook_id']}/deliveries",
+            f"/v1/events/{self.params['event_id']}",
         ]
         seen = [self.api.get(path) for path in paths]
         # B's own key_holder request below moves its key's last_used_at once a minute: that
@@ -141,6 +152,17 @@ def _deploy_hook(b: TenantB) -> None:
     b.params["hook_id"] = made.json["data"]["id"]
 
 
+def _webhook(b: TenantB) -> None:
+    # A public URL: the test send that makes its delivery and event is refused at connect
+    # time (tests reach loopback only), which is all it takes to make them.
+    made = b.api.post("/v1/webhooks", {"url": "https://93.184.215.14/b", "events": ["*"]})
+    b.params["webhook_id"] = made.json["data"]["id"]
+    b.api.post(f"/v1/webhooks/{b.params['webhook_id']}/test")
+    delivery = b.api.get(f"/v1/webhooks/{b.params['webhook_id']}/deliveries").json["data"][0]
+    b.params["delivery_id"] = delivery["id"]
+    b.params["event_id"] = delivery["event_id"]
+
+
 def _file(b: TenantB) -> None:
     b.params["path"] = "index.html"
 
@@ -152,6 +174,7 @@ RESOURCES = {
     "path": _file,
     "deployment_id": _deployment,
     "hook_id": _deploy_hook,
+    "webhook_id": _webhook,
 }
 
 
@@ -209,6 +232,9 @@ def world():
             "SHIPYARD_OIDC_ISSUER": ISSUER,
             "SHIPYARD_OIDC_AUDIENCE": AUDIENCE,
             "SHIPYARD_OIDC_JWKS_URL": issuer.url,
+            # B's key records its use once per interval: within this module's run (over a
+            # minute), once, so that the snapshots compare equal.
+            "SHIPYARD_LAST_USED_INTERVAL_S": "86400",
         }.items():
             env.setenv(name, value)
         env.delenv("AWS_ENDPOINT_URL", raising=False)
@@ -261,4 +287,4 @@ def test_every_resource_route_is_covered():
     with_ids = {(s.method, s.path) for s in REGISTERED if s.auth and re.search(r"{\w+}", s.path)}
     assert with_ids - covered == set(), "add these routes to ROUTES (and RESOURCES)"
     names = {name for _, template, _ in ROUTES for name in re.findall(r"{(\w+)}", template)}
-    assert names <= {*RESOURCES, "workspace_id"}
+    assert names <= {*RESOURCES, "workspace_id", "delivery_id", "event_id"}

@@ -8,7 +8,12 @@ import json
 from pathlib import Path
 
 import pytest
-from chalice.app import CloudWatchEventConfig, ScheduledEventConfig, SQSEventConfig
+from chalice.app import (
+    CloudWatchEventConfig,
+    DynamoDBEventConfig,
+    ScheduledEventConfig,
+    SQSEventConfig,
+)
 from chalice.package import TemplateDeepMerger
 from chalice.utils import to_cfn_resource_name
 
@@ -58,6 +63,10 @@ def chalice_template() -> dict:
             event = {"Type": "CloudWatchEvent", "Properties": {"Pattern": source.event_pattern}}
         elif isinstance(source, ScheduledEventConfig):
             event = {"Type": "Schedule", "Properties": {"Schedule": source.schedule_expression}}
+        elif isinstance(source, DynamoDBEventConfig):
+            event_name = to_cfn_resource_name(source.name + "-dynamodb-event-source")
+            properties = {"Stream": source.stream_arn, "BatchSize": source.batch_size}
+            event = {"Type": "DynamoDB", "Properties": properties}
         else:
             raise AssertionError(f"an event source this test does not know: {source}")
         function(name, name + "Role", {event_name: event})
@@ -332,3 +341,34 @@ def test_an_async_function_that_fails_lands_in_the_failed_events_queue(merged):
             )
         else:
             assert dlq is None, function
+
+
+def test_each_stream_handler_reads_its_tables_stream(merged):
+    # Given the handlers app.py declares on the tables' streams
+    from app import app
+
+    streams = {
+        to_cfn_resource_name(s.name): s.stream_arn.split(":table/")[1].split("/")[0]
+        for s in app.event_sources
+        if isinstance(s, DynamoDBEventConfig)
+    }
+    assert set(streams.values()) == {"projects", "deployments", "api_keys"}
+    for function, table in streams.items():
+        # Then the function declares that table, the table has a stream with both images,
+        # and the packaged event source reads that table's StreamArn, not app.py's name
+        assert declaration()["functions"][function]["stream"] == table
+        logical = "TableShipyard" + "".join(p.capitalize() for p in table.split("_"))
+        spec = merged["Resources"][logical]["Properties"]["StreamSpecification"]
+        assert spec == {"StreamViewType": "NEW_AND_OLD_IMAGES"}
+        source = merged["Resources"][function]["Properties"]["Events"][
+            function + "DynamodbEventSource"
+        ]
+        assert source["Properties"]["Stream"] == {"Fn::GetAtt": [logical, "StreamArn"]}
+        assert {"Fn::GetAtt": [logical, "StreamArn"]} in [
+            s["Resource"] for s in role_of(merged, function)
+        ]
+    # And a handler pointed at another table's stream is caught
+    merged["Resources"]["OnProjectsChange"]["Properties"]["Events"][
+        "OnProjectsChangeDynamodbEventSource"
+    ]["Properties"]["Stream"] = {"Fn::GetAtt": ["TableShipyardApiKeys", "StreamArn"]}
+    assert any("OnProjectsChange" in p and "stream" in p for p in problems(merged))
