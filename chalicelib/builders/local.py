@@ -26,12 +26,11 @@ from chalicelib.buildplan.plan import make_plan
 from chalicelib.core.log import logger
 from chalicelib.core.settings import get_settings
 from chalicelib.host.processes import kill_group, stop_process
-from chalicelib.ports import BuildJob, BuildOutcome, OnFinished, OnLog
+from chalicelib.ports import MAX_LOG_LINE, BuildJob, BuildOutcome, OnFinished, OnLog
 
 # Passed through from this process: what finds the toolchains and nothing that names an
 # identity. Everything else a build sees is BUILD_ENV and the project's env.
 INHERITED_ENV = ("PATH", "LANG", "LC_ALL", "TZ")
-MAX_LINE_CHARS = 8192
 KILL_GRACE_S = 1.0
 DRAIN_GRACE_S = 2.0
 POLL_S = 0.05
@@ -205,9 +204,9 @@ def _stream(
                 break
             pending += chunk
             *lines, pending = pending.split(b"\n")
-            while len(pending) > MAX_LINE_CHARS:
-                lines.append(pending[:MAX_LINE_CHARS])
-                pending = pending[MAX_LINE_CHARS:]
+            while len(pending) > MAX_LOG_LINE:
+                lines.append(pending[:MAX_LOG_LINE])
+                pending = pending[MAX_LOG_LINE:]
             for line in lines:
                 on_log("build", _decode(line))
     if pending:

@@ -24,6 +24,7 @@ from chalicelib.core.clock import parse_rfc3339
 from chalicelib.core.errors import BuildQueueFull
 from chalicelib.core.settings import get_settings
 from chalicelib.core.tiers import TIERS
+from chalicelib.deployments import env as deployment_env
 from chalicelib.deployments import logs as log_lines
 from chalicelib.deployments import service as deployments
 from chalicelib.deployments.service import StatusChanged
@@ -118,7 +119,7 @@ def job_for(item: dict[str, Any]) -> BuildJob:
         project_runtime=project.get("runtime", "auto"),
         build=project.get("build", {}),
         run=project.get("run", {}),
-        env=deployments.env_of(item),
+        env=deployment_env.env_of(item),
         timeout_s=get_settings().build_timeout_s,
     )
 

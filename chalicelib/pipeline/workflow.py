@@ -17,6 +17,7 @@ from chalicelib.buildplan.model import BuildPlan
 from chalicelib.core.clock import parse_rfc3339
 from chalicelib.core.log import logger
 from chalicelib.core.settings import get_settings
+from chalicelib.deployments import env as deployment_env
 from chalicelib.deployments import service as deployments
 from chalicelib.deployments.logs import BufferedLog
 from chalicelib.deployments.service import StatusChanged
@@ -160,7 +161,7 @@ def app_spec(item: dict[str, Any], health_check_path: str = "/") -> AppSpec:
         plan=BuildPlan.model_validate(item["plan"]),
         artifact_key=item.get("artifact_key"),
         image_tag=item.get("image_tag"),
-        env=deployments.env_of(item),
+        env=deployment_env.env_of(item),
         health_check_path=health_check_path,
     )
 

@@ -278,7 +278,7 @@ def test_app_that_exits_at_start_raises_deploy_failed_with_its_output(runtime, t
 def test_long_output_lines_reach_on_log_in_pieces(runtime, tmp_path):
     app_dir = tmp_path / "app"
     app_dir.mkdir()
-    (app_dir / "app.py").write_text("print('x' * 40000)\nprint('done')\nraise SystemExit(1)\n")
+    (app_dir / "app.py").write_text("print('x' * 140000)\nprint('done')\nraise SystemExit(1)\n")
     lines = []
 
     with pytest.raises(DeployFailed):
@@ -291,8 +291,8 @@ def test_long_output_lines_reach_on_log_in_pieces(runtime, tmp_path):
             on_log=lambda phase, line: lines.append(line),
         )
 
-    assert [len(line) for line in lines] == [16384, 16384, 40000 - 2 * 16384, 4]
-    assert "".join(lines[:3]) == "x" * 40000 and lines[3] == "done"
+    assert [len(line) for line in lines] == [65536, 65536, 140000 - 2 * 65536, 4]
+    assert "".join(lines[:3]) == "x" * 140000 and lines[3] == "done"
 
 
 def test_app_that_dies_after_start_is_unhealthy(runtime, tmp_path):
