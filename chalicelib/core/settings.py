@@ -52,6 +52,15 @@ class Settings(BaseModel):
     # The AWS runtime: the ECR repository of the apps' images and their execution role.
     image_repository: str | None = None
     app_role_arn: str | None = None
+    # The local sandbox (host/sandbox.py): without bwrap, builds and apps are refused unless
+    # this allows them to run unsandboxed. Limits hold per build and per app; memory is
+    # per process.
+    allow_unsandboxed: bool = False
+    sandbox_memory_mb: int = Field(default=2048, ge=16)
+    sandbox_open_files: int = Field(default=1024, ge=16)
+    sandbox_processes: int = Field(default=512, ge=4)
+    # More directories a sandbox sees read-only (toolchains outside /usr and /opt), ":"-separated.
+    sandbox_read_only: str = ""
 
     def table(self, name: str) -> str:
         return f"{self.resource_prefix}-{name}"
@@ -101,6 +110,11 @@ _ENV = {
     "state_dir": "SHIPYARD_STATE_DIR",
     "image_repository": "SHIPYARD_IMAGE_REPOSITORY",
     "app_role_arn": "SHIPYARD_APP_ROLE_ARN",
+    "allow_unsandboxed": "SHIPYARD_ALLOW_UNSANDBOXED",
+    "sandbox_memory_mb": "SHIPYARD_SANDBOX_MEMORY_MB",
+    "sandbox_open_files": "SHIPYARD_SANDBOX_OPEN_FILES",
+    "sandbox_processes": "SHIPYARD_SANDBOX_PROCESSES",
+    "sandbox_read_only": "SHIPYARD_SANDBOX_READ_ONLY",
 }
 
 

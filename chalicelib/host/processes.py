@@ -52,6 +52,23 @@ def accepts(port: int, timeout_s: float = 0.5) -> bool:
         return False
 
 
+def holds(port: int, wait_s: float = 0.2) -> bool:
+    """Whether a connection to `port` of 127.0.0.1 is accepted and kept open for wait_s: a
+    forwarder that accepts at once and hangs up because nothing is behind it yet does not
+    count."""
+    try:
+        sock = socket.create_connection((LOCALHOST, port), timeout=wait_s)
+    except OSError:
+        return False
+    with sock:
+        try:
+            return sock.recv(1) != b""
+        except TimeoutError:
+            return True
+        except OSError:
+            return False
+
+
 # Process groups.
 
 

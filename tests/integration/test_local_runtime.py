@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from chalicelib.host import sandbox
 from chalicelib.runtimes.local import DeployFailed, LocalProcessRuntime
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -321,7 +322,12 @@ def test_plan_errors_are_deploy_failures(runtime, tmp_path):
         runtime.start("../escape", "prj_1", tmp_path, Plan("python", "python x.py"), {})
 
 
-def test_fixed_port_already_taken_is_a_deploy_failure(runtime, tmp_path):
+def test_fixed_port_already_taken_is_a_deploy_failure_without_a_sandbox(
+    runtime, tmp_path, monkeypatch
+):
+    # Given a machine without a sandbox, where running unsandboxed is allowed
+    monkeypatch.setattr(sandbox, "missing", lambda: "no bwrap (this test)")
+    monkeypatch.setenv("SHIPYARD_ALLOW_UNSANDBOXED", "1")
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
@@ -333,19 +339,50 @@ def test_fixed_port_already_taken_is_a_deploy_failure(runtime, tmp_path):
             )
 
 
+def test_a_fixed_port_is_the_apps_own_in_its_sandbox(runtime, tmp_path):
+    # Given two deployments whose apps both listen on the same fixed port
+    apps = []
+    for name in ("dep_fix1", "dep_fix2"):
+        app_dir = write_app(
+            tmp_path / name, "self.reply(200, os.environ['SHIPYARD_DEPLOYMENT_ID'].encode())"
+        )
+        apps.append(
+            runtime.start(name, "prj_1", app_dir, Plan("python", "python app.py", 8123), {})
+        )
+
+    # Then each runs in its own network, at a URL of its own
+    assert apps[0].port != apps[1].port
+    for name, app in zip(("dep_fix1", "dep_fix2"), apps, strict=True):
+        assert get(app.url)[1] == name
+
+
+def sandbox_processes(deployment_id: str) -> list[int]:
+    """The pids of the machine that run as the deployment's sandbox user."""
+    uid = sandbox.uid_for(deployment_id)
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                status = (entry / "status").read_text()
+            except OSError:
+                continue
+            if f"\nUid:\t{uid}\t" in status and not gone(int(entry.name)):
+                found.append(int(entry.name))
+    return found
+
+
 def test_stop_kills_the_whole_process_group_and_frees_the_port(runtime, tmp_path):
     # Given an app whose shell also started a background child
     app_dir = write_app(tmp_path / "app", "self.reply(200)")
-    command = "sleep 300 & echo $! > child.pid; exec python app.py"
+    command = "sleep 300 & exec python app.py"
     app = runtime.start("dep_grp1", "prj_1", app_dir, Plan("python", command), {})
-    child = int((app_dir / "child.pid").read_text())
-    assert not gone(child) and not gone(app.pid)
+    assert len(sandbox_processes("dep_grp1")) >= 2 and not gone(app.pid)
 
     # When it is stopped
     runtime.stop("dep_grp1")
 
     # Then the app and its child are gone, the port is free, and stopping again is harmless
-    assert wait_until(lambda: gone(child) and gone(app.pid))
+    assert wait_until(lambda: not sandbox_processes("dep_grp1") and gone(app.pid))
     assert refuses(app.port)
     assert not runtime.is_running("dep_grp1")
     runtime.stop("dep_grp1")
