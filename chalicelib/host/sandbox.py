@@ -126,8 +126,9 @@ def wrap(
 ) -> list[str]:
     """The argv that runs `command` sandboxed, as `uid`, with `mounts` besides the system.
     Everything in it dies with the process that runs bwrap, and when the command ends
-    (bwrap's own init would otherwise wait for what the command left behind). No system bind may expose the state directory or the
-    checkout: a system directory that holds one of them is left out."""
+    (bwrap's own init would otherwise wait for what the command left behind). No system
+    bind may expose the state directory or the checkout: a directory that holds one of
+    them is left out."""
     hidden = [state_dir().resolve(), ROOT.resolve()]
     # Every namespace but the user one: the sandbox's user id must be the machine's, so
     # that its process limit counts its own processes and no one else's.
@@ -135,7 +136,7 @@ def wrap(
     argv += ["--unshare-cgroup-try", "--die-with-parent", "--cap-add", "CAP_SETUID,CAP_SETGID"]
     made = {"/"}
     for directory in _system_dirs(hidden):
-        argv += _parents(Path(directory), made) + ["--ro-bind", directory, directory]
+        argv += [*_parents(Path(directory), made), "--ro-bind", directory, directory]
     for link in SYSTEM_LINKS:
         if os.path.islink(link):
             argv += ["--symlink", os.readlink(link), link]
