@@ -156,6 +156,17 @@ def wrap(
     return argv
 
 
+def search_path(path: str) -> str:
+    """PATH as a sandbox should have it: pyenv's shims rewrite their own directory after a
+    `pip install` (rehash), which a read-only system cannot allow, so the interpreter's own
+    bin directory stands in for them."""
+    own_bin = str(Path(getattr(sys, "_base_executable", sys.executable)).parent)
+    parts = [
+        own_bin if part.endswith("/shims") and "pyenv" in part else part for part in path.split(":")
+    ]
+    return ":".join(dict.fromkeys(part for part in parts if part))
+
+
 def _parents(target: Path, made: set[str]) -> list[str]:
     """Directories a mount's target needs, made traversable (bwrap's own are 0700)."""
     argv = []

@@ -205,6 +205,7 @@ class LocalProcessRuntime:
         outer = ["/bin/sh", "-c", _OUTER_BRIDGE, "forwarder", str(port)]
         outer += [str(self.socket_path(deployment_id)), *wrapped]
         env = {**launch.env, "HOME": "/tmp", "TMPDIR": "/tmp"}
+        env["PATH"] = sandbox.search_path(env.get("PATH", ""))
         return Launch(outer, launch.cwd, env)
 
     def health_check(self, deployment_id: str, path: str, timeout_s: float) -> tuple[bool, str]:
