@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from chalicelib.builders.local import LocalBuilder
+from chalicelib.core.settings import get_settings
 from chalicelib.host import sandbox
 from chalicelib.host.egress import EgressProxy
 from chalicelib.runtimes.local import DeployFailed, LocalProcessRuntime
@@ -146,6 +147,7 @@ def test_an_app_sees_nothing_but_its_own_files_and_reaches_nothing_of_the_machin
 
 def test_an_app_that_allocates_8_gib_fails_alone(runtime, state, monkeypatch):
     monkeypatch.setenv("SHIPYARD_SANDBOX_MEMORY_MB", "256")
+    get_settings.cache_clear()
     app_dir = state / "artifacts" / "dep_hog"
     app_dir.mkdir()
     (app_dir / "app.py").write_text("hog = bytearray(8 << 30)\nprint('allocated')\n")
@@ -158,6 +160,7 @@ def test_an_app_that_allocates_8_gib_fails_alone(runtime, state, monkeypatch):
 def test_a_fork_bomb_is_held_to_the_process_limit_and_stopped_whole(runtime, state, monkeypatch):
     # Given a process limit of 24 for each sandbox
     monkeypatch.setenv("SHIPYARD_SANDBOX_PROCESSES", "24")
+    get_settings.cache_clear()
     app_dir = state / "artifacts" / "dep_bomb"
     app_dir.mkdir()
     bomb = "bomb() { bomb | bomb & }; bomb; sleep 30"
@@ -256,3 +259,38 @@ def test_the_egress_proxy_refuses_this_machine_and_tunnels_elsewhere(tmp_path, l
         refusing.close()
         allowing.close()
     assert refuses(listeners[0]) is False
+
+
+def test_without_a_sandbox_the_stack_refuses_to_start_unless_allowed(tmp_path, monkeypatch, capsys):
+    from chalicelib.local import stack
+
+    # Given a machine where no sandbox can be had (and what the stack would set, undone after)
+    monkeypatch.setenv("SHIPYARD_STATE_DIR", str(tmp_path / "state"))
+    for name in ("SHIPYARD_PUBLIC_URL", "MOTO_PORT", "AWS_ENDPOINT_URL"):
+        monkeypatch.setenv(name, "unused")
+    monkeypatch.setattr(sandbox, "missing", lambda: "`bwrap` is not installed (this test)")
+
+    # Then the stack refuses to start, saying why and what allows it
+    assert stack.main(["--port", "1"]) == 1
+    error = capsys.readouterr().err
+    assert "bwrap" in error and "SHIPYARD_ALLOW_UNSANDBOXED=1" in error
+
+    # and with the setting, builds and apps are allowed to run unsandboxed
+    monkeypatch.setenv("SHIPYARD_ALLOW_UNSANDBOXED", "1")
+    get_settings.cache_clear()
+    assert sandbox.limits() is None and sandbox.state() == "off"
+
+
+def test_the_state_directory_and_its_keys_are_the_owners_only(aws, tmp_path, monkeypatch):
+    from chalicelib.local import env, stack
+
+    state_dir = tmp_path / "state"
+    monkeypatch.setenv("SHIPYARD_STATE_DIR", str(state_dir))
+    state_dir.mkdir(mode=0o755)
+
+    env.cursor_secret()
+    stack.first_workspace()
+
+    assert state_dir.stat().st_mode & 0o777 == 0o700
+    assert (state_dir / "cursor-secret").stat().st_mode & 0o777 == 0o600
+    assert (state_dir / "first-workspace.json").stat().st_mode & 0o777 == 0o600
