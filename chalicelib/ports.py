@@ -38,6 +38,8 @@ class BuildJob:
     run: dict
     env: dict[str, str] = field(default_factory=dict)
     timeout_s: int = 900
+    # The keys of `env` that are secret: CodeBuild receives those from Parameter Store.
+    secret_keys: tuple[str, ...] = ()
 
 
 @dataclass

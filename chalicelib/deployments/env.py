@@ -34,7 +34,8 @@ def snapshot_env(project: dict[str, Any], deployment_id: str) -> str:
     return key
 
 
-def _snapshot(item: dict[str, Any]) -> tuple[dict[str, str], list[str]]:
+def snapshot_of(item: dict[str, Any]) -> tuple[dict[str, str], list[str]]:
+    """The deployment's env, decrypted, and which of its keys are secret."""
     sealed = objects.get_bytes(item["env_key"]).decode()
     payload = json.loads(kms.unseal(sealed, {"project_id": item["project_id"]}))
     if payload.get("version") == SNAPSHOT_VERSION and isinstance(payload.get("env"), dict):
@@ -44,12 +45,7 @@ def _snapshot(item: dict[str, Any]) -> tuple[dict[str, str], list[str]]:
 
 def env_of(item: dict[str, Any]) -> dict[str, str]:
     """The environment snapshot of a deployment, decrypted."""
-    return _snapshot(item)[0]
-
-
-def secret_keys_of(item: dict[str, Any]) -> list[str]:
-    """The keys of the deployment's env that were secret when it was created."""
-    return _snapshot(item)[1] if item.get("env_key") else []
+    return snapshot_of(item)[0]
 
 
 def masker_of(item: dict[str, Any]) -> Masker:
@@ -60,7 +56,7 @@ def masker_of(item: dict[str, Any]) -> Masker:
         source = item if "env_key" in item else store.get(item["project_id"], item["id"])
         if source is None or not source.get("env_key"):
             return NO_SECRETS
-        env, secret_keys = _snapshot(source)
+        env, secret_keys = snapshot_of(source)
         return Masker(env[key] for key in secret_keys if key in env)
 
     return _maskers.get(item["id"], build)

@@ -100,5 +100,5 @@ def test_an_env_snapshot_written_before_secret_keys_were_kept_is_still_read(api,
     item = {"id": "dep_old", "project_id": project["id"], "env_key": key}
 
     assert deployment_env.env_of(item) == {"A": "1"}
-    assert deployment_env.secret_keys_of(item) == []
+    assert deployment_env.snapshot_of(item) == ({"A": "1"}, [])
     assert mask_for_deployment(item)("A=1") == "A=1"
