@@ -56,6 +56,7 @@ class _Sandbox:
     uid: int
     limits: sandbox.Limits
     mounts: list[sandbox.Mount]
+    run: Path
     egress: EgressProxy
 
 
@@ -114,9 +115,8 @@ class LocalBuilder:
         finally:
             if box is not None:
                 box.egress.close()
+                _remove_tree(box.run)
             _remove_tree(workdir)
-            if _run_dir(workdir).exists():
-                _remove_tree(_run_dir(workdir))
 
     def _prepare(self, job: BuildJob, workdir: Path, on_log: OnLog) -> tuple[BuildPlan, Path]:
         source = workdir / "source"
@@ -153,21 +153,18 @@ class LocalBuilder:
         return plan, app_dir
 
 
-def _run_dir(workdir: Path) -> Path:
-    return workdir.with_name(workdir.name + ".run")
-
-
 def _sandbox_for(deployment_id: str, workdir: Path, limits: sandbox.Limits) -> _Sandbox:
     """The build's sandbox: its working directory, writable and its user's own, and a
     directory of Shipyard's (read-only to it) with the socket of its way out."""
     uid = sandbox.uid_for(deployment_id)
     sandbox.give_to(workdir, uid)
-    run = _run_dir(workdir)
-    run.mkdir(mode=0o755)
+    # In the machine's temp directory: a Unix socket's path is limited to 107 bytes.
+    run = Path(tempfile.mkdtemp(prefix="shipyard-egress-"))
+    run.chmod(0o755)
     egress = EgressProxy(run / EGRESS_SOCKET)
     (run / EGRESS_SOCKET).chmod(0o666)
     mounts = [sandbox.Mount(workdir, workdir, writable=True), sandbox.Mount(run, SANDBOX_RUN)]
-    return _Sandbox(uid, limits, mounts, egress)
+    return _Sandbox(uid, limits, mounts, run, egress)
 
 
 def _check_canceled(cancel: threading.Event) -> None:

@@ -60,6 +60,8 @@ APP_SOCKET = "app.sock"
 _INNER_BRIDGE = (
     'socat UNIX-LISTEN:"$1",fork,unlink-early TCP:127.0.0.1:"$2" 2>/dev/null & shift 2; exec "$@"'
 )
+# The leader runs in the socket's directory and names the socket relatively: a Unix
+# socket's path is limited to 107 bytes, which a deep state directory would pass.
 _OUTER_BRIDGE = (
     'socat TCP-LISTEN:"$1",bind=127.0.0.1,fork,reuseaddr UNIX-CONNECT:"$2" 2>/dev/null & '
     'bridge=$!; shift 2; "$@"; code=$?; kill $bridge 2>/dev/null; exit $code'
@@ -202,11 +204,10 @@ class LocalProcessRuntime:
         inner = ["/bin/sh", "-c", _INNER_BRIDGE, "bridge", str(SANDBOX_RUN / APP_SOCKET)]
         inner += [str(inner_port), *launch.command]
         wrapped = sandbox.wrap(inner, mounts, uid, chdir=launch.cwd)
-        outer = ["/bin/sh", "-c", _OUTER_BRIDGE, "forwarder", str(port)]
-        outer += [str(self.socket_path(deployment_id)), *wrapped]
+        outer = ["/bin/sh", "-c", _OUTER_BRIDGE, "forwarder", str(port), APP_SOCKET, *wrapped]
         env = {**launch.env, "HOME": "/tmp", "TMPDIR": "/tmp"}
         env["PATH"] = sandbox.search_path(env.get("PATH", ""))
-        return Launch(outer, launch.cwd, env)
+        return Launch(outer, sockets, env)
 
     def health_check(self, deployment_id: str, path: str, timeout_s: float) -> tuple[bool, str]:
         """GET http://127.0.0.1:<port><path>, no redirects followed: 2xx and 3xx are healthy."""
