@@ -32,9 +32,9 @@ from chalicelib.core.clock import now_iso
 from chalicelib.host import sandbox
 from chalicelib.host.processes import (
     accepts,
+    answers,
     free_port,
     group_still_ours,
-    holds,
     leader_alive,
     port_free,
     start_ticks,
@@ -296,8 +296,9 @@ class LocalProcessRuntime:
             if code is not None:
                 self.stop(deployment_id)
                 raise DeployFailed(exit_message(code, last_lines(log_path, offset)))
-            # The forwarder of a sandboxed app accepts before the app listens.
-            if holds(port) if bridged else accepts(port):
+            # The forwarder of a sandboxed app accepts before the app listens: the app is
+            # ready once it answers through it.
+            if answers(port) if bridged else accepts(port):
                 return
             time.sleep(_POLL_S)
 
