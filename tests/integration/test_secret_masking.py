@@ -30,12 +30,13 @@ def build_with(api, project, command):
 def test_a_build_that_prints_its_environment_and_encodes_a_secret_logs_only_stars(
     api, project, pump
 ):
-    # Given a secret, a 3-character secret, a plain variable
+    # Given a secret, a 3-character and a 4-character secret, a plain variable
     set_env(
         api,
         project,
         API_TOKEN={"value": TOKEN, "secret": True},
         PIN={"value": "xyz", "secret": True},
+        CODE={"value": "k9Zq", "secret": True},
         MODE={"value": "production-mode"},
     )
     b64 = base64.b64encode(TOKEN.encode()).decode()
@@ -53,7 +54,7 @@ def test_a_build_that_prints_its_environment_and_encodes_a_secret_logs_only_star
     assert built["status"] == "built", built
     text = "\n".join(line["message"] for line in log_lines(api, deployment))
     assert TOKEN not in text and b64 not in text and b64.rstrip("=") not in text
-    assert "API_TOKEN=***" in text
+    assert "API_TOKEN=***" in text and "CODE=***" in text and "k9Zq" not in text
     assert "b64=***" in text and "urlsafe=***" in text and "split=***" in text
     assert "url=***" in text and quote(TOKEN, safe="") not in text
     # "user:" puts the token two bytes into a base64 group: its encoding there is masked too
