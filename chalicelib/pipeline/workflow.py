@@ -107,15 +107,18 @@ def handle(message: dict[str, Any]) -> None:
     try:
         output = step(item, message)
     except StepFailed as failure:
+        # The cause quotes the app's last output: masked before it is stored anywhere (the
+        # deployment's item, the workflow's history).
+        cause = deployment_env.masker_of(item)(failure.cause)
         # Kept on the deployment too: moto's SendTaskFailure drops the cause on its way to
         # the Catch, and MarkFailed needs it for the deployment's error_message.
         store.set_fields(
             item["project_id"],
             item["id"],
-            {"step_error": failure.error, "step_cause": failure.cause},
+            {"step_error": failure.error, "step_cause": cause},
             ACTIVE,
         )
-        workflows.fail(token, failure.error, failure.cause)
+        workflows.fail(token, failure.error, cause)
         return
     workflows.succeed(token, output)
 

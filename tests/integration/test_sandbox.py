@@ -24,7 +24,7 @@ from tests.integration.test_local_builder import Logs, make_job, upload
 from tests.integration.test_local_runtime import Plan, get, refuses, wait_until
 
 PROBE_APP = """\
-import json, os, socket
+import json, os, resource, socket
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 def attempt(action):
@@ -49,6 +49,8 @@ def report():
         "api": attempt(lambda: connect(targets["api_port"])),
         "write_own_dir": attempt(lambda: open("written", "w").write("x")),
         "tmp": attempt(lambda: open("/tmp/scratch", "w").write("ok")),
+        "open_files": resource.getrlimit(resource.RLIMIT_NOFILE)[0],
+        "uid": os.getuid(),
     }
 
 class Handler(BaseHTTPRequestHandler):
@@ -143,6 +145,9 @@ def test_an_app_sees_nothing_but_its_own_files_and_reaches_nothing_of_the_machin
     assert report["write_own_dir"].startswith("refused")
     assert report["tmp"] == "allowed: 2" and not Path("/tmp/scratch").exists()
     assert runtime.socket_path("dep_probe").is_socket()
+    # It runs as its own user, with the open-files limit
+    assert report["uid"] == sandbox.uid_for("dep_probe") and report["uid"] != 0
+    assert report["open_files"] == get_settings().sandbox_open_files
 
 
 def test_an_app_that_allocates_8_gib_fails_alone(runtime, state, monkeypatch):
