@@ -49,25 +49,27 @@ def env_of(item: dict[str, Any]) -> dict[str, str]:
 
 
 def masker_of(item: dict[str, Any]) -> Masker:
-    """The masker of a deployment's secrets, built once per process."""
+    """The masker of a deployment's secrets, built once per process. A partial item
+    (`{"id", "project_id"}`) is completed from the table the first time."""
 
     def build() -> Masker:
-        # A partial item ({"id", "project_id"}) is completed from the table.
-        source = item if "env_key" in item else store.get(item["project_id"], item["id"])
-        if source is None or not source.get("env_key"):
-            return NO_SECRETS
-        env, secret_keys = snapshot_of(source)
-        return Masker(env[key] for key in secret_keys if key in env)
+        found = item if "env_key" in item else store.get(item["project_id"], item["id"])
+        return _masker(found)
 
     return _maskers.get(item["id"], build)
 
 
 def mask_for_deployment(deployment: str | dict[str, Any]) -> Callable[[str], str]:
-    """What anything written about a deployment goes through (its id, or its item): its
-    secrets' values become `***`. A deployment that no longer exists has nothing to mask."""
-    item = store.find(deployment) if isinstance(deployment, str) else deployment
-    return NO_SECRETS if item is None else masker_of(item)
+    """What anything written about a deployment goes through, given its id or its item
+    (webhook payloads, say): its secrets' values become `***`. A deployment that does not
+    exist has nothing to mask."""
+    if isinstance(deployment, dict):
+        return masker_of(deployment)
+    return _maskers.get(deployment, lambda: _masker(store.find(deployment)))
 
 
-def masker_by_ids(project_id: str, deployment_id: str) -> Masker:
-    return masker_of({"id": deployment_id, "project_id": project_id})
+def _masker(item: dict[str, Any] | None) -> Masker:
+    if item is None or not item.get("env_key"):
+        return NO_SECRETS
+    env, secret_keys = snapshot_of(item)
+    return Masker(env[key] for key in secret_keys if key in env)

@@ -103,3 +103,16 @@ def test_an_env_snapshot_written_before_secret_keys_were_kept_is_still_read(api,
     assert deployment_env.env_of(item) == {"A": "1"}
     assert deployment_env.snapshot_of(item) == ({"A": "1"}, [])
     assert mask_for_deployment(item)("A=1") == "A=1"
+
+
+def test_mask_for_deployment_masks_by_id_for_writers_outside_the_log(api, project, pump):
+    from chalicelib.deployments.env import mask_for_deployment
+
+    set_env(api, project, API_TOKEN={"value": TOKEN, "secret": True})
+    deployment, _ = build_with(api, project, "true")
+
+    mask = mask_for_deployment(deployment["id"])
+
+    payload = f'{{"error_message": "failed with {TOKEN}"}}'
+    assert mask(payload) == '{"error_message": "failed with ***"}'
+    assert mask_for_deployment("dep_unknown")(TOKEN) == TOKEN
