@@ -5,6 +5,8 @@ build plan, runs the plan's install and build commands as shell subprocesses in 
 process group, with the project's env in a clean environment (no AWS or Shipyard
 credentials of this process leak into a build), streams every output line as it comes,
 and packs and uploads the artifact. A timeout or a cancel kills the whole process group.
+Each command runs in the build's sandbox (host/sandbox.py): only its work directory,
+writable, and no network but an HTTPS proxy that keeps it off this machine (host/egress.py).
 """
 
 from __future__ import annotations

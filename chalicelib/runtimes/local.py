@@ -3,7 +3,9 @@ supervises those processes: start, wait for the port, health-check, stop, and th
 files that let any process find them again.
 
 A deployment's process gets its own session (so its whole process group can be stopped), a
-free port in `PORT`, and the command, directory and clean environment of local_launch.py.
+free port in `PORT`, and the command, directory and clean environment of local_launch.py,
+run in its sandbox (host/sandbox.py): its own user and network, only its artifact, served at
+its port through a Unix socket (`socket_path`) that two socat bridges join to the app.
 Its stdout and stderr go to `<state_dir>/logs/<deployment_id>.log`; a thread in the starting
 process follows that file (local_logs.py) and hands each line to `on_log("deploy", line)`.
 The app writes to the file directly, so it keeps running when the process that started it
