@@ -68,7 +68,7 @@ integration: $(STAMP) sandbox-tools
 e2e: $(STAMP) node_modules/.installed sandbox-tools
 	$(PY) -m pytest tests/e2e
 
-bench: $(STAMP) package
+bench: $(STAMP) sandbox-tools package
 	$(PY) -m bench
 
 # The CloudFormation/SAM template of the whole platform, for `aws cloudformation deploy`.
