@@ -70,6 +70,7 @@ class RouteSpec:
     query: dict[str, str]
     workspace: bool = True
     secret: bool = False
+    credential: Any = None
 
 
 ROUTES: list[RouteSpec] = []
@@ -142,10 +143,14 @@ class Router:
         binary: bool = False,
         workspace: bool = True,
         secret: bool = False,
+        credential: Any = None,
     ):
         """`workspace=False` for routes that do not act in one workspace: partner and
         user tokens need no X-Workspace-ID there. `secret=True` for routes whose answer
-        holds a secret shown once (a new key): its idempotent replay is kept encrypted."""
+        holds a secret shown once (a new key): its idempotent replay is kept encrypted.
+        `credential(request, params)` is a second way in for clients that cannot send an
+        Authorization header (the log stream's tickets): a Principal, or None to ask for
+        the bearer token as usual."""
 
         def decorator(function):
             spec = RouteSpec(
@@ -162,6 +167,7 @@ class Router:
                 query=query or {},
                 workspace=workspace,
                 secret=secret,
+                credential=credential,
             )
             ROUTES.append(spec)
             blueprint = self.blueprint
@@ -186,7 +192,8 @@ def _handle(spec: RouteSpec, request: Any, params: dict[str, str]) -> Response:
 
     def checked() -> Response:
         if spec.auth:
-            ctx.principal = _authenticated(request.headers)
+            alternative = spec.credential(request, params) if spec.credential else None
+            ctx.principal = alternative or _authenticated(request.headers)
             add_response_headers(ratelimit.check(ctx.principal))
             if spec.workspace and ctx.principal.workspace_id is None:
                 raise BadRequest(
@@ -209,6 +216,21 @@ def _handle(spec: RouteSpec, request: Any, params: dict[str, str]) -> Response:
         )
 
     return _answer(spec, checked)
+
+
+def route_spec(method: str, path: str) -> RouteSpec:
+    """The declared route of a method and path template (as declared)."""
+    for spec in ROUTES:
+        if spec.method == method and spec.path == path:
+            return spec
+    raise LookupError(f"no route {method} {path}")
+
+
+def invoke(spec: RouteSpec, request: Any, params: dict[str, str]) -> Response:
+    """Run a declared route on a request built in-process (the MCP server's tool calls):
+    the same authentication, scopes, rate limit, validation and error envelope as over HTTP.
+    `request` needs `headers` (case-insensitive), `query_params` and `raw_body`."""
+    return _handle(spec, request, params)
 
 
 def _authenticated(headers: Any) -> Principal:
