@@ -19,6 +19,10 @@ from chalicelib.buildplan.model import BuildPlan
 
 # A log line of a build or an app: (phase, message).
 OnLog = Callable[[str, str], None]
+# The longest line an adapter hands to OnLog; a longer one is handed in pieces. The log
+# writer masks each message whole before it cuts it into stored lines of 8 KiB, so only a
+# secret that straddles this much larger cut could be split.
+MAX_LOG_LINE = 64 * 1024
 
 
 @dataclass
@@ -36,6 +40,8 @@ class BuildJob:
     timeout_s: int = 900
     # A git source instead of an archive: {"url": clone URL, "sha": the commit}.
     git: dict[str, str] | None = None
+    # The keys of `env` that are secret: CodeBuild receives those from Parameter Store.
+    secret_keys: tuple[str, ...] = ()
 
 
 @dataclass
