@@ -19,6 +19,8 @@ from chalicelib.buildplan.model import BuildPlan
 
 # A log line of a build or an app: (phase, message).
 OnLog = Callable[[str, str], None]
+# A text as it may be stored: a deployment's secrets masked.
+Mask = Callable[[str], str]
 # The longest line an adapter hands to OnLog; a longer one is handed in pieces. The log
 # writer masks each message whole before it cuts it into stored lines of 8 KiB, so only a
 # secret that straddles this much larger cut could be split.
@@ -93,6 +95,9 @@ class AppSpec:
     image_tag: str | None
     env: dict[str, str]
     health_check_path: str = "/"
+    # What every line of the app's runtime log goes through before it is stored: the
+    # deployment's secret values become `***` (deployments/masking.py).
+    mask: Mask | None = None
 
 
 class DeployFailed(Exception):

@@ -169,6 +169,7 @@ def app_spec(item: dict[str, Any], health_check_path: str = "/") -> AppSpec:
         image_tag=item.get("image_tag"),
         env=deployment_env.env_of(item),
         health_check_path=health_check_path,
+        mask=deployment_env.masker_of(item),
     )
 
 

@@ -44,7 +44,7 @@ class LocalApps:
         app = self.runtime.start(
             spec.deployment_id, spec.project_id, target, spec.plan, spec.env, on_log=on_log
         )
-        self.logs.follow(spec.deployment_id, self.runtime.log_path(spec.deployment_id))
+        self.logs.follow(spec.deployment_id, self.runtime.log_path(spec.deployment_id), spec.mask)
         return app.url
 
     def unpacked(self, deployment_id: str, artifact_key: str | None) -> Path:

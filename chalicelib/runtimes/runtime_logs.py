@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from chalicelib.core.clock import now_iso, parse_rfc3339
+from chalicelib.ports import Mask
 
 KEEP_LINES = 10_000
 KEEP_S = 7 * 24 * 3600
@@ -43,11 +44,15 @@ class RuntimeLogs:
         # paging through a long log seeks instead of scanning from the start.
         self._positions: dict[tuple[str, int], int] = {}
         self._thread: threading.Thread | None = None
+        self._masks: dict[str, Mask] = {}
 
-    def follow(self, deployment_id: str, raw_path: Path) -> None:
-        """Copy the app's raw output file into this log from now on (idempotent)."""
+    def follow(self, deployment_id: str, raw_path: Path, mask: Mask | None = None) -> None:
+        """Copy the app's raw output file into this log from now on (idempotent); every
+        line, the supervisor's included, goes through `mask` before it is stored."""
         with self._lock:
             self._followed[deployment_id] = Path(raw_path)
+            if mask is not None:
+                self._masks[deployment_id] = mask
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._run, name="runtime-logs", daemon=True)
                 self._thread.start()
@@ -154,8 +159,11 @@ class RuntimeLogs:
         seq, offset, count = self._tail(deployment_id)
         offset = offset if raw_offset is None else raw_offset
         now = now_iso()
+        mask = self._masks.get(deployment_id)
         lines = []
         for phase, message in entries:
+            if mask is not None:
+                message = mask(message)
             seq += 1
             lines.append(f"{seq}\t{now}\t{phase}\t{offset}\t{message}\n")
         with self._path(deployment_id).open("a", encoding="utf-8") as handle:

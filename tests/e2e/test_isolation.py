@@ -55,3 +55,29 @@ def test_a_secret_printed_by_the_build_and_the_app_is_stars_everywhere(stack):
     _, _, listed = stack.request("GET", f"/v1/projects/{project_id}/deployments")
     for served in (page, streamed, listed, running):
         assert TOKEN not in json.dumps(served)
+
+
+def test_a_secret_the_running_app_prints_is_stars_in_its_runtime_log(stack):
+    # Given a running app whose start command prints a secret, and later lines too
+    settings = {
+        "name": "Chatty",
+        "run": {
+            "health_check_path": "/health",
+            "start_command": 'echo "boot with $API_TOKEN"; exec python3 app.py',
+        },
+    }
+    _, _, created = stack.request("POST", "/v1/projects", settings)
+    project_id = created["data"]["id"]
+    env = {"API_TOKEN": {"value": TOKEN, "secret": True}}
+    stack.request("PUT", f"/v1/projects/{project_id}/env", {"vars": env})
+    running = wait(stack, deploy(stack, project_id, pack(EXAMPLES / "python-app")))
+    assert running["status"] == "running", running["error_message"]
+    fetch(running["url"] + "/health")
+
+    # When its runtime log is read
+    path = f"/v1/projects/{project_id}/deployments/{running['id']}/runtime-logs?limit=1000"
+    _, _, page = stack.request("GET", path)
+
+    # Then the stored lines hold the secret masked, never in clear
+    assert TOKEN not in json.dumps(page)
+    assert any("boot with ***" in line["message"] for line in page["data"]), page["data"]
