@@ -65,10 +65,8 @@ def deploy_upload(
 ) -> Deployment:
     project = project_store.get(workspace_id, project_id)
     if body.git is not None:
-        raise ValidationFailed(
-            {"git": ["Deploying from git is not supported yet: upload an archive instead"]},
-            "Deploying from git is not supported yet",
-        )
+        # A well-formed request this project can't serve (yet): its state, not the body.
+        raise InvalidState("Deploying from git is not supported yet: upload an archive instead")
     assert body.upload_id is not None
     upload = uploads.verified(project_id, body.upload_id)
     _admit(workspace_id, tier, needs_build=True)
@@ -97,9 +95,12 @@ def deploy_archive(
         raise ValidationFailed({"archive": ["A file field named 'archive' is required"]})
     if len(archive) > limit:
         raise PayloadTooLarge(hint, {"max_bytes": limit})
-    if not archive:
-        raise ValidationFailed({"archive": ["The archive is empty"]})
-    note = fields.get("note", b"").decode("utf-8", "replace")[:1000] or None
+    unknown = sorted(set(fields) - {"archive", "note"})
+    if unknown:
+        raise ValidationFailed({name: ["Unknown field"] for name in unknown})
+    note = fields.get("note", b"").decode("utf-8", "replace") or None
+    if note is not None and len(note) > 1000:
+        raise ValidationFailed({"note": ["At most 1000 characters"]})
     _admit(workspace_id, tier, needs_build=True)
     key = uploads.store_direct(project_id, archive)
     item = _pending(project, {"type": "upload"}, note, key)
