@@ -100,7 +100,7 @@ def workspace_named(headers: Any) -> str | None:
     if named is None:
         return None
     if not named.strip():
-        raise BadRequest(f"The {WORKSPACE_HEADER} header is empty: name a workspace or omit it")
+        raise BadRequest("The X-Workspace-ID header is empty: name a workspace or omit it")
     return named.strip()
 
 
