@@ -333,20 +333,7 @@ def _state_machine(machine: str, definition_file: str) -> dict[str, Any]:
         {
             # Log delivery and X-Ray: actions AWS defines on no resource (iam.RESOURCELESS_ACTIONS).
             "Effect": "Allow",
-            "Action": [
-                "logs:CreateLogDelivery",
-                "logs:GetLogDelivery",
-                "logs:UpdateLogDelivery",
-                "logs:DeleteLogDelivery",
-                "logs:ListLogDeliveries",
-                "logs:PutResourcePolicy",
-                "logs:DescribeResourcePolicies",
-                "logs:DescribeLogGroups",
-                "xray:PutTraceSegments",
-                "xray:PutTelemetryRecords",
-                "xray:GetSamplingRules",
-                "xray:GetSamplingTargets",
-            ],
+            "Action": list(iam.LOG_DELIVERY_AND_TRACING),
             "Resource": "*",
         },
     ]

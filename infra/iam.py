@@ -14,23 +14,23 @@ PREFIX = "shipyard"
 
 # Actions that IAM only accepts on Resource "*" (the Service Authorization Reference lists
 # no resource type for them). Nothing else may use "*".
+# What the state machine's log delivery and X-Ray tracing need: all of them resourceless.
+LOG_DELIVERY_AND_TRACING = (
+    "logs:CreateLogDelivery",
+    "logs:GetLogDelivery",
+    "logs:UpdateLogDelivery",
+    "logs:DeleteLogDelivery",
+    "logs:ListLogDeliveries",
+    "logs:PutResourcePolicy",
+    "logs:DescribeResourcePolicies",
+    "logs:DescribeLogGroups",
+    "xray:PutTraceSegments",
+    "xray:PutTelemetryRecords",
+    "xray:GetSamplingRules",
+    "xray:GetSamplingTargets",
+)
 RESOURCELESS_ACTIONS = frozenset(
-    {
-        "sqs:ListQueues",
-        "ecr:GetAuthorizationToken",
-        "logs:CreateLogDelivery",
-        "logs:GetLogDelivery",
-        "logs:UpdateLogDelivery",
-        "logs:DeleteLogDelivery",
-        "logs:ListLogDeliveries",
-        "logs:PutResourcePolicy",
-        "logs:DescribeResourcePolicies",
-        "logs:DescribeLogGroups",
-        "xray:PutTraceSegments",
-        "xray:PutTelemetryRecords",
-        "xray:GetSamplingRules",
-        "xray:GetSamplingTargets",
-    }
+    {"sqs:ListQueues", "ecr:GetAuthorizationToken", *LOG_DELIVERY_AND_TRACING}
 )
 
 TABLE_ACTIONS = [

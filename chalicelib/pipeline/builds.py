@@ -31,6 +31,7 @@ from chalicelib.deployments.status import HOLDS_SLOT
 from chalicelib.limits import quotas
 from chalicelib.pipeline import engines
 from chalicelib.ports import BuildEngine, BuildJob, BuildOutcome
+from chalicelib.store import build_slots as slot_store
 from chalicelib.store import deployments as store
 from chalicelib.store import projects as project_store
 from chalicelib.store import workspaces as workspace_store
@@ -66,7 +67,7 @@ def start(project_id: str, deployment_id: str) -> None:
         return
     workspace_id = item["workspace_id"]
     limit = concurrent_builds(workspace_id)
-    if not store.acquire_slot(workspace_id, deployment_id, limit):
+    if not slot_store.acquire(workspace_id, deployment_id, limit):
         if not item.get("waiting_logged"):
             marked = store.set_fields(
                 project_id, deployment_id, {"waiting_logged": True}, ("pending",)
@@ -88,7 +89,7 @@ def start(project_id: str, deployment_id: str) -> None:
         # cancel (whose release may have come before this slot was taken: give it back).
         current = store.get(project_id, deployment_id)
         if current is None or current["status"] not in ("building",):
-            store.release_slot(workspace_id, deployment_id)
+            slot_store.release(workspace_id, deployment_id)
         return
     _start_build(engine, moved)
 
@@ -138,7 +139,7 @@ def release_slot(change: StatusChanged) -> None:
 def slot_freed(item: dict[str, Any]) -> None:
     """Give back the deployment's build slot and wake the workspace's waiting builds."""
     workspace_id = item["workspace_id"]
-    store.release_slot(workspace_id, item["id"])
+    slot_store.release(workspace_id, item["id"])
     for waiting in store.pending_of_workspace(workspace_id, concurrent_builds(workspace_id)):
         enqueue(waiting)
 

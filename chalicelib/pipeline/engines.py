@@ -14,20 +14,19 @@ import shlex
 from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from chalicelib.archive.inspect import InvalidArchive, inspect_archive
-from chalicelib.aws import objects
-from chalicelib.builders.codebuild import CodeBuildBuilder
-from chalicelib.builders.local import LocalBuildEngine
-from chalicelib.buildplan.model import BuildPlan, PlanError
-from chalicelib.buildplan.plan import make_plan
 from chalicelib.core.settings import get_settings, state_dir
 from chalicelib.ports import AppRuntime, BuildEngine, BuildJob, BuildOutcome, OnFinished, OnLog
-from chalicelib.runtimes.aws_lambda import LambdaApps, LambdaRuntime
-from chalicelib.runtimes.image import buildspec_commands
-from chalicelib.runtimes.local import LocalProcessRuntime
-from chalicelib.runtimes.local_apps import LocalApps
+
+if TYPE_CHECKING:
+    from chalicelib.builders.local import LocalBuildEngine
+    from chalicelib.buildplan.model import BuildPlan
+    from chalicelib.runtimes.local import LocalProcessRuntime
+
+# The adapters are imported where they are picked, not at the top: a Lambda that serves the
+# API loads neither the local engines nor CodeBuild's and Lambda's, and its cold start
+# doesn't pay for them (bench: the import ratio).
 
 
 def is_local() -> bool:
@@ -44,11 +43,15 @@ def app_dir(deployment_id: str) -> Path:
 
 @cache
 def _local_runtime(directory: str) -> LocalProcessRuntime:
+    from chalicelib.runtimes.local import LocalProcessRuntime
+
     return LocalProcessRuntime(Path(directory))
 
 
 @cache
 def _local_builds(directory: str) -> LocalBuildEngine:
+    from chalicelib.builders.local import LocalBuildEngine
+
     return LocalBuildEngine(Path(directory))
 
 
@@ -87,7 +90,11 @@ def apps() -> AppRuntime:
     if "apps" in _given:
         return _given["apps"]
     if is_local():
+        from chalicelib.runtimes.local_apps import LocalApps
+
         return LocalApps(runtime(), state_dir() / "artifacts")
+    from chalicelib.runtimes.aws_lambda import LambdaApps, LambdaRuntime
+
     return LambdaApps(LambdaRuntime(get_settings().app_role_arn or ""))
 
 
@@ -113,6 +120,8 @@ class ImageBuild:
         self.uri = uri
 
     def buildspec(self) -> dict[str, Any]:
+        from chalicelib.runtimes.image import buildspec_commands
+
         spec = self.plan.buildspec()
         app = '"$CODEBUILD_SRC_DIR"' + (
             f"/{shlex.quote(self.plan.root_directory)}" if self.plan.root_directory else ""
@@ -132,6 +141,12 @@ class CodeBuildEngine:
     method = "codebuild"
 
     def start(self, job: BuildJob, on_log: OnLog, on_finished: OnFinished) -> dict[str, Any]:
+        from chalicelib.archive.inspect import InvalidArchive, inspect_archive
+        from chalicelib.aws import objects
+        from chalicelib.builders.codebuild import CodeBuildBuilder
+        from chalicelib.buildplan.model import PlanError
+        from chalicelib.buildplan.plan import make_plan
+
         try:
             report = inspect_archive(objects.open_stream(job.source_key))
             plan = make_plan(report.files, job.project_runtime, job.build, job.run)
@@ -156,5 +171,7 @@ class CodeBuildEngine:
         }
 
     def cancel(self, deployment_id: str, build_id: str | None) -> None:
+        from chalicelib.builders.codebuild import CodeBuildBuilder
+
         if build_id:
             CodeBuildBuilder().stop(build_id)

@@ -1,4 +1,4 @@
-"""Deployments, releases and build slots in DynamoDB.
+"""Deployments and releases in DynamoDB (build slots: store/build_slots.py).
 
 A deployment item lives in the partition of its project (sort key = its id, so a Query
 lists newest first). Besides the contract's fields it carries:
@@ -31,7 +31,6 @@ from chalicelib.store.errors import Taken
 
 deployments = Table("deployments")
 releases = Table("releases")
-build_slots = Table("build_slots")
 
 
 def _key(project_id: str, deployment_id: str) -> dict[str, str]:
@@ -312,35 +311,6 @@ def list_releases(project_id: str, limit: int, start: dict | None):
         start_key=start,
         key_of=lambda item: {"project_id": item["project_id"], "version": item["version"]},
     )
-
-
-def acquire_slot(workspace_id: str, deployment_id: str, limit: int) -> bool:
-    """Take one of the workspace's concurrent-build slots for this deployment. The slot
-    holders are a string set, so taking a slot twice for the same deployment is a no-op
-    and releasing it twice is too: a duplicated message can't leak or double-count."""
-    try:
-        build_slots.update(
-            {"workspace_id": workspace_id},
-            "ADD holders :me",
-            "attribute_not_exists(holders) OR size(holders) < :limit OR contains(holders, :id)",
-            values={":me": {deployment_id}, ":limit": limit, ":id": deployment_id},
-        )
-        return True
-    except Exception as error:
-        if is_condition_failure(error):
-            return False
-        raise
-
-
-def release_slot(workspace_id: str, deployment_id: str) -> None:
-    build_slots.update(
-        {"workspace_id": workspace_id}, "DELETE holders :me", values={":me": {deployment_id}}
-    )
-
-
-def slot_holders(workspace_id: str) -> set[str]:
-    item = build_slots.get({"workspace_id": workspace_id})
-    return set(item.get("holders", [])) if item else set()
 
 
 def delete(project_id: str, deployment_id: str) -> None:

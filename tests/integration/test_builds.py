@@ -129,9 +129,9 @@ def test_builds_over_the_tier_limit_wait_and_start_when_a_slot_frees(api, projec
     assert wait_for(api, first, ("built", "failed"))["status"] == "built"
     waiting = [line["message"] for line in log_lines(api, second)]
     assert any(m.startswith("Waiting for a build slot") for m in waiting)
-    from chalicelib.store import deployments as store
+    from chalicelib.store import build_slots
 
-    assert store.slot_holders(project["workspace_id"]) == set()
+    assert build_slots.holders(project["workspace_id"]) == set()
 
 
 def test_cancel_during_a_long_build_stops_it(api, project, pump):
@@ -194,6 +194,7 @@ def test_retry_builds_the_same_archive_again(api, project, pump):
 
 def test_deleting_a_project_during_its_build_stops_the_build(api, project, pump):
     from chalicelib.pipeline import engines
+    from chalicelib.store import build_slots
     from chalicelib.store import deployments as store
 
     set_build(api, project, build_command="echo started; sleep 60")
@@ -206,4 +207,4 @@ def test_deleting_a_project_during_its_build_stops_the_build(api, project, pump)
     while engines.is_building(deployment["id"]) or store.get(project["id"], deployment["id"]):
         assert time.monotonic() < deadline, "the build or the deployment outlived the project"
         time.sleep(0.1)
-    assert store.slot_holders(project["workspace_id"]) == set()
+    assert build_slots.holders(project["workspace_id"]) == set()

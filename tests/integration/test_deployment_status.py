@@ -110,18 +110,18 @@ def test_a_failed_first_deployment_marks_the_project_failed(api, project_item):
 
 
 def test_build_slots_are_idempotent_and_bounded(project_item):
-    from chalicelib.store import deployments as store
+    from chalicelib.store import build_slots
 
     workspace = project_item["workspace_id"]
-    assert store.acquire_slot(workspace, "dep_a", 2)
-    assert store.acquire_slot(workspace, "dep_a", 2)  # the same deployment again
-    assert store.acquire_slot(workspace, "dep_b", 2)
-    assert not store.acquire_slot(workspace, "dep_c", 2)
-    store.release_slot(workspace, "dep_a")
-    store.release_slot(workspace, "dep_a")
-    assert store.slot_holders(workspace) == {"dep_b"}
-    assert store.acquire_slot(workspace, "dep_c", 2)
-    assert store.slot_holders(workspace) == {"dep_b", "dep_c"}
+    assert build_slots.acquire(workspace, "dep_a", 2)
+    assert build_slots.acquire(workspace, "dep_a", 2)  # the same deployment again
+    assert build_slots.acquire(workspace, "dep_b", 2)
+    assert not build_slots.acquire(workspace, "dep_c", 2)
+    build_slots.release(workspace, "dep_a")
+    build_slots.release(workspace, "dep_a")
+    assert build_slots.holders(workspace) == {"dep_b"}
+    assert build_slots.acquire(workspace, "dep_c", 2)
+    assert build_slots.holders(workspace) == {"dep_b", "dep_c"}
 
 
 def test_leaving_building_frees_the_slot_and_wakes_the_oldest_waiting(project_item):
@@ -130,18 +130,19 @@ def test_leaving_building_frees_the_slot_and_wakes_the_oldest_waiting(project_it
     from chalicelib.aws.clients import client
     from chalicelib.aws.queues import url
     from chalicelib.deployments import service as deployments
+    from chalicelib.store import build_slots
     from chalicelib.store import deployments as store
 
     workspace = project_item["workspace_id"]
     running = new_deployment(project_item)
-    store.acquire_slot(workspace, running["id"], 1)
+    build_slots.acquire(workspace, running["id"], 1)
     building = deployments.move(running, "building", "Building")
     waiting = new_deployment(project_item)
     assert store.pending_of_workspace(workspace, 5)[0]["id"] == waiting["id"]
 
     deployments.fail(building, "build_failed", "exit 1")
 
-    assert store.slot_holders(workspace) == set()
+    assert build_slots.holders(workspace) == set()
     bodies = [
         json.loads(m["Body"])
         for m in client("sqs")

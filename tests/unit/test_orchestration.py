@@ -131,13 +131,13 @@ def test_a_build_goes_to_the_engine_once_with_the_projects_env(pending, fakes):
 
 def test_a_failed_build_fails_the_deployment_frees_its_slot_and_marks_the_project(pending, fakes):
     from chalicelib.pipeline import builds
-    from chalicelib.store import deployments as store
+    from chalicelib.store import build_slots as slot_store
     from chalicelib.store import projects as project_store
 
     build, _ = fakes
     project, deployment = pending
     builds.start(project["id"], deployment["id"])
-    assert store.slot_holders(project["workspace_id"]) == {deployment["id"]}
+    assert slot_store.holders(project["workspace_id"]) == {deployment["id"]}
     # When the engine reports a failure
     build.finish(
         deployment["id"],
@@ -148,7 +148,7 @@ def test_a_failed_build_fails_the_deployment_frees_its_slot_and_marks_the_projec
     # and the project (which runs nothing) says failed
     item = status_of(project["id"], deployment["id"])
     assert (item["status"], item["error_code"]) == ("failed", "build_failed")
-    assert store.slot_holders(project["workspace_id"]) == set()
+    assert slot_store.holders(project["workspace_id"]) == set()
     stored = project_store.get(project["workspace_id"], project["id"])
     assert stored["status"] == "failed"
 
