@@ -101,7 +101,8 @@ def run() -> None:
                 for p in (small, big)
             )
             show(
-                f"{label}: items read, 10 / {BIG:,}   [target: equal]", f"{read_few} / {read_many}"
+                f"{label}: items read, 10 / {BIG:,}   [target <= 21: a page + 1]",
+                f"{read_few} / {read_many}",
             )
 
         deployment_id = big_ids[0]
