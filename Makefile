@@ -24,6 +24,14 @@ node_modules/.installed: package.json
 	npm install --no-audit --no-fund --silent
 	touch node_modules/.installed
 
+# The dashboard's tests drive Debian's chromium (Playwright's own browser download is not
+# used): installed here when missing.
+CHROMIUM := /usr/bin/chromium
+$(CHROMIUM):
+	@command -v apt-get >/dev/null || { echo "Install Chromium at $(CHROMIUM) (the dashboard tests drive it)"; exit 1; }
+	(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) \
+		|| { echo "Could not install chromium: run 'sudo apt-get install chromium'"; exit 1; }
+
 run: $(STAMP)
 	$(PY) -m chalicelib.local.stack --port $(PORT)
 
@@ -40,7 +48,7 @@ format: $(STAMP)
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-test: $(STAMP) node_modules/.installed lint infra-lint
+test: $(STAMP) node_modules/.installed $(CHROMIUM) lint infra-lint
 	$(PY) -m pytest -n 2 --dist loadgroup
 
 unit: $(STAMP)
@@ -49,7 +57,7 @@ unit: $(STAMP)
 integration: $(STAMP)
 	$(PY) -m pytest tests/integration
 
-e2e: $(STAMP) node_modules/.installed
+e2e: $(STAMP) node_modules/.installed $(CHROMIUM)
 	$(PY) -m pytest tests/e2e
 
 bench: $(STAMP) package

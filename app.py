@@ -3,7 +3,17 @@ handlers are declared here. Importing this module creates no AWS client."""
 
 from chalice import Chalice
 
-from chalicelib.api import deployments, keys, projects, service, usage, workspaces
+from chalicelib.api import (
+    dashboard,
+    deployments,
+    files,
+    keys,
+    mcp,
+    projects,
+    service,
+    usage,
+    workspaces,
+)
 from chalicelib.api.http import middleware
 from chalicelib.pipeline import wiring  # noqa: F401 - subscribes the pipeline's reactions
 
@@ -11,6 +21,8 @@ from chalicelib.pipeline import wiring  # noqa: F401 - subscribes the pipeline's
 app = Chalice(app_name="shipyard", configure_logs=False)
 # POST .../deploy takes a multipart archive: it must reach the view as bytes.
 app.api.binary_types.append("multipart/form-data")
+# Downloads of what was built (api/files.py) are bytes.
+app.api.binary_types.extend(["application/octet-stream", "application/gzip", "application/zip"])
 app.register_middleware(middleware, "http")
 app.register_blueprint(service.router.blueprint)
 app.register_blueprint(projects.router.blueprint)
@@ -18,6 +30,9 @@ app.register_blueprint(usage.router.blueprint)
 app.register_blueprint(keys.router.blueprint)
 app.register_blueprint(workspaces.router.blueprint)
 app.register_blueprint(deployments.router.blueprint)
+app.register_blueprint(mcp.router.blueprint)
+app.register_blueprint(files.router.blueprint)
+app.register_blueprint(dashboard.router.blueprint)
 
 
 # Each handler imports the workers on its first event: an API cold start doesn't.

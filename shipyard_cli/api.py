@@ -143,6 +143,37 @@ class Client:
             raise connection_error(self.base_url, error) from None
 
 
+class _KeepRedirects(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+def download(client: Client, path: str, query: dict[str, Any] | None = None) -> bytes:
+    """GET a file of the API. A large one redirects to a presigned storage URL, which is
+    fetched without the API key (storage refuses a second credential)."""
+    request = urllib.request.Request(
+        client.url(path, query), headers=client.headers({"Accept": "*/*"}), method="GET"
+    )
+    opener = urllib.request.build_opener(_KeepRedirects)
+    try:
+        with opener.open(request, timeout=client.timeout_s) as answer:
+            return answer.read()
+    except urllib.error.HTTPError as error:
+        if error.code not in (301, 302, 303, 307, 308) or not error.headers.get("Location"):
+            raise api_error(error.code, dict(error.headers), error.read()) from None
+        location = error.headers["Location"]
+    except (urllib.error.URLError, http.client.HTTPException, OSError) as error:
+        raise connection_error(client.base_url, error) from None
+    unauthenticated = urllib.request.Request(location, headers={"User-Agent": USER_AGENT})
+    try:
+        with urllib.request.urlopen(unauthenticated, timeout=client.timeout_s) as answer:
+            return answer.read()
+    except urllib.error.HTTPError as error:
+        raise s3_error(error.code, error.read()) from None
+    except (urllib.error.URLError, http.client.HTTPException, OSError) as error:
+        raise connection_error(location, error) from None
+
+
 def retry_wait(status: int, code: str, retry_after: str | None) -> float | None:
     """Seconds to wait before trying again, or None when retrying can't help."""
     if status not in RETRYABLE_STATUS and code not in RETRYABLE_CODES:

@@ -45,10 +45,12 @@ class Follower:
     # Status changes seen but not printed yet: a response opens with the status as it is
     # then, so it is shown after the lines that led to it, at the end of the response.
     unshown: list[str] = field(default_factory=list)
+    # "logs" (build, deploy, system) or "runtime-logs" (the app's own output)
+    kind: str = "logs"
 
     @property
     def path(self) -> str:
-        return f"/v1/projects/{self.project_id}/deployments/{self.deployment_id}/logs"
+        return f"/v1/projects/{self.project_id}/deployments/{self.deployment_id}/{self.kind}"
 
     def follow(self, after: int | None = None) -> str | None:
         """Print the log from after `after` to the end; the final status if it was told."""
@@ -163,9 +165,11 @@ class Follower:
             self.sleep(POLL_INTERVAL_S)
 
 
-def read_all(client: Client, project_id: str, deployment_id: str) -> list[LogLine]:
-    """The whole log as it is now, page by page."""
-    path = f"/v1/projects/{project_id}/deployments/{deployment_id}/logs"
+def read_all(
+    client: Client, project_id: str, deployment_id: str, kind: str = "logs"
+) -> list[LogLine]:
+    """The whole log (`logs` or `runtime-logs`) as it is now, page by page."""
+    path = f"/v1/projects/{project_id}/deployments/{deployment_id}/{kind}"
     lines: list[LogLine] = []
     after = None
     while True:

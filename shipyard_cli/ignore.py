@@ -19,8 +19,8 @@ from pathlib import Path
 IGNORE_FILES = (".gitignore", ".shipyardignore")
 
 # Never uploaded, whatever the ignore files say: VCS data, dependencies and caches that
-# the build recreates.
-ALWAYS_EXCLUDED = frozenset({".git", "node_modules", ".venv", "__pycache__"})
+# the build recreates; the CLI's own link to a project (.shipyard/project.json).
+ALWAYS_EXCLUDED = frozenset({".git", "node_modules", ".venv", "__pycache__", ".shipyard"})
 
 
 @dataclass(frozen=True)

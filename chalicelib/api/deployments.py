@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from chalice import Response
 
 from chalicelib.api.http import (
@@ -11,7 +13,9 @@ from chalicelib.api.http import (
     choice,
     integer,
     json_response,
+    text,
 )
+from chalicelib.core.clock import rfc3339
 from chalicelib.core.errors import BadRequest
 from chalicelib.deployments import logs, uploads
 from chalicelib.deployments import service as deployments
@@ -22,10 +26,12 @@ from chalicelib.deployments.models import (
     RedeployRequest,
     Release,
     RollbackRequest,
+    StreamTicket,
     Upload,
     UploadCreate,
 )
 from chalicelib.deployments.status import STATUSES
+from chalicelib.identity import tickets
 from chalicelib.pipeline import actions as pipeline
 from chalicelib.store import projects as project_store
 
@@ -226,13 +232,41 @@ def get_logs(ctx: RequestContext, project_id: str, deployment_id: str):
     return json_response(body, 200)
 
 
+def _ticket(request, params: dict[str, str]):
+    """The principal of a `?ticket=` (EventSource cannot send headers), None without one."""
+    ticket = (request.query_params or {}).get("ticket")
+    if ticket is None:
+        return None
+    reconnect = bool((request.headers.get("last-event-id") or "").strip())
+    return tickets.redeem(ticket, params["project_id"], params["deployment_id"], reconnect)
+
+
+@router.route(
+    DEPLOYMENT + "/logs/stream-ticket",
+    "POST",
+    scope="deployments:read",
+    response=StreamTicket,
+    status=201,
+)
+def create_stream_ticket(ctx: RequestContext, project_id: str, deployment_id: str):
+    """A 60 s ticket that opens this deployment's log stream once (`?ticket=`), for clients
+    that cannot send an Authorization header (a browser's EventSource)."""
+    deployments.item_of(ctx.workspace_id, project_id, deployment_id)
+    ticket, expires_at = tickets.issue(ctx.principal, project_id, deployment_id)
+    return StreamTicket(ticket=ticket, expires_at=rfc3339(datetime.fromtimestamp(expires_at, UTC)))
+
+
 @router.route(
     DEPLOYMENT + "/logs/stream",
     "GET",
     scope="deployments:read",
-    query={"after": AFTER},
+    query={
+        "after": AFTER,
+        "ticket": text("A stream ticket, instead of a bearer token"),
+    },
     headers={"Last-Event-ID": LAST_EVENT_ID},
     content={"text/event-stream": {"schema": SSE_EVENT}},
+    credential=_ticket,
 )
 def stream_logs(ctx: RequestContext, project_id: str, deployment_id: str):
     """Server-sent events of the log: resumable with Last-Event-ID, ends with a done frame."""

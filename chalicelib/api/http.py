@@ -125,6 +125,7 @@ class RouteSpec:
     errors: tuple[int, ...] = ()
     multipart: dict[str, Param] = field(default_factory=dict)
     content: dict[str, Any] | None = None
+    credential: Any = None
 
 
 ROUTES: list[RouteSpec] = []
@@ -194,6 +195,7 @@ class Router:
         errors: tuple[int, ...] = (),
         multipart: dict[str, Param] | None = None,
         content: dict[str, Any] | None = None,
+        credential: Any = None,
     ):
         """`workspace=False` for routes that do not act in one workspace: partner and
         user tokens need no X-Workspace-ID there. `secret=True` for routes whose answer
@@ -202,7 +204,9 @@ class Router:
         `query` and `headers` it reads (a bare string is a free-form text's description),
         `errors` its own domain errors can answer (statuses), `multipart` the fields of
         a multipart/form-data body, `content` its success answer's media types when not
-        JSON."""
+        JSON. `credential(request, params)` is a second way in for clients that cannot send an
+        Authorization header (the log stream's tickets): a Principal, or None to ask for
+        the bearer token as usual."""
 
         def decorator(function):
             spec = RouteSpec(
@@ -226,6 +230,7 @@ class Router:
                 errors=errors,
                 multipart=multipart or {},
                 content=content,
+                credential=credential,
             )
             ROUTES.append(spec)
             blueprint = self.blueprint
@@ -250,7 +255,8 @@ def _handle(spec: RouteSpec, request: Any, params: dict[str, str]) -> Response:
 
     def checked() -> Response:
         if spec.auth:
-            ctx.principal = _authenticated(request.headers)
+            alternative = spec.credential(request, params) if spec.credential else None
+            ctx.principal = alternative or _authenticated(request.headers)
             add_response_headers(ratelimit.check(ctx.principal))
             if spec.workspace and ctx.principal.workspace_id is None:
                 raise BadRequest(
@@ -273,6 +279,21 @@ def _handle(spec: RouteSpec, request: Any, params: dict[str, str]) -> Response:
         )
 
     return _answer(spec, checked)
+
+
+def route_spec(method: str, path: str) -> RouteSpec:
+    """The declared route of a method and path template (as declared)."""
+    for spec in ROUTES:
+        if spec.method == method and spec.path == path:
+            return spec
+    raise LookupError(f"no route {method} {path}")
+
+
+def invoke(spec: RouteSpec, request: Any, params: dict[str, str]) -> Response:
+    """Run a declared route on a request built in-process (the MCP server's tool calls):
+    the same authentication, scopes, rate limit, validation and error envelope as over HTTP.
+    `request` needs `headers` (case-insensitive), `query_params` and `raw_body`."""
+    return _handle(spec, request, params)
 
 
 def _authenticated(headers: Any) -> Principal:

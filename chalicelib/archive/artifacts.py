@@ -4,16 +4,18 @@ checks as an upload (with larger limits: a built app carries its dependencies)."
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
 import stat
 import tarfile
 import tempfile
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import BinaryIO
 
 from chalicelib.archive.inspect import ArchiveLimits, inspect_archive
+from chalicelib.archive.rules import Checker, InvalidArchive, path_parts
 from chalicelib.aws.clients import client
 from chalicelib.buildplan.model import ARTIFACT_NAME
 from chalicelib.core.settings import get_settings
@@ -106,3 +108,20 @@ def pack(source_dir: Path, out: BinaryIO, include: str = ".", exclude: Collectio
         raise ArtifactError(f"the output directory '{include}' does not exist after the build")
     with tarfile.open(fileobj=out, mode="w:gz", compresslevel=6, format=tarfile.PAX_FORMAT) as tar:
         _Packer(source_dir, tar).add(start, include, exclude)
+
+
+def pack_files(files: Mapping[str, bytes]) -> bytes:
+    """The .tar.gz of files given by path, each checked by the upload rules first
+    (`InvalidArchive` for a path that escapes, too many files or too many bytes)."""
+    checker = Checker(ArchiveLimits())
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w:gz", compresslevel=6, format=tarfile.PAX_FORMAT) as tar:
+        for path, content in files.items():
+            if not path_parts(path) or path.endswith("/"):
+                raise InvalidArchive("not_a_file", f"'{path}' names no file")
+            info = tarfile.TarInfo(path)
+            info.size = len(content)
+            info.mode = 0o644
+            checker.check(info)
+            tar.addfile(info, io.BytesIO(content))
+    return out.getvalue()

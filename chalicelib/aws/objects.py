@@ -66,3 +66,20 @@ def delete_prefix(prefix: str) -> None:
         keys = [{"Key": item["Key"]} for item in page.get("Contents", [])]
         if keys:
             s3.delete_objects(Bucket=bucket, Delete={"Objects": keys, "Quiet": True})
+
+
+def upload_stream(key: str, data: BinaryIO) -> None:
+    client("s3").upload_fileobj(data, get_settings().bucket, key)
+
+
+def presigned_get(key: str, expires_s: int, filename: str) -> str:
+    """A URL that downloads the object for `expires_s` seconds, saved as `filename`."""
+    return client("s3").generate_presigned_url(
+        "get_object",
+        Params={
+            "Bucket": get_settings().bucket,
+            "Key": key,
+            "ResponseContentDisposition": f'attachment; filename="{filename}"',
+        },
+        ExpiresIn=expires_s,
+    )

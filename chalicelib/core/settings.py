@@ -36,6 +36,9 @@ class Settings(BaseModel):
     upload_max_bytes: int = 50 * 1024 * 1024
     upload_expires_s: int = 3600
     deploy_max_bytes: int = 4 * 1024 * 1024
+    # Downloads of what was built above this size go through a presigned S3 GET (a 302):
+    # Lambda's responses stop at 6 MB, and base64 makes a binary body a third larger.
+    artifact_inline_max_bytes: int = 4 * 1024 * 1024
     pending_timeout_s: int = 1800
     pending_requeue_s: int = 60
     build_timeout_s: int = 900
@@ -43,6 +46,7 @@ class Settings(BaseModel):
     build_queue_max: int = 1000
     sse_wait_s: float = Field(default=20.0, gt=0, le=25)
     sse_retry_ms: int = 1000
+    stream_ticket_ttl_s: int = Field(default=60, ge=1, le=300)
     log_gap_grace_s: float = 5.0
     workflow_wait_s: int = 0
     workflow_task_timeout_s: int = 120
@@ -86,6 +90,7 @@ _ENV = {
     "upload_max_bytes": "SHIPYARD_UPLOAD_MAX_BYTES",
     "upload_expires_s": "SHIPYARD_UPLOAD_EXPIRES_S",
     "deploy_max_bytes": "SHIPYARD_DEPLOY_MAX_BYTES",
+    "artifact_inline_max_bytes": "SHIPYARD_ARTIFACT_INLINE_MAX_BYTES",
     "pending_timeout_s": "SHIPYARD_PENDING_TIMEOUT_S",
     "pending_requeue_s": "SHIPYARD_PENDING_REQUEUE_S",
     "build_timeout_s": "SHIPYARD_BUILD_TIMEOUT_S",
@@ -93,6 +98,7 @@ _ENV = {
     "build_queue_max": "SHIPYARD_BUILD_QUEUE_MAX",
     "sse_wait_s": "SHIPYARD_SSE_WAIT_S",
     "sse_retry_ms": "SHIPYARD_SSE_RETRY_MS",
+    "stream_ticket_ttl_s": "SHIPYARD_STREAM_TICKET_TTL_S",
     "log_gap_grace_s": "SHIPYARD_LOG_GAP_GRACE_S",
     "workflow_wait_s": "SHIPYARD_WORKFLOW_WAIT_S",
     "workflow_task_timeout_s": "SHIPYARD_WORKFLOW_TASK_TIMEOUT_S",

@@ -125,3 +125,14 @@ class Release(BaseModel):
     version: int
     deployment_id: str
     created_at: Timestamp
+
+
+class ArtifactFile(BaseModel):
+    path: str
+    size: int
+    type: Literal["file", "directory", "symlink"]
+
+
+class StreamTicket(BaseModel):
+    ticket: str
+    expires_at: Timestamp

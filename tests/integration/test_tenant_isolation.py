@@ -38,6 +38,10 @@ ROUTES = [
     ("GET", "/v1/projects/{project_id}/deployments/{deployment_id}/wait", None),
     ("GET", "/v1/projects/{project_id}/deployments/{deployment_id}/logs", None),
     ("GET", "/v1/projects/{project_id}/deployments/{deployment_id}/logs/stream", None),
+    ("POST", "/v1/projects/{project_id}/deployments/{deployment_id}/logs/stream-ticket", None),
+    ("GET", "/v1/projects/{project_id}/deployments/{deployment_id}/files", None),
+    ("GET", "/v1/projects/{project_id}/deployments/{deployment_id}/files/{path}", None),
+    ("GET", "/v1/projects/{project_id}/deployments/{deployment_id}/artifact", None),
     ("POST", "/v1/projects/{project_id}/redeploy", {}),
     ("POST", "/v1/projects/{project_id}/rollback", {"deployment_id": "dep_x"}),
     ("GET", "/v1/projects/{project_id}/releases", None),
@@ -81,9 +85,19 @@ class TenantB:
             "/v1/api-keys",
         ]
         seen = [self.api.get(path) for path in paths]
+        # B's own key_holder request below moves its key's last_used_at once a minute: that
+        # is B's use, not A's, and a slow run would otherwise see it as a change.
+        for response in seen:
+            for item in _items(response.json):
+                item.pop("last_used_at", None)
         return [(r.status_code, r.json) for r in seen] + [
             self.key_holder.get("/v1/projects").status_code
         ]
+
+
+def _items(body: dict) -> list[dict]:
+    data = body.get("data")
+    return data if isinstance(data, list) else [data] if isinstance(data, dict) else []
 
 
 def _project(b: TenantB) -> None:
@@ -114,10 +128,15 @@ def _deployment(b: TenantB) -> None:
     b.params["deployment_id"] = made.json["data"]["id"]
 
 
+def _file(b: TenantB) -> None:
+    b.params["path"] = "index.html"
+
+
 RESOURCES = {
     "project_id": _project,
     "key": _env,
     "key_id": _api_key,
+    "path": _file,
     "deployment_id": _deployment,
 }
 

@@ -147,6 +147,7 @@ def test_always_excluded_directories_cannot_be_re_included(tmp_path):
             "web/node_modules/x.js": "x",
             ".venv/pyvenv.cfg": "x",
             "pkg/__pycache__/m.cpython-311.pyc": "x",
+            ".shipyard/project.json": "{}",
             "pkg/m.py": "x",
         },
     )

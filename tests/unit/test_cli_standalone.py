@@ -43,7 +43,7 @@ def test_a_missing_api_key_is_explained():
         cwd=ROOT,
         capture_output=True,
         text=True,
-        env={"PATH": "/usr/bin:/bin"},
+        env={"PATH": "/usr/bin:/bin", "SHIPYARD_STATE_DIR": "/nonexistent"},
     )
 
     assert result.returncode == 1

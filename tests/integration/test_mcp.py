@@ -1,0 +1,175 @@
+"""POST /v1/mcp through chalice's test client: the JSON-RPC edge and its refusals (wrong
+schema, unknown tool, batches, a key without the scope, deploy_files' path and size rules).
+The SDK client's end-to-end run (deploy, wait, logs, rollback) is tests/e2e/test_mcp.py."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+MCP = "/v1/mcp"
+
+
+def rpc(api, method, params=None, key=None, id_=1):
+    message = {"jsonrpc": "2.0", "id": id_, "method": method}
+    if params is not None:
+        message["params"] = params
+    return api.post(MCP, message, key=key)
+
+
+def call(api, name, arguments, key=None):
+    response = rpc(api, "tools/call", {"name": name, "arguments": arguments}, key=key)
+    assert response.status_code == 200, response.body
+    return response.json["result"]
+
+
+@pytest.fixture
+def project(api):
+    return api.post("/v1/projects", {"name": "Agent site"}).json["data"]
+
+
+def test_without_a_key_is_401_like_every_route(anonymous):
+    # When
+    response = rpc(anonymous, "tools/list")
+    # Then
+    assert response.status_code == 401
+    assert response.json["error"]["code"] == "unauthorized"
+
+
+def test_initialize_then_tools_with_schemas_from_the_rest_models(api):
+    # When
+    init = rpc(
+        api,
+        "initialize",
+        {
+            "protocolVersion": "2025-06-18",
+            "capabilities": {},
+            "clientInfo": {"name": "t", "version": "1"},
+        },
+    ).json["result"]
+    tools = {t["name"]: t for t in rpc(api, "tools/list").json["result"]["tools"]}
+    # Then
+    assert init["protocolVersion"] == "2025-06-18"
+    assert init["capabilities"]["tools"] == {"listChanged": False}
+    assert set(tools) == {
+        "list_projects",
+        "create_project",
+        "deploy_files",
+        "get_deployment",
+        "wait_for_deployment",
+        "get_logs",
+        "list_deployments",
+        "rollback",
+        "redeploy",
+        "cancel_deployment",
+        "set_env",
+    }
+    create = tools["create_project"]["inputSchema"]
+    assert create["required"] == ["name"] and create["additionalProperties"] is False
+    assert tools["set_env"]["inputSchema"]["required"] == ["project_id", "vars"]
+    assert tools["wait_for_deployment"]["inputSchema"]["properties"]["timeout_s"]["maximum"] == 25
+
+
+def test_a_notification_is_accepted_without_a_body(api):
+    response = api.post(MCP, {"jsonrpc": "2.0", "method": "notifications/initialized"})
+    assert response.status_code == 202 and not response.body
+
+
+def test_a_batch_is_refused(api):
+    # When
+    response = api.post(MCP, [{"jsonrpc": "2.0", "id": 1, "method": "ping"}])
+    # Then
+    assert response.status_code == 400
+    assert response.json["error"]["code"] == -32600
+    assert response.json["id"] is None
+
+
+def test_malformed_json_and_unknown_methods(api):
+    parse = api.post(MCP, "{not json")
+    assert parse.status_code == 400 and parse.json["error"]["code"] == -32700
+    unknown = rpc(api, "resources/list")
+    assert unknown.json["error"]["code"] == -32601 and unknown.json["id"] == 1
+
+
+def test_an_unknown_tool_is_invalid_params(api):
+    response = rpc(api, "tools/call", {"name": "drop_database", "arguments": {}})
+    assert response.json["error"]["code"] == -32602
+    assert "drop_database" in response.json["error"]["message"]
+
+
+def test_wrong_arguments_are_a_tool_error_with_the_422_envelope(api, project):
+    # When
+    result = call(api, "create_project", {"name": "", "colour": "red"})
+    # Then
+    assert result["isError"] is True
+    error = result["structuredContent"]["error"]
+    assert error["code"] == "validation_failed"
+    assert set(error["details"]["fields"]) == {"name", "colour"}
+    assert json.loads(result["content"][0]["text"]) == result["structuredContent"]
+
+
+def test_results_are_the_rest_data(api, project):
+    # When
+    created = call(api, "create_project", {"name": "Second"})
+    listed = call(api, "list_projects", {"limit": 1})
+    # Then
+    assert created["structuredContent"]["name"] == "Second"
+    assert json.loads(created["content"][0]["text"]) == created["structuredContent"]
+    assert api.get(f"/v1/projects/{created['structuredContent']['id']}").status_code == 200
+    assert [p["name"] for p in listed["structuredContent"]["data"]] == ["Second"]
+    assert listed["structuredContent"]["pagination"]["has_more"] is True
+
+
+def test_a_key_without_the_scope_gets_the_403_envelope(api, project):
+    # Given
+    key = api.post("/v1/api-keys", {"name": "ro", "scopes": ["projects:read"]}).json["data"]["key"]
+    # When
+    listed = call(api, "list_projects", {}, key=key)
+    refused = call(
+        api, "set_env", {"project_id": project["id"], "vars": {"A": {"value": "1"}}}, key=key
+    )
+    # Then
+    assert listed.get("isError") is not True
+    assert refused["isError"] is True
+    assert refused["structuredContent"]["error"]["code"] == "forbidden"
+    assert refused["structuredContent"]["error"]["details"]["required_scope"] == "projects:write"
+    assert api.get(f"/v1/projects/{project['id']}/env").json["data"]["vars"] == {}
+
+
+def test_another_workspaces_project_is_not_found(api, project, make_workspace):
+    _, other = make_workspace("Other")
+    result = call(api, "list_deployments", {"project_id": project["id"]}, key=other)
+    assert result["structuredContent"]["error"]["code"] == "not_found"
+
+
+@pytest.mark.parametrize("path", ["../x", "/etc/x", "a/../../x", "", "dir/"])
+def test_deploy_files_refuses_paths_that_escape(api, project, path):
+    # When
+    result = call(api, "deploy_files", {"project_id": project["id"], "files": {path: "x"}})
+    # Then
+    assert result["isError"] is True
+    error = result["structuredContent"]["error"]
+    assert error["code"] == "validation_failed"
+    assert path in error["details"]["fields"]["files"][0]
+    assert api.get(f"/v1/projects/{project['id']}/deployments").json["data"] == []
+
+
+def test_deploy_files_with_more_files_than_an_archive_may_hold(api, project):
+    files = {f"f{i}.txt": "" for i in range(20_001)}
+    result = call(api, "deploy_files", {"project_id": project["id"], "files": files})
+    assert result["structuredContent"]["error"]["code"] == "validation_failed"
+    assert "entry limit" in result["structuredContent"]["error"]["message"]
+
+
+def test_deploy_files_takes_ten_thousand_files(api, project):
+    # Given: within the archive's 20,000-entry limit
+    files = {f"assets/{i}.txt": str(i) for i in range(10_000)}
+    files["index.html"] = "<h1>many</h1>"
+    # When
+    result = call(api, "deploy_files", {"project_id": project["id"], "files": files})
+    # Then
+    deployment = result["structuredContent"]
+    assert deployment["status"] == "pending" and deployment["source"]["type"] == "upload"
+    listed = api.get(f"/v1/projects/{project['id']}/deployments").json["data"]
+    assert [d["id"] for d in listed] == [deployment["id"]]
