@@ -22,6 +22,7 @@ DOWNLOAD_HEADERS = {"X-Content-Type-Options": "nosniff", "Cache-Control": "priva
     "GET",
     scope="deployments:read",
     response=list[ArtifactFile],
+    errors=(409,),
 )
 def list_files(ctx: RequestContext, project_id: str, deployment_id: str):
     """List the built artifact's files (path, size, type), in archive order."""
@@ -29,7 +30,13 @@ def list_files(ctx: RequestContext, project_id: str, deployment_id: str):
     return files.list_files(ctx.workspace_id, project_id, deployment_id, limit, start)
 
 
-@router.route(DEPLOYMENT + "/files/{path}", "GET", scope="deployments:read")
+@router.route(
+    DEPLOYMENT + "/files/{path}",
+    "GET",
+    scope="deployments:read",
+    errors=(409,),
+    content={"*/*": {"schema": {}}},
+)
 def get_file(ctx: RequestContext, project_id: str, deployment_id: str, path: str):
     """Download one file of the artifact; `path` is URL-encoded as one segment (a%2Fb.js)."""
     name, data = files.read_file(ctx.workspace_id, project_id, deployment_id, path)
@@ -51,6 +58,8 @@ def get_file(ctx: RequestContext, project_id: str, deployment_id: str, path: str
     "GET",
     scope="deployments:read",
     query={"format": choice(files.FORMATS, "The archive's format (default tar.gz)")},
+    errors=(302, 409),
+    content={"application/gzip": {"schema": {}}, "application/zip": {"schema": {}}},
 )
 def get_artifact(ctx: RequestContext, project_id: str, deployment_id: str):
     """Download the whole artifact as tar.gz (default) or zip; a large one redirects (302)

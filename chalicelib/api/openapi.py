@@ -69,6 +69,7 @@ REASONS = {
     201: "Created",
     202: "Accepted",
     204: "No content",
+    302: "Found: the answer is at the Location (a presigned URL)",
     400: "Malformed request, parameter or header (bad_request, invalid_cursor)",
     401: "Missing or invalid credentials (unauthorized)",
     403: "Scope missing or a count limit reached (forbidden, feature_limit_reached)",
@@ -220,6 +221,9 @@ def _operation(spec: RouteSpec, refs: dict) -> dict[str, Any]:
         )
     responses = {str(spec.status): _success(spec, refs, model, is_list)}
     for status in sorted(_statuses(spec, is_list)):
+        if status < 400:
+            responses[str(status)] = {"description": REASONS[status], "headers": REQUEST_ID}
+            continue
         headers = {**REQUEST_ID, **(RETRY_AFTER if status in (429, 503) else {})}
         responses[str(status)] = {
             "description": REASONS[status],
