@@ -12,6 +12,7 @@ A workspace's tier is set only by a partner key (or the operator's admin command
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from chalicelib.core import ids
@@ -34,13 +35,21 @@ DEFAULT_TIER = "free"
 MAX_SETTINGS = 50
 
 
+def settings_of(item: dict[str, Any]) -> dict[str, Any]:
+    """A workspace's settings. They are stored as JSON text, so that any JSON the API
+    accepts is kept as sent: DynamoDB's own maps refuse empty keys, deep nesting and
+    numbers beyond 38 digits. (Items written before that hold a map.)"""
+    stored = item.get("settings") or {}
+    return json.loads(stored) if isinstance(stored, str) else stored
+
+
 def to_model(item: dict[str, Any]) -> Workspace:
     return Workspace(
         id=item["id"],
         name=item["name"],
         slug=item["slug"],
         tier=item.get("tier", DEFAULT_TIER),
-        settings=item.get("settings", {}),
+        settings=settings_of(item),
         created_at=item["created_at"],
         updated_at=item["updated_at"],
     )
@@ -62,7 +71,7 @@ def create(
         "name": name,
         "slug": slug or slugify(name, "workspace"),
         "tier": tier,
-        "settings": settings or {},
+        "settings": json.dumps(settings or {}),
         "partner_id": partner_id,
         "active_keys": 0,
         "revision": 0,
@@ -145,11 +154,11 @@ def update(principal: Principal, workspace_id: str, body: WorkspaceUpdate) -> Wo
             changes[field] = getattr(body, field)
     if body.settings is not None:
         # Merged like Stripe's metadata: a key set to null is removed.
-        settings = {**current.get("settings", {}), **body.settings}
+        settings = {**settings_of(current), **body.settings}
         settings = {k: v for k, v in settings.items() if v is not None}
         if len(settings) > MAX_SETTINGS:
             raise ValidationFailed({"settings": [f"at most {MAX_SETTINGS} keys in all"]})
-        changes["settings"] = settings
+        changes["settings"] = json.dumps(settings)
     if not changes:
         return to_model(current)
     changes["updated_at"] = now_iso()

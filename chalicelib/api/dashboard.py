@@ -39,13 +39,25 @@ def _page(name: str, content_type: str) -> Response:
     )
 
 
-@router.route("/", "GET", auth=False, workspace=False)
+@router.route(
+    "/",
+    "GET",
+    auth=False,
+    workspace=False,
+    content={"text/html": {"schema": {"type": "string"}}},
+)
 def index(ctx: RequestContext):
     """The dashboard's page."""
     return _page("index.html", "text/html")
 
 
-@router.route("/dashboard/{name}", "GET", auth=False, workspace=False)
+@router.route(
+    "/dashboard/{name}",
+    "GET",
+    auth=False,
+    workspace=False,
+    content={media: {"schema": {"type": "string"}} for media in ASSETS.values()},
+)
 def asset(ctx: RequestContext, name: str):
     """The dashboard's script and style sheet."""
     if name not in ASSETS:

@@ -6,7 +6,15 @@ from datetime import UTC, datetime
 
 from chalice import Response
 
-from chalicelib.api.http import RequestContext, Router, json_response
+from chalicelib.api.http import (
+    Param,
+    RequestContext,
+    Router,
+    choice,
+    integer,
+    json_response,
+    text,
+)
 from chalicelib.core.clock import rfc3339
 from chalicelib.core.errors import BadRequest
 from chalicelib.core.models import ENVIRONMENTS
@@ -15,6 +23,7 @@ from chalicelib.deployments import service as deployments
 from chalicelib.deployments.models import (
     Deployment,
     DeploymentCreate,
+    LogPage,
     RedeployRequest,
     Release,
     RollbackRequest,
@@ -31,6 +40,19 @@ router = Router(__name__, "deployments")
 PROJECT = "/v1/projects/{project_id}"
 DEPLOYMENT = PROJECT + "/deployments/{deployment_id}"
 MAX_SEQ = 2**53
+AFTER = integer(0, MAX_SEQ - 1, None, "The seq of the last line already read")
+# Each event of a stream (its data is a JSON frame: contract, Logs).
+SSE_EVENT = {
+    "type": "object",
+    "properties": {
+        "data": {"type": "string", "contentMediaType": "application/json"},
+        "event": {"type": "string"},
+        "id": {"type": "string", "pattern": "^[0-9]+$"},
+        "retry": {"type": "integer", "minimum": 0},
+    },
+}
+# An EventSource reconnecting sends the id of the last frame it saw (empty: none).
+LAST_EVENT_ID = Param({"type": "string", "pattern": "^[0-9]{0,15}$"}, "The last seq seen")
 
 
 @router.route(
@@ -54,6 +76,7 @@ def create_upload(ctx: RequestContext, project_id: str):
     body=DeploymentCreate,
     response=Deployment,
     status=202,
+    errors=(503,),
 )
 def create_deployment(ctx: RequestContext, project_id: str):
     """Deploy an upload: checks it arrived intact, records the deployment `pending`."""
@@ -66,6 +89,12 @@ def create_deployment(ctx: RequestContext, project_id: str):
     scope="deployments:write",
     response=Deployment,
     status=202,
+    multipart={
+        "archive": Param({"type": "string", "format": "binary"}, "The .tar.gz", required=True),
+        # No type: every form field is text on the wire, whatever was meant.
+        "note": Param({"maxLength": 1000}, "Kept with the deployment"),
+    },
+    errors=(413, 503),
 )
 def deploy_archive(ctx: RequestContext, project_id: str):
     """Deploy an archive sent as multipart/form-data field `archive` (at most 4 MiB)."""
@@ -81,12 +110,15 @@ def deploy_archive(ctx: RequestContext, project_id: str):
     "GET",
     scope="deployments:read",
     response=list[Deployment],
-    query={"status": "|".join(STATUSES), "environment": "|".join(ENVIRONMENTS)},
+    query={
+        "status": choice(STATUSES, "Only deployments in this status"),
+        "environment": choice(ENVIRONMENTS, "Only deployments of this environment"),
+    },
 )
 def list_deployments(ctx: RequestContext, project_id: str):
     """List a project's deployments, newest first."""
-    status = ctx.query_choice("status", STATUSES)
-    environment = ctx.query_choice("environment", ENVIRONMENTS)
+    status = ctx.param("status")
+    environment = ctx.param("environment")
     name = deployments.list_name(project_id, status, environment)
     limit, start = ctx.page_params(name, ctx.workspace_id)
     return deployments.list_deployments(
@@ -107,7 +139,12 @@ def cancel_deployment(ctx: RequestContext, project_id: str, deployment_id: str):
 
 
 @router.route(
-    DEPLOYMENT + "/retry", "POST", scope="deployments:write", response=Deployment, status=202
+    DEPLOYMENT + "/retry",
+    "POST",
+    scope="deployments:write",
+    response=Deployment,
+    status=202,
+    errors=(503,),
 )
 def retry_deployment(ctx: RequestContext, project_id: str, deployment_id: str):
     """Retry a failed or canceled deployment from the same source."""
@@ -143,11 +180,11 @@ def rollback(ctx: RequestContext, project_id: str):
     "GET",
     scope="deployments:read",
     response=Deployment,
-    query={"timeout_s": "1..25, default 25"},
+    query={"timeout_s": integer(1, 25, 25, "Seconds to wait at most")},
 )
 def wait_deployment(ctx: RequestContext, project_id: str, deployment_id: str):
     """Long-poll: answers when the deployment is running or has ended, or at the timeout."""
-    timeout_s = ctx.query_int("timeout_s", 1, 25, 25)
+    timeout_s = ctx.param("timeout_s")
     return deployments.wait(ctx.workspace_id, project_id, deployment_id, timeout_s)
 
 
@@ -156,10 +193,8 @@ def after_of(ctx: RequestContext) -> tuple[int, bool]:
     raw = ctx.headers.get("last-event-id")
     resumed = raw is not None and raw.strip() != ""
     if not resumed:
-        raw = ctx.query("after")
-        resumed = raw is not None and raw != ""
-    if not resumed:
-        return 0, False
+        after = ctx.param("after")
+        return (0, False) if after is None else (after, True)
     try:
         value = int(raw)
     except ValueError:
@@ -173,13 +208,15 @@ def after_of(ctx: RequestContext) -> tuple[int, bool]:
     DEPLOYMENT + "/logs",
     "GET",
     scope="deployments:read",
-    query={"after": "seq to continue after", "limit": "1..1000, default 100"},
+    query={"after": AFTER, "limit": integer(1, 1000, 100, "Lines at most")},
+    headers={"Last-Event-ID": LAST_EVENT_ID},
+    content={"application/json": LogPage, "text/plain": {"schema": {"type": "string"}}},
 )
 def get_logs(ctx: RequestContext, project_id: str, deployment_id: str):
     """A deployment's log lines after a seq; JSON, or text with Accept: text/plain."""
     deployments.item_of(ctx.workspace_id, project_id, deployment_id)
     after, _ = after_of(ctx)
-    limit = ctx.query_int("limit", 1, 1000, 100)
+    limit = ctx.param("limit")
     batch = logs.read(project_id, deployment_id, after, limit)
     accept = (ctx.headers.get("accept") or "").lower()
     if "text/plain" in accept and "application/json" not in accept:
@@ -231,7 +268,12 @@ def create_stream_ticket(ctx: RequestContext, project_id: str, deployment_id: st
     DEPLOYMENT + "/logs/stream",
     "GET",
     scope="deployments:read",
-    query={"after": "seq to continue after", "ticket": "a stream ticket, instead of a bearer"},
+    query={
+        "after": AFTER,
+        "ticket": text("A stream ticket, instead of a bearer token"),
+    },
+    headers={"Last-Event-ID": LAST_EVENT_ID},
+    content={"text/event-stream": {"schema": SSE_EVENT}},
     credential=_ticket,
 )
 def stream_logs(ctx: RequestContext, project_id: str, deployment_id: str):

@@ -6,7 +6,7 @@ import mimetypes
 
 from chalice import Response
 
-from chalicelib.api.http import RequestContext, Router
+from chalicelib.api.http import RequestContext, Router, choice
 from chalicelib.deployments import files
 from chalicelib.deployments.models import ArtifactFile
 
@@ -22,6 +22,7 @@ DOWNLOAD_HEADERS = {"X-Content-Type-Options": "nosniff", "Cache-Control": "priva
     "GET",
     scope="deployments:read",
     response=list[ArtifactFile],
+    errors=(409,),
 )
 def list_files(ctx: RequestContext, project_id: str, deployment_id: str):
     """List the built artifact's files (path, size, type), in archive order."""
@@ -29,7 +30,13 @@ def list_files(ctx: RequestContext, project_id: str, deployment_id: str):
     return files.list_files(ctx.workspace_id, project_id, deployment_id, limit, start)
 
 
-@router.route(DEPLOYMENT + "/files/{path}", "GET", scope="deployments:read")
+@router.route(
+    DEPLOYMENT + "/files/{path}",
+    "GET",
+    scope="deployments:read",
+    errors=(409,),
+    content={"*/*": {"schema": {}}},
+)
 def get_file(ctx: RequestContext, project_id: str, deployment_id: str, path: str):
     """Download one file of the artifact; `path` is URL-encoded as one segment (a%2Fb.js)."""
     name, data = files.read_file(ctx.workspace_id, project_id, deployment_id, path)
@@ -50,12 +57,14 @@ def get_file(ctx: RequestContext, project_id: str, deployment_id: str, path: str
     DEPLOYMENT + "/artifact",
     "GET",
     scope="deployments:read",
-    query={"format": "|".join(files.FORMATS)},
+    query={"format": choice(files.FORMATS, "The archive's format (default tar.gz)")},
+    errors=(302, 409),
+    content={"application/gzip": {"schema": {}}, "application/zip": {"schema": {}}},
 )
 def get_artifact(ctx: RequestContext, project_id: str, deployment_id: str):
     """Download the whole artifact as tar.gz (default) or zip; a large one redirects (302)
     to a presigned S3 URL valid for 5 minutes."""
-    fmt = ctx.query_choice("format", files.FORMATS) or "tar.gz"
+    fmt = ctx.param("format") or "tar.gz"
     name, data, url = files.artifact(ctx.workspace_id, project_id, deployment_id, fmt)
     if url is not None:
         return Response(body="", status_code=302, headers={"Location": url, **DOWNLOAD_HEADERS})

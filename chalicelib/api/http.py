@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import secrets
 import time
 from contextvars import ContextVar
@@ -55,6 +56,56 @@ def add_response_headers(headers: dict[str, str]) -> None:
         extra.update(headers)
 
 
+@dataclass(frozen=True)
+class Param:
+    """A query parameter or request header: its JSON schema, which openapi.py publishes
+    and `RequestContext.param` reads by, so that what the document calls valid is what the
+    route accepts. A value absent reads as the schema's default (or None)."""
+
+    schema: dict[str, Any]
+    description: str = ""
+    required: bool = False
+
+
+def choice(values: tuple[str, ...], description: str = "", required: bool = False) -> Param:
+    return Param({"type": "string", "enum": list(values)}, description, required)
+
+
+def integer(low: int, high: int, default: int | None, description: str = "") -> Param:
+    schema: dict[str, Any] = {"type": "integer", "minimum": low, "maximum": high}
+    if default is not None:
+        schema["default"] = default
+    return Param(schema, description)
+
+
+def text(description: str = "", max_length: int | None = None) -> Param:
+    schema: dict[str, Any] = {"type": "string"}
+    if max_length is not None:
+        schema["maxLength"] = max_length
+    return Param(schema, description)
+
+
+_INTEGER = re.compile(r"-?[0-9]{1,20}")
+
+
+def _read(name: str, param: Param, raw: str | None) -> Any:
+    schema = param.schema
+    if raw is None:
+        if param.required:
+            raise BadRequest(f"Query parameter '{name}' is required")
+        return schema.get("default")
+    if schema["type"] == "integer":
+        low, high = schema["minimum"], schema["maximum"]
+        if not _INTEGER.fullmatch(raw) or not low <= int(raw) <= high:
+            raise BadRequest(f"Query parameter '{name}' must be an integer from {low} to {high}")
+        return int(raw)
+    if "enum" in schema and raw not in schema["enum"]:
+        raise BadRequest(f"Query parameter '{name}' must be one of: {', '.join(schema['enum'])}")
+    if len(raw) > schema.get("maxLength", len(raw)):
+        raise BadRequest(f"Query parameter '{name}' is longer than {schema['maxLength']}")
+    return raw
+
+
 @dataclass
 class RouteSpec:
     method: str
@@ -67,9 +118,13 @@ class RouteSpec:
     auth: bool
     summary: str
     tags: list[str]
-    query: dict[str, str]
+    query: dict[str, Param]
     workspace: bool = True
     secret: bool = False
+    headers: dict[str, Param] = field(default_factory=dict)
+    errors: tuple[int, ...] = ()
+    multipart: dict[str, Param] = field(default_factory=dict)
+    content: dict[str, Any] | None = None
     credential: Any = None
 
 
@@ -97,29 +152,22 @@ class RequestContext:
         params = self.request.query_params or {}
         return params.get(name)
 
-    def query_int(self, name: str, low: int, high: int, default: int) -> int:
-        raw = self.query(name)
-        if raw is None or raw == "":
-            return default
-        try:
-            value = int(raw)
-        except ValueError:
-            value = low - 1
-        if not low <= value <= high:
-            raise BadRequest(f"Query parameter '{name}' must be an integer from {low} to {high}")
-        return value
-
-    def query_choice(self, name: str, choices: tuple[str, ...]) -> str | None:
-        raw = self.query(name)
-        if raw is not None and raw not in choices:
-            raise BadRequest(f"Query parameter '{name}' must be one of: {', '.join(choices)}")
-        return raw
+    def param(self, name: str) -> Any:
+        """A declared query parameter's value (of its schema's type), or 400."""
+        return _read(name, self.spec.query[name], self.query(name))
 
     def page_params(self, list_name: str, scope: str) -> tuple[int, dict[str, Any] | None]:
-        limit = self.query_int("limit", 1, 100, 20)
+        limit = _read("limit", PAGE_QUERY["limit"], self.query("limit"))
         raw = self.query("cursor")
         start = cursors.decode(raw, list_name, scope) if raw else None
         return limit, start
+
+
+# The query parameters of every list (a route whose response is list[Model]).
+PAGE_QUERY = {
+    "limit": integer(1, 100, 20, "Items per page"),
+    "cursor": text("Opaque: the next_cursor of the previous page"),
+}
 
 
 class Router:
@@ -139,16 +187,24 @@ class Router:
         response: Any = None,
         status: int = 200,
         auth: bool = True,
-        query: dict[str, str] | None = None,
+        query: dict[str, Param | str] | None = None,
         binary: bool = False,
         workspace: bool = True,
         secret: bool = False,
+        headers: dict[str, Param] | None = None,
+        errors: tuple[int, ...] = (),
+        multipart: dict[str, Param] | None = None,
+        content: dict[str, Any] | None = None,
         credential: Any = None,
     ):
         """`workspace=False` for routes that do not act in one workspace: partner and
         user tokens need no X-Workspace-ID there. `secret=True` for routes whose answer
         holds a secret shown once (a new key): its idempotent replay is kept encrypted.
-        `credential(request, params)` is a second way in for clients that cannot send an
+        What the OpenAPI document says of the route beyond what the registry implies:
+        `query` and `headers` it reads (a bare string is a free-form text's description),
+        `errors` its own domain errors can answer (statuses), `multipart` the fields of
+        a multipart/form-data body, `content` its success answer's media types when not
+        JSON. `credential(request, params)` is a second way in for clients that cannot send an
         Authorization header (the log stream's tickets): a Principal, or None to ask for
         the bearer token as usual."""
 
@@ -164,9 +220,16 @@ class Router:
                 auth=auth,
                 summary=(function.__doc__ or function.__name__).strip().splitlines()[0],
                 tags=[self.tag],
-                query=query or {},
+                query={
+                    name: text(value) if isinstance(value, str) else value
+                    for name, value in (query or {}).items()
+                },
                 workspace=workspace,
                 secret=secret,
+                headers=headers or {},
+                errors=errors,
+                multipart=multipart or {},
+                content=content,
                 credential=credential,
             )
             ROUTES.append(spec)
@@ -271,7 +334,10 @@ def parse_body(request: Any, model: type[BaseModel]) -> BaseModel:
     if not isinstance(data, dict):
         raise BadRequest("The request body must be a JSON object")
     try:
-        return model.model_validate(data)
+        # Strict, in JSON mode: a JSON type other than the schema's ("true" for a
+        # boolean, "5" for an integer) is refused as the published schema says, while an
+        # RFC 3339 string is still a datetime.
+        return model.model_validate_json(raw if raw.strip() else b"{}", strict=True)
     except ValidationError as error:
         raise validation_error(error) from None
 

@@ -43,7 +43,10 @@ HEADER = "Idempotency-Key"
 METHODS = frozenset({"POST", "PATCH", "DELETE"})
 RETENTION_S = 24 * 3600
 REPLAYED = "Idempotent-Replayed"
-_VALID_KEY = re.compile(r"[\x20-\x7e]{1,255}")
+# 1..255 printable ASCII characters; not starting or ending with a space, which HTTP
+# would strip from the header's value.
+KEY_PATTERN = r"^[\x21-\x7e]([\x20-\x7e]{0,253}[\x21-\x7e])?$"
+_VALID_KEY = re.compile(KEY_PATTERN)
 _NOT_STORED = frozenset({401, 422, 429})
 
 
@@ -55,7 +58,7 @@ def key_of(headers: Any, method: str) -> str | None:
     key = headers.get(HEADER.lower())
     if key is None:
         return None
-    if not _VALID_KEY.fullmatch(key):
+    if not _VALID_KEY.match(key):
         raise BadRequest(
             f"The {HEADER} header must be 1 to 255 printable ASCII characters",
             {"header": HEADER},

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from chalicelib.api.http import RequestContext, Router
+from chalicelib.api.http import RequestContext, Router, choice, text
 from chalicelib.core.models import (
     PROJECT_STATUSES,
     EnvUpdate,
@@ -22,12 +22,15 @@ router = Router(__name__, "projects")
     "GET",
     scope="projects:read",
     response=list[Project],
-    query={"status": "|".join(PROJECT_STATUSES), "search": "name or slug contains"},
+    query={
+        "status": choice(PROJECT_STATUSES, "Only projects in this status"),
+        "search": text("Name or slug contains (the first 255 characters count)"),
+    },
 )
 def list_projects(ctx: RequestContext):
     """List projects, newest first."""
-    status = ctx.query_choice("status", PROJECT_STATUSES)
-    search = (ctx.query("search") or "").strip()[:255] or None
+    status = ctx.param("status")
+    search = (ctx.param("search") or "").strip()[:255] or None
     # A cursor continues the list it came from: the same filters, or invalid_cursor.
     limit, start = ctx.page_params(projects.list_name(status, search), ctx.workspace_id)
     return projects.list_projects(ctx.workspace_id, limit, start, status, search)

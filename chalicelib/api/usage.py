@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from chalicelib.api.http import RequestContext, Router
-from chalicelib.core.errors import BadRequest
+from chalicelib.api.http import RequestContext, Router, choice, integer
 from chalicelib.core.models import Entitlement, Usage
 from chalicelib.limits import quotas
 
@@ -21,14 +20,13 @@ def get_usage(ctx: RequestContext):
     "GET",
     scope="usage:read",
     response=Entitlement,
-    query={"feature": "|".join(quotas.FEATURES), "quantity": "integer, default 1"},
+    query={
+        "feature": choice(quotas.FEATURES, "The metric to check", required=True),
+        "quantity": integer(1, 1_000_000, 1, "How much more would be used"),
+    },
 )
 def check_entitlement(ctx: RequestContext):
     """Whether the workspace may use `quantity` more of `feature` now."""
-    feature = ctx.query_choice("feature", quotas.FEATURES)
-    if feature is None:
-        raise BadRequest(
-            f"Query parameter 'feature' is required: one of {', '.join(quotas.FEATURES)}"
-        )
-    quantity = ctx.query_int("quantity", 1, 1_000_000, 1)
+    feature = ctx.param("feature")
+    quantity = ctx.param("quantity")
     return quotas.check_entitlement(ctx.workspace_id, ctx.principal.tier, feature, quantity)

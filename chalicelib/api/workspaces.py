@@ -24,6 +24,7 @@ def list_workspaces(ctx: RequestContext):
     response=Workspace,
     status=201,
     workspace=False,
+    errors=(403,),
 )
 def create_workspace(ctx: RequestContext):
     """Create a workspace (partner keys and user tokens)."""
@@ -42,13 +43,14 @@ def get_workspace(ctx: RequestContext, workspace_id: str):
     body=WorkspaceUpdate,
     response=Workspace,
     workspace=False,
+    errors=(403, 409),
 )
 def update_workspace(ctx: RequestContext, workspace_id: str):
     """Rename a workspace or change its settings (and, for partners, its tier)."""
     return workspaces.update(ctx.principal, workspace_id, ctx.body)
 
 
-@router.route("/v1/workspaces/{workspace_id}", "DELETE", status=204, workspace=False)
+@router.route("/v1/workspaces/{workspace_id}", "DELETE", status=204, workspace=False, errors=(403,))
 def delete_workspace(ctx: RequestContext, workspace_id: str):
     """Delete a workspace: its keys are revoked and its projects deleted."""
     workspaces.delete(ctx.principal, workspace_id)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from chalicelib.core.models import Environment, Input, RelativePath, Timestamp
 from chalicelib.deployments.status import STATUSES
@@ -44,6 +44,15 @@ class GitRef(Input):
 
 
 class DeploymentCreate(Input):
+    # What the validator below checks, in the published schema: exactly one source.
+    model_config = ConfigDict(
+        json_schema_extra={
+            "oneOf": [
+                {"required": ["upload_id"], "properties": {"upload_id": {"type": "string"}}},
+                {"required": ["git"], "properties": {"git": {"type": "object"}}},
+            ]
+        }
+    )
     upload_id: Annotated[str, Field(min_length=1, max_length=64)] | None = None
     git: GitRef | None = None
     note: Note | None = None
@@ -115,6 +124,19 @@ class LogLine(BaseModel):
     timestamp: Timestamp
     phase: Phase
     message: str
+
+
+class LogCursor(BaseModel):
+    next_cursor: Annotated[str, Field(description="The seq to pass as ?after= next")]
+    has_more: bool
+
+
+class LogPage(BaseModel):
+    """A page of a deployment's log and the deployment's status, as one JSON document."""
+
+    data: list[LogLine]
+    pagination: LogCursor
+    status: DeploymentStatus
 
 
 class Release(BaseModel):

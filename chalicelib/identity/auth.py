@@ -19,7 +19,7 @@ from dataclasses import replace
 from typing import Any
 
 from chalicelib.core.clock import now_iso, parse_rfc3339, utcnow
-from chalicelib.core.errors import NotFound, Unauthorized
+from chalicelib.core.errors import BadRequest, NotFound, Unauthorized
 from chalicelib.core.scopes import ROLES
 from chalicelib.core.settings import get_settings
 from chalicelib.identity import oidc, tokens
@@ -94,8 +94,14 @@ def bearer_token(headers: Any) -> str:
 
 
 def workspace_named(headers: Any) -> str | None:
-    """The workspace X-Workspace-ID names, if any."""
-    return (headers.get(WORKSPACE_HEADER) or "").strip() or None
+    """The workspace X-Workspace-ID names, if any; the header sent empty names none,
+    which is a malformed request rather than its absence."""
+    named = headers.get(WORKSPACE_HEADER)
+    if named is None:
+        return None
+    if not named.strip():
+        raise BadRequest("The X-Workspace-ID header is empty: name a workspace or omit it")
+    return named.strip()
 
 
 def identify(token: str) -> Principal:

@@ -65,6 +65,16 @@ def calls_attribute(moment: float) -> str:
     return "calls#" + time.strftime("%Y-%m", time.gmtime(moment))
 
 
+# Every authenticated answer carries these (contract section 3).
+HEADER_NAMES = (
+    "X-RateLimit-Limit",
+    "X-RateLimit-Remaining",
+    "X-RateLimit-Reset",
+    "RateLimit-Policy",
+    "RateLimit",
+)
+
+
 def check(principal: Principal, rules: Policy | None = None) -> dict[str, str]:
     """Take a token for this request; return the rate-limit headers of its response,
     or raise RateLimited (which carries them too). `rules`: a policy other than the

@@ -108,9 +108,12 @@ def deploy_archive(
         raise ValidationFailed({"archive": ["A file field named 'archive' is required"]})
     if len(archive) > limit:
         raise PayloadTooLarge(hint, {"max_bytes": limit})
-    if not archive:
-        raise ValidationFailed({"archive": ["The archive is empty"]})
-    note = fields.get("note", b"").decode("utf-8", "replace")[:1000] or None
+    unknown = sorted(set(fields) - {"archive", "note"})
+    if unknown:
+        raise ValidationFailed({name: ["Unknown field"] for name in unknown})
+    note = fields.get("note", b"").decode("utf-8", "replace") or None
+    if note is not None and len(note) > 1000:
+        raise ValidationFailed({"note": ["At most 1000 characters"]})
     _admit(workspace_id, tier, needs_build=True)
     key = uploads.store_direct(project_id, archive)
     item = _pending(project, {"type": "upload"}, note, key)
@@ -134,8 +137,9 @@ def deploy_git(
     within a minute makes one deployment (single flight)."""
     git = project.get("git")
     if not git:
-        raise ValidationFailed(
-            {"git": ["This project has no git repository: PATCH it with git.repository first"]}
+        # A well-formed request this project can't serve: its state, not the body.
+        raise InvalidState(
+            "This project has no git repository: PATCH it with git.repository first"
         )
     try:
         check_ref(ref)

@@ -108,7 +108,9 @@ def update(workspace_id: str, project_id: str, body: ProjectUpdate) -> Project:
     changes: dict[str, Any] = {}
     for field in body.model_fields_set:
         value = getattr(body, field)
-        if field in ("name", "slug", "runtime") and value is None:
+        # null on a field that has no null state (every project has a name, a runtime,
+        # build and run settings) leaves it as it is, as leaving the field out would.
+        if field in ("name", "slug", "runtime", "build", "run") and value is None:
             continue
         if field in ("build", "run") and value is not None:
             value = {**current.get(field, {}), **value.model_dump(exclude_unset=True)}

@@ -178,3 +178,63 @@ def test_openapi_documents_the_idempotency_key_on_writes(anonymous):
     assert "Idempotency-Key" in [p["name"] for p in create["parameters"]]
     listing = document["paths"]["/v1/projects"]["get"]
     assert "Idempotency-Key" not in [p["name"] for p in listing["parameters"]]
+
+
+def test_openapi_is_exact_enough_for_a_generated_client(anonymous):
+    document = anonymous.get("/v1/openapi.json").json
+    paths, schemas = document["paths"], document["components"]["schemas"]
+    error = {"$ref": "#/components/schemas/Error"}
+    for path, operations in paths.items():
+        for method, operation in operations.items():
+            # Every status it can answer, each error with the envelope and X-Request-ID
+            assert "default" not in operation["responses"], (method, path)
+            for status, answer in operation["responses"].items():
+                assert "X-Request-ID" in answer["headers"], (method, path, status)
+                if int(status) >= 400:
+                    assert answer["content"]["application/json"]["schema"] == error
+            if "{project_id}" in path:
+                assert "404" in operation["responses"]
+    deployments = paths["/v1/projects/{project_id}/deployments"]
+    # Real types, ranges and enums of parameters
+    listing = {p["name"]: p["schema"] for p in deployments["get"]["parameters"]}
+    assert "running" in listing["status"]["enum"]
+    assert listing["limit"] == {"type": "integer", "minimum": 1, "maximum": 100, "default": 20}
+    assert listing["project_id"]["pattern"].startswith("^prj_")
+    wait = paths["/v1/projects/{project_id}/deployments/{deployment_id}/wait"]["get"]
+    timeout = next(p for p in wait["parameters"] if p["name"] == "timeout_s")["schema"]
+    assert (timeout["type"], timeout["minimum"], timeout["maximum"]) == ("integer", 1, 25)
+    key = next(p for p in deployments["post"]["parameters"] if p["name"] == "Idempotency-Key")
+    assert key["schema"]["pattern"].startswith("^[\\x21-\\x7e]")
+    assert "429" in deployments["post"]["responses"]
+    assert "Retry-After" in deployments["post"]["responses"]["429"]["headers"]
+    # Bodies: exactly one source; the multipart archive; env var names by pattern
+    body = deployments["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert len(schemas[body["$ref"].split("/")[-1]]["oneOf"]) == 2
+    deploy = paths["/v1/projects/{project_id}/deploy"]["post"]["requestBody"]["content"]
+    assert deploy["multipart/form-data"]["schema"]["required"] == ["archive"]
+    env_vars = schemas["EnvUpdate"]["properties"]["vars"]
+    assert env_vars["additionalProperties"] is False
+    assert list(env_vars["patternProperties"]) == ["^[A-Z_][A-Z0-9_]{0,254}$"]
+    # Links from what creates a resource to the operations on it
+    links = paths["/v1/projects"]["post"]["responses"]["201"]["links"]
+    assert links["get_project"]["parameters"] == {"project_id": "$response.body#/data/id"}
+    to_deployment = deployments["post"]["responses"]["202"]["links"]["get_deployment"]
+    assert to_deployment["parameters"] == {
+        "project_id": "$request.path.project_id",
+        "deployment_id": "$response.body#/data/id",
+    }
+
+
+def test_query_parameters_are_read_as_the_document_declares_them(api):
+    project = api.post("/v1/projects", {"name": "Q"}).json["data"]
+    path = f"/v1/projects/{project['id']}/deployments"
+    for query in ("status=", "status=RUNNING", "limit=0", "limit=1.5", "limit=", "limit=+5"):
+        refused = api.get(f"{path}?{query}")
+        assert refused.status_code == 400 and refused.json["error"]["code"] == "bad_request"
+    assert api.get(f"{path}?status=running&limit=100").status_code == 200
+    assert api.get("/v1/entitlements/check").status_code == 400  # feature is required
+
+
+def test_an_empty_workspace_header_is_a_bad_request_not_its_absence(api):
+    refused = api.get("/v1/projects", headers={"X-Workspace-ID": " "})
+    assert refused.status_code == 400 and "X-Workspace-ID" in refused.json["error"]["message"]

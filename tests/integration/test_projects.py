@@ -186,3 +186,13 @@ def test_secret_env_decrypts_for_builds(api):
     api.put(f"/v1/projects/{project['id']}/env", {"vars": {"T": {"value": "s3", "secret": True}}})
     stored = table.get({"workspace_id": project["workspace_id"], "sk": project["id"]})
     assert resolved_env(stored) == {"T": "s3"}
+
+
+def test_patch_with_every_field_null_changes_nothing_and_is_not_an_error(api):
+    project = api.post("/v1/projects", {"name": "Nulls", "run": {"port": 3000}}).json["data"]
+    fields = ("name", "slug", "description", "runtime", "build", "run", "git")
+    patched = api.patch(f"/v1/projects/{project['id']}", dict.fromkeys(fields))
+    assert patched.status_code == 200
+    unchanged = {k: v for k, v in patched.json["data"].items() if k != "updated_at"}
+    assert unchanged == {k: v for k, v in project.items() if k != "updated_at"}
+    assert api.get(f"/v1/projects/{project['id']}").json["data"]["run"]["port"] == 3000

@@ -134,9 +134,9 @@ def test_bad_deployment_bodies(api, project):
     assert api.post(path, {"upload_id": "upl_x", "git": {"ref": "main"}}).status_code == 422
     missing = api.post(path, {"upload_id": "upl_doesnotexist"})
     assert missing.status_code == 404
+    # A well-formed git source this project can't deploy from is its state, not the body.
     git = api.post(path, {"git": {"ref": "main"}})
-    assert git.status_code == 422
-    assert "git" in git.json["error"]["details"]["fields"]
+    assert git.status_code == 409 and git.json["error"]["code"] == "invalid_state"
 
 
 def test_multipart_deploy(api, project):

@@ -1,0 +1,153 @@
+"""Load on the real local stack: 50 concurrent clients for 60 s, each on its own
+keep-alive connection, on a mix of reads, creates with Idempotency-Key, deployments (of a
+small static site, a bounded number of them) and log reads. Prints requests/s, p50, p99,
+5xx, lost writes (a 201 whose resource is then missing) and the keep-alive/fresh ratio of
+a single client, each beside its target. Loopback only; it stops by itself."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import random
+import statistics
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from bench.harness import show
+from tests.e2e.conftest import start_stack, stop_stack
+from tests.pipeline_support import multipart, targz
+
+CLIENTS = 50
+DURATION_S = 60
+MAX_DEPLOYMENTS = 10  # each one builds and runs an app on this machine
+
+
+class Client:
+    def __init__(self, url: str, key: str) -> None:
+        address = urlsplit(url)
+        self.host, self.port, self.key = address.hostname, address.port, key
+        self.connection = http.client.HTTPConnection(self.host, self.port, timeout=60)
+
+    def call(self, method: str, path: str, body: bytes | None = None, headers=None):
+        sent = {"Authorization": f"Bearer {self.key}", **(headers or {})}
+        if body is not None and "Content-Type" not in sent:
+            sent["Content-Type"] = "application/json"
+        try:
+            self.connection.request(method, path, body=body, headers=sent)
+            response = self.connection.getresponse()
+            return response.status, response.read()
+        except (OSError, http.client.HTTPException):
+            self.connection.close()
+            self.connection = http.client.HTTPConnection(self.host, self.port, timeout=60)
+            raise
+
+
+def _single_client_ratio(url: str, key: str, runs: int = 40) -> tuple[float, float]:
+    """Median ms of an authenticated GET on one keep-alive connection and on fresh ones."""
+    kept = Client(url, key)
+    kept.call("GET", "/v1/projects?limit=1")
+    alive, fresh = [], []
+    for _ in range(runs):
+        started = time.perf_counter()
+        kept.call("GET", "/v1/projects?limit=1")
+        alive.append(time.perf_counter() - started)
+        started = time.perf_counter()
+        Client(url, key).call("GET", "/v1/projects?limit=1")
+        fresh.append(time.perf_counter() - started)
+    return statistics.median(alive) * 1000, statistics.median(fresh) * 1000
+
+
+def run() -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        stack = start_stack(Path(tmp), {"SHIPYARD_FIRST_TIER": "enterprise"})
+        try:
+            _load(stack.url, stack.key)
+        finally:
+            stop_stack(stack.process)
+
+
+def _load(url: str, key: str) -> None:
+    alive_ms, fresh_ms = _single_client_ratio(url, key)
+    show("single client GET, keep-alive", f"{alive_ms:.1f} ms")
+    show("single client GET, fresh connection", f"{fresh_ms:.1f} ms")
+    show("keep-alive / fresh   [target <= 1.2]", f"{alive_ms / fresh_ms:.2f}")
+
+    setup = Client(url, key)
+    _, body = setup.call("POST", "/v1/projects", json.dumps({"name": "load"}).encode())
+    project_id = json.loads(body)["data"]["id"]
+    content_type, archive = multipart(
+        {"archive": ("site.tar.gz", targz({"index.html": "<h1>load</h1>"}))}
+    )
+    _, body = setup.call(
+        "POST", f"/v1/projects/{project_id}/deploy", archive, {"Content-Type": content_type}
+    )
+    deployment_id = json.loads(body)["data"]["id"]
+
+    lock = threading.Lock()
+    latencies: list[float] = []
+    statuses: dict[int, int] = {}
+    created: list[str] = []
+    deployments = [0]
+    errors = [0]
+    deadline = time.monotonic() + DURATION_S
+
+    def client_loop(seed: int) -> None:
+        chooser = random.Random(seed)
+        me = Client(url, key)
+        while time.monotonic() < deadline:
+            pick = chooser.random()
+            kind, method, path, data, headers = "read", "GET", "/v1/projects?limit=20", None, {}
+            if pick < 0.2:
+                kind, method, path = "create", "POST", "/v1/projects"
+                data = json.dumps({"name": f"load {uuid.uuid4().hex[:12]}"}).encode()
+                headers = {"Idempotency-Key": uuid.uuid4().hex}
+            elif pick < 0.3:
+                path = f"/v1/projects/{project_id}/deployments/{deployment_id}/logs?limit=100"
+            elif pick < 0.32:
+                with lock:
+                    allowed = deployments[0] < MAX_DEPLOYMENTS
+                    deployments[0] += allowed
+                if allowed:
+                    kind, method, path = "deploy", "POST", f"/v1/projects/{project_id}/deploy"
+                    data, headers = archive, {"Content-Type": content_type}
+            elif pick < 0.5:
+                path = f"/v1/projects/{project_id}/deployments?limit=20"
+            started = time.perf_counter()
+            try:
+                status, answer = me.call(method, path, data, headers)
+            except (OSError, http.client.HTTPException):
+                with lock:
+                    errors[0] += 1
+                continue
+            elapsed = time.perf_counter() - started
+            with lock:
+                latencies.append(elapsed)
+                statuses[status] = statuses.get(status, 0) + 1
+                if kind == "create" and status == 201:
+                    created.append(json.loads(answer)["data"]["id"])
+
+    started = time.monotonic()
+    threads = [threading.Thread(target=client_loop, args=(n,)) for n in range(CLIENTS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    wall = time.monotonic() - started
+
+    lost = sum(setup.call("GET", f"/v1/projects/{pid}")[0] != 200 for pid in created)
+    ordered = sorted(latencies)
+    p50 = ordered[len(ordered) // 2] * 1000
+    p99 = ordered[int(len(ordered) * 0.99)] * 1000
+    server_errors = sum(n for status, n in statuses.items() if status >= 500)
+    show(f"{CLIENTS} clients for {DURATION_S} s: requests", str(len(latencies)))
+    show("  statuses", ", ".join(f"{s} x{n}" for s, n in sorted(statuses.items())))
+    show("requests/s   [target >= 100]", f"{len(latencies) / wall:.0f}")
+    show("p50   [target: -]", f"{p50:.0f} ms")
+    show("p99   [target < 500 ms]", f"{p99:.0f} ms")
+    show("5xx   [target 0]", str(server_errors))
+    show("connection errors   [target 0]", str(errors[0]))
+    show(f"lost writes of {len(created)} creates   [target 0]", str(lost))
