@@ -138,9 +138,7 @@ def deploy_git(
     git = project.get("git")
     if not git:
         # A well-formed request this project can't serve: its state, not the body.
-        raise InvalidState(
-            "This project has no git repository: PATCH it with git.repository first"
-        )
+        raise InvalidState("This project has no git repository: PATCH it with git.repository first")
     try:
         check_ref(ref)
     except BadRef as error:
