@@ -240,13 +240,22 @@ def get_logs(ctx: RequestContext, project_id: str, deployment_id: str):
     return json_response(body, 200)
 
 
-def _ticket(request, params: dict[str, str]):
-    """The principal of a `?ticket=` (EventSource cannot send headers), None without one."""
-    ticket = (request.query_params or {}).get("ticket")
-    if ticket is None:
-        return None
-    reconnect = bool((request.headers.get("last-event-id") or "").strip())
-    return tickets.redeem(ticket, params["project_id"], params["deployment_id"], reconnect)
+def ticket_credential(stream: str):
+    """The `credential` of a deployment's stream route: the principal of a `?ticket=`
+    (EventSource cannot send headers) on that stream, None without one."""
+
+    def credential(request, params: dict[str, str]):
+        ticket = (request.query_params or {}).get("ticket")
+        if ticket is None:
+            return None
+        reconnect = bool((request.headers.get("last-event-id") or "").strip())
+        project_id, deployment_id = params["project_id"], params["deployment_id"]
+        return tickets.redeem(ticket, project_id, deployment_id, stream, reconnect)
+
+    return credential
+
+
+TICKET = text("A stream ticket (POST .../logs/stream-ticket), instead of a bearer token")
 
 
 @router.route(
@@ -257,8 +266,8 @@ def _ticket(request, params: dict[str, str]):
     status=201,
 )
 def create_stream_ticket(ctx: RequestContext, project_id: str, deployment_id: str):
-    """A 60 s ticket that opens this deployment's log stream once (`?ticket=`), for clients
-    that cannot send an Authorization header (a browser's EventSource)."""
+    """A 60 s ticket that opens each of this deployment's log streams (build and runtime)
+    once (`?ticket=`), for clients that cannot send an Authorization header (EventSource)."""
     deployments.item_of(ctx.workspace_id, project_id, deployment_id)
     ticket, expires_at = tickets.issue(ctx.principal, project_id, deployment_id)
     return StreamTicket(ticket=ticket, expires_at=rfc3339(datetime.fromtimestamp(expires_at, UTC)))
@@ -270,11 +279,11 @@ def create_stream_ticket(ctx: RequestContext, project_id: str, deployment_id: st
     scope="deployments:read",
     query={
         "after": AFTER,
-        "ticket": text("A stream ticket, instead of a bearer token"),
+        "ticket": TICKET,
     },
     headers={"Last-Event-ID": LAST_EVENT_ID},
     content={"text/event-stream": {"schema": SSE_EVENT}},
-    credential=_ticket,
+    credential=ticket_credential("logs"),
 )
 def stream_logs(ctx: RequestContext, project_id: str, deployment_id: str):
     """Server-sent events of the log: resumable with Last-Event-ID, ends with a done frame."""

@@ -48,8 +48,9 @@ DEPLOYMENT = PROJECT + "/deployments/{deployment_id}"
 SERVER = mcp.Implementation(name="shipyard", title="Shipyard", version="1")
 INSTRUCTIONS = (
     "Shipyard deploys apps. Typical flow: list_projects or create_project, deploy_files with "
-    "the app's files, wait_for_deployment until it is running or failed, get_logs to see why; "
-    "rollback to an earlier deployment_id if the new one misbehaves."
+    "the app's files, wait_for_deployment until it is running or failed, get_logs to see why, "
+    "get_runtime_logs for what the running app prints; rollback to an earlier deployment_id "
+    "if the new one misbehaves."
 )
 
 Id = Annotated[str, Field(min_length=1, max_length=64)]
@@ -215,6 +216,17 @@ TOOLS = {
             "status. Continue from pagination.next_cursor.",
             "GET",
             DEPLOYMENT + "/logs",
+            GetLogs,
+            query=("after", "limit"),
+            read_only=True,
+        ),
+        Tool(
+            "get_runtime_logs",
+            "What a deployment's app printed while it runs (phase 'app') and the supervisor's "
+            "lines (phase 'runtime'), after a seq, with the deployment's status. Continue from "
+            "pagination.next_cursor; use get_logs for the build.",
+            "GET",
+            DEPLOYMENT + "/runtime-logs",
             GetLogs,
             query=("after", "limit"),
             read_only=True,

@@ -4,14 +4,24 @@ from __future__ import annotations
 
 from chalice import Response
 
-from chalicelib.api.deployments import DEPLOYMENT, PROJECT, after_of
-from chalicelib.api.http import RequestContext, Router, json_response
+from chalicelib.api.deployments import (
+    AFTER,
+    DEPLOYMENT,
+    LAST_EVENT_ID,
+    PROJECT,
+    SSE_EVENT,
+    TICKET,
+    after_of,
+    ticket_credential,
+)
+from chalicelib.api.http import RequestContext, Router, integer, json_response
 from chalicelib.deployments import service as deployments
 from chalicelib.pipeline import live_logs
 from chalicelib.store import projects as project_store
 
 router = Router(__name__, "runtime")
 SSE_HEADERS = {"Content-Type": "text/event-stream; charset=utf-8", "Cache-Control": "no-cache"}
+PAGE_QUERY = {"after": AFTER, "limit": integer(1, 1000, 100, "Lines at most")}
 
 
 def _wants_text(ctx: RequestContext) -> bool:
@@ -23,13 +33,14 @@ def _wants_text(ctx: RequestContext) -> bool:
     DEPLOYMENT + "/runtime-logs",
     "GET",
     scope="deployments:read",
-    query={"after": "seq to continue after", "limit": "1..1000, default 100"},
+    query=PAGE_QUERY,
+    headers={"Last-Event-ID": LAST_EVENT_ID},
 )
 def get_runtime_logs(ctx: RequestContext, project_id: str, deployment_id: str):
     """What the deployment's app printed, and the supervisor's lines; JSON, or text."""
     deployments.item_of(ctx.workspace_id, project_id, deployment_id)
     after, _ = after_of(ctx)
-    limit = ctx.query_int("limit", 1, 1000, 100)
+    limit = ctx.param("limit")
     lines, status, _ = live_logs.runtime_page(project_id, deployment_id, after, limit)
     cursor = lines[-1]["seq"] if lines else after
     if _wants_text(ctx):
@@ -50,7 +61,15 @@ def get_runtime_logs(ctx: RequestContext, project_id: str, deployment_id: str):
     return json_response(body, 200)
 
 
-@router.route(DEPLOYMENT + "/runtime-logs/stream", "GET", scope="deployments:read")
+@router.route(
+    DEPLOYMENT + "/runtime-logs/stream",
+    "GET",
+    scope="deployments:read",
+    query={"after": AFTER, "ticket": TICKET},
+    headers={"Last-Event-ID": LAST_EVENT_ID},
+    content={"text/event-stream": {"schema": SSE_EVENT}},
+    credential=ticket_credential("runtime-logs"),
+)
 def stream_runtime_logs(ctx: RequestContext, project_id: str, deployment_id: str):
     """Server-sent events of the runtime log; `done` once the deployment has stopped."""
     deployments.item_of(ctx.workspace_id, project_id, deployment_id)
@@ -63,13 +82,13 @@ def stream_runtime_logs(ctx: RequestContext, project_id: str, deployment_id: str
     PROJECT + "/access-logs",
     "GET",
     scope="deployments:read",
-    query={"after": "seq to continue after", "limit": "1..1000, default 100"},
+    query=PAGE_QUERY,
 )
 def get_access_logs(ctx: RequestContext, project_id: str):
     """The requests the project's URL served, oldest first, after a seq."""
     project_store.get(ctx.workspace_id, project_id)
     after, _ = after_of(ctx)
-    limit = ctx.query_int("limit", 1, 1000, 100)
+    limit = ctx.param("limit")
     entries = live_logs.access_page(project_id, after, limit)
     cursor = entries[-1]["seq"] if entries else after
     body = {
@@ -79,7 +98,14 @@ def get_access_logs(ctx: RequestContext, project_id: str):
     return json_response(body, 200)
 
 
-@router.route(PROJECT + "/access-logs/stream", "GET", scope="deployments:read")
+@router.route(
+    PROJECT + "/access-logs/stream",
+    "GET",
+    scope="deployments:read",
+    query={"after": AFTER},
+    headers={"Last-Event-ID": LAST_EVENT_ID},
+    content={"text/event-stream": {"schema": SSE_EVENT}},
+)
 def stream_access_logs(ctx: RequestContext, project_id: str):
     """Server-sent events of the access log (resumable with Last-Event-ID)."""
     project_store.get(ctx.workspace_id, project_id)

@@ -1,13 +1,16 @@
 """Stream tickets: a browser's EventSource cannot send an Authorization header, so the log
-stream also takes `?ticket=`, a short-lived credential for one deployment's stream.
+streams also take `?ticket=`, a short-lived credential for one deployment's streams (its
+build log and its runtime log).
 
 A ticket is base64url(JSON) + "." + base64url(HMAC-SHA256 with the cursor secret). It names
 the principal that asked for it (rate limits keep counting against it), the deployment, a
 nonce and an expiry (60 s: `stream_ticket_ttl_s`), and grants only `deployments:read` on
-that deployment's stream.
+that deployment's streams.
 
-Reuse: a ticket opens one stream. The first request without `Last-Event-ID` redeems it (a
-one-time claim in DynamoDB); the reconnects EventSource makes by itself carry
+Reuse: a ticket opens each of its deployment's streams once (so a client that follows the
+build log into the runtime log may use one ticket for both). The first request to a stream
+without `Last-Event-ID` redeems it for that stream (a one-time claim in DynamoDB of the
+nonce and the stream); the reconnects EventSource makes by itself carry
 `Last-Event-ID` and are accepted until the ticket expires, so a stream that reconnects every
 25 s keeps going. Another fresh open with the same ticket, an expired ticket, or a ticket
 of another deployment is 401. A client that needs a stream after expiry asks for a new one.
@@ -57,8 +60,11 @@ def issue(principal: Principal, project_id: str, deployment_id: str) -> tuple[st
     return f"{_b64(payload)}.{_b64(_sign(payload))}", expires_at
 
 
-def redeem(ticket: str, project_id: str, deployment_id: str, reconnect: bool) -> Principal:
-    """The principal a ticket stands for on this deployment's stream, or Unauthorized."""
+def redeem(
+    ticket: str, project_id: str, deployment_id: str, stream: str, reconnect: bool
+) -> Principal:
+    """The principal a ticket stands for on this deployment's `stream` ("logs" or
+    "runtime-logs"), or Unauthorized."""
     try:
         body, _, signature = ticket.partition(".")
         payload = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
@@ -73,7 +79,7 @@ def redeem(ticket: str, project_id: str, deployment_id: str, reconnect: bool) ->
         raise Unauthorized("The stream ticket is for another deployment")
     if claims["e"] <= time.time():  # whole seconds: a ticket lives at least its TTL
         raise Unauthorized("The stream ticket expired: ask for a new one")
-    if not reconnect and not store.claim(claims["n"], claims["e"]):
+    if not reconnect and not store.claim(f"{claims['n']}:{stream}", claims["e"]):
         raise Unauthorized("The stream ticket was already used: ask for a new one")
     return Principal(
         kind=claims["k"],

@@ -1,5 +1,5 @@
-"""One-time claims of stream tickets, kept in the idempotency table (`ticket:<nonce>`, with
-its expiry as the table's TTL): a table of short-lived records keyed by a unique string."""
+"""One-time claims of stream tickets, kept in the idempotency table (`ticket:<nonce>:<stream>`,
+with its expiry as the table's TTL): a table of short-lived records keyed by a unique string."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ records = Table("idempotency")
 
 
 def claim(nonce: str, expires_at: int) -> bool:
-    """Record that the ticket `nonce` was redeemed; False if it already was."""
+    """Record that the ticket `nonce` (with the stream it opened) was redeemed; False if it
+    already was."""
     try:
         records.ddb.put_item(
             TableName=records.name,

@@ -1,7 +1,8 @@
 """The dashboard in a real headless Chromium (Debian's `chromium`, driven by Playwright's
 Python client) against the real local stack: sign in by keyboard, open a project, watch a
-new deployment's log lines arrive live, roll back; names and log lines with markup stay
-text; it fits 1280 and 390 pixels. Screenshots are kept in .local/."""
+new deployment's log lines arrive live, roll back; follow a deployment from its build log
+into its runtime log, where what the running app prints arrives live; names and log lines
+with markup stay text; it fits 1280 and 390 pixels. Screenshots are kept in .local/."""
 
 from __future__ import annotations
 
@@ -16,10 +17,29 @@ import pytest
 from playwright.sync_api import expect, sync_playwright
 
 from tests.e2e.conftest import ROOT
+from tests.pipeline_support import targz
 
 CHROMIUM = "/usr/bin/chromium"
 SHOTS = ROOT / ".local"
 HOSTILE = "<script>window.pwned = 1</script><img src=x onerror='window.pwned = 2'>"
+# An app that prints a line for each request it serves: its runtime log.
+APP = r"""
+import os
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+class Handler(BaseHTTPRequestHandler):
+    def do_GET(self):
+        print(f"served {self.path}", flush=True)
+        self.send_response(200)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"ok")
+
+    def log_message(self, *args):
+        pass
+
+ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), Handler).serve_forever()
+"""
 
 
 def site(version: str) -> bytes:
@@ -32,14 +52,14 @@ def site(version: str) -> bytes:
     return buffer.getvalue()
 
 
-def deploy(stack, project_id: str, version: str) -> dict:
+def deploy(stack, project_id: str, version: str, archive: bytes | None = None) -> dict:
     boundary = uuid.uuid4().hex
     body = (
         (
             f'--{boundary}\r\nContent-Disposition: form-data; name="archive"; filename="a.tgz"\r\n'
             "Content-Type: application/gzip\r\n\r\n"
         ).encode()
-        + site(version)
+        + (archive or site(version))
         + f"\r\n--{boundary}--\r\n".encode()
     )
     request = urllib.request.Request(
@@ -179,6 +199,45 @@ def test_sign_in_follow_a_deployment_live_and_roll_back(cli_stack, browser, proj
     expect(page.get_by_role("button", name="Redeploy")).to_be_visible()
     page.screenshot(path=str(SHOTS / "dashboard-390.png"), full_page=True)
     assert page.evaluate("window.pwned") is None
+    page.close()
+
+
+def test_the_live_log_follows_the_build_into_the_runtime_log(cli_stack, browser):
+    # Given: a running app that prints a line for each request
+    status, _, body = cli_stack.request(
+        "POST",
+        "/v1/projects",
+        {
+            "name": "Printer",
+            "runtime": "python",
+            "run": {"start_command": "python app.py", "health_check_interval_s": 1},
+        },
+    )
+    assert status == 201, body
+    project = body["data"]
+    archive = targz({"app.py": APP, "requirements.txt": ""})
+    first = deploy(cli_stack, project["id"], "one", archive)
+    running = wait_running(cli_stack, project["id"], first["id"])
+    assert running["status"] == "running", running
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(cli_stack.url + "/")
+    page.get_by_label("API key").fill(cli_stack.key)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("link", name="Printer")).to_be_visible()
+    # When: the page follows the deployment, and the app serves a request
+    page.goto(f"{cli_stack.url}/#/projects/{project['id']}")
+    log = page.locator("#log")
+    expect(log).to_contain_text("-- runtime log", timeout=30_000)
+    path = f"/from-the-dashboard-test-{uuid.uuid4().hex[:8]}"
+    with urllib.request.urlopen(running["url"] + path, timeout=10) as response:
+        assert response.status == 200
+    # Then: the line the app printed arrives in the page's live log, after the build log
+    expect(log).to_contain_text(f"[app] served {path}", timeout=30_000)
+    text = log.inner_text()
+    assert text.index("Health check passed") < text.index("-- runtime log")
+    assert text.index("-- runtime log") < text.index(f"served {path}")
+    SHOTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(SHOTS / "dashboard-runtime-log.png"), full_page=True)
     page.close()
 
 

@@ -8,6 +8,8 @@ import json
 
 import pytest
 
+from tests.integration.test_deployment_status import new_deployment
+
 MCP = "/v1/mcp"
 
 
@@ -59,6 +61,7 @@ def test_initialize_then_tools_with_schemas_from_the_rest_models(api):
         "get_deployment",
         "wait_for_deployment",
         "get_logs",
+        "get_runtime_logs",
         "list_deployments",
         "rollback",
         "redeploy",
@@ -69,6 +72,10 @@ def test_initialize_then_tools_with_schemas_from_the_rest_models(api):
     assert create["required"] == ["name"] and create["additionalProperties"] is False
     assert tools["set_env"]["inputSchema"]["required"] == ["project_id", "vars"]
     assert tools["wait_for_deployment"]["inputSchema"]["properties"]["timeout_s"]["maximum"] == 25
+    runtime = tools["get_runtime_logs"]
+    assert runtime["inputSchema"]["required"] == ["project_id", "deployment_id"]
+    assert runtime["inputSchema"]["properties"]["limit"]["maximum"] == 1000
+    assert runtime["annotations"]["readOnlyHint"] is True
 
 
 def test_a_notification_is_accepted_without_a_body(api):
@@ -173,3 +180,28 @@ def test_deploy_files_takes_ten_thousand_files(api, project):
     assert deployment["status"] == "pending" and deployment["source"]["type"] == "upload"
     listed = api.get(f"/v1/projects/{project['id']}/deployments").json["data"]
     assert [d["id"] for d in listed] == [deployment["id"]]
+
+
+def test_get_runtime_logs_answers_the_rest_page_and_not_another_workspaces(
+    api, project, make_workspace
+):
+    # Given
+    from chalicelib.store import projects as project_store
+
+    deployment = new_deployment(project_store.get(project["workspace_id"], project["id"]))
+    ref = {"project_id": project["id"], "deployment_id": deployment["id"]}
+    path = f"/v1/projects/{project['id']}/deployments/{deployment['id']}/runtime-logs"
+    _, other = make_workspace("Other")
+    # When
+    result = call(api, "get_runtime_logs", {**ref, "after": 0, "limit": 5})
+    rest = api.get(path + "?after=0&limit=5").json
+    foreign = call(api, "get_runtime_logs", ref, key=other)
+    wrong = call(api, "get_runtime_logs", {**ref, "limit": 0})
+    # Then
+    assert result.get("isError") is not True
+    assert result["structuredContent"] == rest
+    assert rest["status"] == "pending" and rest["pagination"]["next_cursor"] == "0"
+    assert json.loads(result["content"][0]["text"]) == rest
+    assert foreign["isError"] is True
+    assert foreign["structuredContent"]["error"]["code"] == "not_found"
+    assert wrong["structuredContent"]["error"]["code"] == "validation_failed"

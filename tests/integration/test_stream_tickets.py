@@ -1,6 +1,7 @@
-"""Stream tickets for the log stream (`POST .../logs/stream-ticket`, `?ticket=`): a ticket
-opens its own deployment's stream once, without a bearer; EventSource's reconnects reuse it
-until it expires; an expired, foreign, reused or altered ticket is 401."""
+"""Stream tickets for the log streams (`POST .../logs/stream-ticket`, `?ticket=`): a ticket
+opens each of its own deployment's streams (build log, runtime log) once, without a bearer;
+EventSource's reconnects reuse it until it expires; an expired, foreign, reused or altered
+ticket is 401."""
 
 from __future__ import annotations
 
@@ -41,9 +42,10 @@ def ticket_for(api, item):
     return response.json["data"]["ticket"]
 
 
-def stream(api, item, ticket, last_event_id=None):
+def stream(api, item, ticket, last_event_id=None, log="logs"):
     headers = {"Last-Event-ID": last_event_id} if last_event_id else {}
-    return api.client.http.request("GET", f"{base(item)}/stream?ticket={ticket}", headers=headers)
+    path = f"/v1/projects/{item['project_id']}/deployments/{item['id']}/{log}/stream"
+    return api.client.http.request("GET", f"{path}?ticket={ticket}", headers=headers)
 
 
 def test_a_ticket_opens_the_stream_once_and_its_reconnects(api, deployments):
@@ -91,3 +93,25 @@ def test_another_workspace_cannot_get_a_ticket(api, deployments, make_workspace)
     first, _ = deployments
     _, other = make_workspace("Other")
     assert api.post(base(first) + "/stream-ticket", key=other).status_code == 404
+
+
+def test_a_ticket_opens_its_deployments_runtime_log_stream_too_and_no_other(api, deployments):
+    # Given
+    first, second = deployments
+    ticket = ticket_for(api, first)
+    # When
+    build = stream(api, first, ticket)
+    runtime = stream(api, first, ticket, log="runtime-logs")
+    again = stream(api, first, ticket, log="runtime-logs")
+    reconnect = stream(api, first, ticket, last_event_id="1", log="runtime-logs")
+    foreign = stream(api, second, ticket_for(api, first), log="runtime-logs")
+    bare = api.client.http.request("GET", f"{base(first).removesuffix('logs')}runtime-logs/stream")
+    # Then
+    assert build.status_code == 200 and b"npm install" in build.body
+    assert runtime.status_code == 200, runtime.body
+    assert runtime.headers["Content-Type"].startswith("text/event-stream")
+    assert b'"type":"status"' in runtime.body and b"npm install" not in runtime.body
+    assert again.status_code == 401 and b"already used" in again.body
+    assert reconnect.status_code == 200
+    assert foreign.status_code == 401 and b"another deployment" in foreign.body
+    assert bare.status_code == 401

@@ -4,7 +4,10 @@
 
 const KEY = "shipyard.apiKey";
 const $ = (id) => document.getElementById(id);
-const state = { project: null, following: null, source: null, lastSeq: 0, lastStatus: null, poll: null };
+// `log` is the stream being followed: "logs" (the build log), then "runtime-logs".
+const state = { project: null, following: null, log: "logs", source: null, lastSeq: 0, lastStatus: null, poll: null };
+// A build log that ends in one of these is followed by the deployment's runtime log.
+const RAN = ["running", "stopped"];
 
 function apiKey() { return sessionStorage.getItem(KEY); }
 
@@ -152,6 +155,7 @@ function stopFollowing() {
 function follow(projectId, deployment) {
   if (state.source) state.source.close();
   state.following = deployment.id;
+  state.log = "logs";
   state.lastSeq = 0;
   state.lastStatus = deployment.status;
   $("log").replaceChildren();
@@ -159,15 +163,28 @@ function follow(projectId, deployment) {
   openStream(projectId, deployment.id);
 }
 
-// EventSource cannot send the key, so each stream opens with a 60 s ticket. EventSource's
-// own reconnects (Last-Event-ID) reuse it; once it expired, a new ticket and ?after= resume.
+// The runtime log's seqs start again at 1: it is another log of the same deployment.
+function followRuntime(projectId, deploymentId) {
+  state.source.close();
+  state.log = "runtime-logs";
+  state.lastSeq = 0;
+  appendLine("-- runtime log");
+  openStream(projectId, deploymentId);
+}
+
+// EventSource cannot send the key, so each stream opens with a 60 s ticket (one ticket
+// opens both of a deployment's streams). EventSource's own reconnects (Last-Event-ID) reuse
+// it; once it expired, a new ticket and ?after= resume.
 async function openStream(projectId, deploymentId) {
-  const base = `/v1/projects/${projectId}/deployments/${deploymentId}/logs`;
-  const { data } = await api("POST", `${base}/stream-ticket`);
-  if (state.following !== deploymentId) return;
-  const source = new EventSource(`${base}/stream?ticket=${encodeURIComponent(data.ticket)}&after=${state.lastSeq}`);
+  const base = `/v1/projects/${projectId}/deployments/${deploymentId}`;
+  const log = state.log;
+  const { data } = await api("POST", `${base}/logs/stream-ticket`);
+  if (state.following !== deploymentId || state.log !== log) return;
+  const ticket = encodeURIComponent(data.ticket);
+  const source = new EventSource(`${base}/${log}/stream?ticket=${ticket}&after=${state.lastSeq}`);
   state.source = source;
   source.onmessage = (event) => {
+    if (state.source !== source) return;
     const frame = JSON.parse(event.data);
     if (frame.type === "log" && frame.seq > state.lastSeq) {
       state.lastSeq = frame.seq;
@@ -179,7 +196,9 @@ async function openStream(projectId, deploymentId) {
         refreshProject(projectId).catch(() => {});
       }
       state.lastStatus = frame.status;
-      if (frame.type === "done") source.close();
+      if (frame.type !== "done") return;
+      source.close();
+      if (log === "logs" && RAN.includes(frame.status)) followRuntime(projectId, deploymentId);
     }
   };
   source.onerror = () => {
