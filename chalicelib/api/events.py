@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from chalicelib.api.http import RequestContext, Router
+from chalicelib.api.http import RequestContext, Router, choice
 from chalicelib.events import service as events
 from chalicelib.events.models import Event
 from chalicelib.events.types import EVENT_TYPES
@@ -16,11 +16,11 @@ router = Router(__name__, "events")
     "GET",
     scope="webhooks:read",
     response=list[Event],
-    query={"type": "|".join(EVENT_TYPES)},
+    query={"type": choice(EVENT_TYPES, "Only events of this type")},
 )
 def list_events(ctx: RequestContext):
     """List the workspace's events of the last 30 days, newest first."""
-    event_type = ctx.query_choice("type", EVENT_TYPES)
+    event_type = ctx.param("type")
     limit, start = ctx.page_params(events.list_name(event_type), ctx.workspace_id)
     return events.list_events(ctx.workspace_id, event_type, limit, start)
 

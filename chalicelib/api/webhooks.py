@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from chalicelib.api.http import RequestContext, Router
+from chalicelib.api.http import RequestContext, Router, choice
 from chalicelib.webhooks import deliveries, endpoints
 from chalicelib.webhooks.models import (
     DELIVERY_STATUSES,
@@ -82,11 +82,11 @@ def rotate_secret(ctx: RequestContext, webhook_id: str):
     "GET",
     scope="webhooks:read",
     response=list[Delivery],
-    query={"status": "|".join(DELIVERY_STATUSES)},
+    query={"status": choice(DELIVERY_STATUSES, "Only deliveries in this status")},
 )
 def list_deliveries(ctx: RequestContext, webhook_id: str):
     """List an endpoint's deliveries, newest first, each with its attempts."""
-    status = ctx.query_choice("status", DELIVERY_STATUSES)
+    status = ctx.param("status")
     name = f"deliveries:{webhook_id}:{status or '*'}"
     limit, start = ctx.page_params(name, ctx.workspace_id)
     return deliveries.list_deliveries(ctx.workspace_id, webhook_id, status, limit, start)
