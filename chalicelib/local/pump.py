@@ -32,7 +32,8 @@ from chalicelib.core.log import logger
 from chalicelib.core.settings import get_settings, state_dir
 
 STREAM_TABLE = re.compile(r":table/([^/]+)/stream/")
-STREAM_POLL_S = 0.1
+STREAM_POLL_S = 0.25
+STREAM_DESCRIBE_S = 10.0
 STREAM_BATCH = 100
 RATE = re.compile(r"^rate\((\d+) (minute|minutes|hour|hours|day|days|second|seconds)\)$")
 UNIT_S = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
@@ -223,12 +224,17 @@ class Pump:
         checkpoints = self._checkpoints
         iterators: dict[str, str | None] = {}
         failing = False
+        arn, shards, described_at = None, [], 0.0
         while not self._stopping.is_set():
             try:
-                arn = ddb.describe_table(TableName=get_settings().table(table))["Table"][
-                    "LatestStreamArn"
-                ]
-                shards = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"]
+                # The stream and its shards are looked up again now and then (a new shard
+                # appears as a stream ages), not on every poll: polls are a few a second.
+                if arn is None or time.monotonic() - described_at > STREAM_DESCRIBE_S:
+                    arn = ddb.describe_table(TableName=get_settings().table(table))["Table"][
+                        "LatestStreamArn"
+                    ]
+                    shards = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"]
+                    described_at = time.monotonic()
                 busy = False
                 for shard in shards:
                     key = f"{arn}|{shard['ShardId']}"
@@ -257,6 +263,7 @@ class Pump:
                     logger().exception("Reading a stream failed", extra={"table": table})
                 failing = True
                 iterators.clear()
+                arn = None
                 self._stopping.wait(1)
                 continue
             if not busy:
