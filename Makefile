@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 PORT   ?= 8000
 
-.PHONY: run moto test lint format bench unit integration e2e package infra-lint deploy-aws clean
+.PHONY: run moto test lint format bench unit integration e2e package infra-lint deploy-aws clean sandbox-tools
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -32,7 +32,23 @@ $(CHROMIUM):
 	(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) \
 		|| { echo "Could not install chromium: run 'sudo apt-get install chromium'"; exit 1; }
 
-run: $(STAMP)
+# The local sandbox of builds and apps (docs/security.md): bubblewrap, socat and setpriv,
+# installed with apt-get when missing. Without them the stack refuses to run untrusted code
+# unless SHIPYARD_ALLOW_UNSANDBOXED=1.
+SANDBOX_TOOLS := bwrap socat setpriv
+sandbox-tools:
+	@missing=""; for tool in $(SANDBOX_TOOLS); do command -v $$tool >/dev/null || missing="$$missing $$tool"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "Installing the sandbox (missing:$$missing): apt-get install bubblewrap socat util-linux"; \
+	  if [ "$$(id -u)" = 0 ]; then sudo=""; elif command -v sudo >/dev/null; then sudo="sudo -n"; else sudo=none; fi; \
+	  if [ "$$sudo" = none ] || ! { $$sudo apt-get update -qq && $$sudo apt-get install -y -qq bubblewrap socat util-linux; } >/dev/null; then \
+	    echo "error: could not install the sandbox: install bubblewrap, socat and util-linux (setpriv)," \
+	      "or set SHIPYARD_ALLOW_UNSANDBOXED=1 to run builds and apps without one" >&2; \
+	    [ "$$SHIPYARD_ALLOW_UNSANDBOXED" = 1 ] || exit 1; \
+	  fi; \
+	fi
+
+run: $(STAMP) sandbox-tools
 	$(PY) -m chalicelib.local.stack --port $(PORT)
 
 # moto on its own, for data that outlives restarts of `make run` (see the README).
@@ -48,19 +64,19 @@ format: $(STAMP)
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-test: $(STAMP) node_modules/.installed $(CHROMIUM) lint infra-lint
+test: $(STAMP) node_modules/.installed $(CHROMIUM) sandbox-tools lint infra-lint
 	$(PY) -m pytest -n 2 --dist loadgroup
 
 unit: $(STAMP)
 	$(PY) -m pytest tests/unit
 
-integration: $(STAMP)
+integration: $(STAMP) sandbox-tools
 	$(PY) -m pytest tests/integration
 
-e2e: $(STAMP) node_modules/.installed $(CHROMIUM)
+e2e: $(STAMP) node_modules/.installed $(CHROMIUM) sandbox-tools
 	$(PY) -m pytest tests/e2e
 
-bench: $(STAMP) package
+bench: $(STAMP) sandbox-tools package
 	$(PY) -m bench
 
 # The CloudFormation/SAM template of the whole platform, for `aws cloudformation deploy`.

@@ -19,6 +19,10 @@ from chalicelib.buildplan.model import BuildPlan
 
 # A log line of a build or an app: (phase, message).
 OnLog = Callable[[str, str], None]
+# The longest line an adapter hands to OnLog; a longer one is handed in pieces. The log
+# writer masks each message whole before it cuts it into stored lines of 8 KiB, so only a
+# secret that straddles this much larger cut could be split.
+MAX_LOG_LINE = 64 * 1024
 
 
 @dataclass
@@ -34,6 +38,8 @@ class BuildJob:
     run: dict
     env: dict[str, str] = field(default_factory=dict)
     timeout_s: int = 900
+    # The keys of `env` that are secret: CodeBuild receives those from Parameter Store.
+    secret_keys: tuple[str, ...] = ()
 
 
 @dataclass

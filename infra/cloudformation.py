@@ -541,6 +541,12 @@ def _build_resources(spec: dict[str, Any], bucket: str) -> dict[str, Any]:
                     "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
                     "Resource": {"Fn::GetAtt": [logs, "Arn"]},
                 },
+                # The secret env values of builds, which CodeBuild resolves (PARAMETER_STORE).
+                {
+                    "Effect": "Allow",
+                    "Action": "ssm:GetParameters",
+                    "Resource": iam.build_secrets_arn(),
+                },
                 {"Effect": "Allow", "Action": "ecr:GetAuthorizationToken", "Resource": "*"},
                 {
                     "Effect": "Allow",

@@ -90,6 +90,13 @@ def app_functions_arn() -> list[dict[str, str]]:
     return [_sub(base + f"{PREFIX}-app-*"), _sub(base + f"{PREFIX}-app-*:*")]
 
 
+def build_secrets_arn() -> dict[str, str]:
+    """The SSM parameters of builds' secret env values: /shipyard/builds/<deployment>/<key>."""
+    return _sub(
+        f"arn:${{AWS::Partition}}:ssm:${{AWS::Region}}:${{AWS::AccountId}}:parameter/{PREFIX}/builds/*"
+    )
+
+
 def object_arn(bucket: str, prefix: str) -> dict[str, str]:
     return _sub(f"${{{bucket}.Arn}}/{prefix}/*")
 
@@ -182,6 +189,14 @@ def access(name: str, names: Names) -> list[dict[str, Any]]:
             _allow(
                 ["states:SendTaskSuccess", "states:SendTaskFailure", "states:SendTaskHeartbeat"],
                 {"Ref": names.machine},
+            )
+        ]
+    if name == "build:secrets":
+        # The SecureStrings a build's secret env values travel in (builders/codebuild.py).
+        return [
+            _allow(
+                ["ssm:PutParameter", "ssm:DeleteParameters", "ssm:GetParametersByPath"],
+                build_secrets_arn(),
             )
         ]
     if name == "build:start":

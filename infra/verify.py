@@ -254,6 +254,10 @@ def problems(template: dict) -> list[str]:
                     found.append(f"CodeBuildRole: {action} beyond the apps' repository")
                 if service in ("dynamodb", "sqs", "kms", "states", "lambda", "iam"):
                     found.append(f"CodeBuildRole: may call {action}")
+                if service == "ssm" and (
+                    verb != "GetParameters" or "parameter/shipyard/builds/*" not in text
+                ):
+                    found.append(f"CodeBuildRole: {action} beyond the builds' secrets")
     for name, function in functions.items():
         role = roles.get(_function_role(function))
         if role is None:

@@ -8,6 +8,8 @@ from concurrent.futures import ThreadPoolExecutor
 from chalicelib.aws.clients import client
 from chalicelib.core.models import DependencyState, Health
 from chalicelib.core.settings import get_settings
+from chalicelib.host import sandbox
+from chalicelib.pipeline import engines
 
 # A 503 says when to ask again (contract section 1): soon, since probes are cheap.
 RETRY_AFTER_S = 5
@@ -38,4 +40,8 @@ def check() -> Health:
     with ThreadPoolExecutor(max_workers=len(probes)) as pool:
         states = dict(zip(probes, pool.map(_probe, probes.values()), strict=True))
     healthy = all(state.status == "ok" for state in states.values())
-    return Health(status="ok" if healthy else "degraded", dependencies=states)
+    return Health(
+        status="ok" if healthy else "degraded",
+        dependencies=states,
+        sandbox=sandbox.state() if engines.is_local() else None,
+    )

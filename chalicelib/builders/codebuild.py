@@ -9,6 +9,12 @@ and an S3 artifact location that puts the packed artifact exactly at
 
 The source must have passed inspect_archive before (make_plan needs its report anyway):
 the buildspec unpacks it with tar.
+
+Secret env values never travel as PLAINTEXT build variables (anyone allowed
+`codebuild:BatchGetBuilds` could read those): each is written as an SSM SecureString under
+`/<prefix>/builds/<deployment_id>/` and passed as a PARAMETER_STORE variable, which
+CodeBuild resolves inside the build. They are deleted when the build ends
+(`forget_secrets`).
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ SOURCE_VARIABLE = "SHIPYARD_SOURCE_ARCHIVE"
 # CodeBuild refuses variables under its own prefix; the project's env may still hold them.
 RESERVED_PREFIX = "CODEBUILD_"
 MIN_TIMEOUT_MINUTES, MAX_TIMEOUT_MINUTES = 5, 2160
+SSM_DELETE_BATCH = 10
 
 # CodeBuild's build-status -> (deployment status, error_code).
 STATUSES = {
@@ -42,6 +49,10 @@ STATUSES = {
     "STOPPED": ("failed", None),
 }
 FAILED_PHASE_STATUSES = frozenset({"FAILED", "FAULT", "TIMED_OUT", "STOPPED", "CLIENT_ERROR"})
+
+
+def secrets_path(deployment_id: str) -> str:
+    return f"/{get_settings().resource_prefix}/builds/{deployment_id}"
 
 
 def project_name() -> str:
@@ -57,21 +68,34 @@ class Buildspec(Protocol):
 class CodeBuildBuilder:
     def start(self, job: BuildJob, plan: Buildspec) -> str:
         """Start the build of `job` by `plan`'s buildspec; return CodeBuild's build id."""
-        settings = get_settings()
-        path, name, _ = artifact_key(job.project_id, job.deployment_id).rsplit("/", 2)
         variables = {k: v for k, v in job.env.items() if not k.startswith(RESERVED_PREFIX)}
         variables[DEPLOYMENT_VARIABLE] = job.deployment_id
         variables[SOURCE_VARIABLE] = PurePosixPath(job.source_key).name
         minutes = min(max(math.ceil(job.timeout_s / 60), MIN_TIMEOUT_MINUTES), MAX_TIMEOUT_MINUTES)
+        stored = self._store_secrets(job, variables)
+        overrides = [
+            {"name": key, "value": stored[key], "type": "PARAMETER_STORE"}
+            if key in stored
+            else {"name": key, "value": value, "type": "PLAINTEXT"}
+            for key, value in variables.items()
+        ]
+        try:
+            return self._start_build(job, plan, overrides, minutes)
+        except Exception:
+            self.forget_secrets(job.deployment_id)
+            raise
+
+    def _start_build(
+        self, job: BuildJob, plan: Buildspec, overrides: list[dict[str, str]], minutes: int
+    ) -> str:
+        settings = get_settings()
+        path, name, _ = artifact_key(job.project_id, job.deployment_id).rsplit("/", 2)
         response = client("codebuild").start_build(
             projectName=project_name(),
             sourceTypeOverride="S3",
             sourceLocationOverride=f"{settings.bucket}/{job.source_key}",
             buildspecOverride=json.dumps(plan.buildspec()),
-            environmentVariablesOverride=[
-                {"name": key, "value": value, "type": "PLAINTEXT"}
-                for key, value in variables.items()
-            ],
+            environmentVariablesOverride=overrides,
             # packaging NONE puts the buildspec's one artifact file in <path>/<name>/.
             artifactsOverride={
                 "type": "S3",
@@ -85,6 +109,30 @@ class CodeBuildBuilder:
             idempotencyToken=job.deployment_id,
         )
         return response["build"]["id"]
+
+    def _store_secrets(self, job: BuildJob, variables: dict[str, str]) -> dict[str, str]:
+        """Write the job's secret values to Parameter Store; their parameters' names by key.
+        An empty value has nothing to hide (and SSM refuses it): it stays plain."""
+        ssm = client("ssm")
+        stored = {}
+        for key in job.secret_keys:
+            if variables.get(key):
+                name = f"{secrets_path(job.deployment_id)}/{key}"
+                ssm.put_parameter(
+                    Name=name, Value=variables[key], Type="SecureString", Overwrite=True
+                )
+                stored[key] = name
+        return stored
+
+    def forget_secrets(self, deployment_id: str) -> None:
+        """Delete the secrets a deployment's build was given (none: nothing happens)."""
+        ssm = client("ssm")
+        pages = ssm.get_paginator("get_parameters_by_path").paginate(
+            Path=secrets_path(deployment_id)
+        )
+        names = [found["Name"] for page in pages for found in page["Parameters"]]
+        for start in range(0, len(names), SSM_DELETE_BATCH):
+            ssm.delete_parameters(Names=names[start : start + SSM_DELETE_BATCH])
 
     def stop(self, build_id: str) -> None:
         """Stop a build; a build that is unknown (or long gone) needs no stopping."""

@@ -5,6 +5,8 @@ build plan, runs the plan's install and build commands as shell subprocesses in 
 process group, with the project's env in a clean environment (no AWS or Shipyard
 credentials of this process leak into a build), streams every output line as it comes,
 and packs and uploads the artifact. A timeout or a cancel kills the whole process group.
+Each command runs in the build's sandbox (host/sandbox.py): only its work directory,
+writable, and no network but an HTTPS proxy that keeps it off this machine (host/egress.py).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import subprocess
 import tempfile
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from chalicelib.archive import artifacts
@@ -25,16 +28,38 @@ from chalicelib.buildplan.model import BUILD_ENV, BuildPlan, PlanError
 from chalicelib.buildplan.plan import make_plan
 from chalicelib.core.log import logger
 from chalicelib.core.settings import get_settings
+from chalicelib.host import sandbox
+from chalicelib.host.egress import PROXY_PORT, EgressProxy
 from chalicelib.host.processes import kill_group, stop_process
-from chalicelib.ports import BuildJob, BuildOutcome, OnFinished, OnLog
+from chalicelib.ports import MAX_LOG_LINE, BuildJob, BuildOutcome, OnFinished, OnLog
 
 # Passed through from this process: what finds the toolchains and nothing that names an
 # identity. Everything else a build sees is BUILD_ENV and the project's env.
 INHERITED_ENV = ("PATH", "LANG", "LC_ALL", "TZ")
-MAX_LINE_CHARS = 8192
 KILL_GRACE_S = 1.0
 DRAIN_GRACE_S = 2.0
 POLL_S = 0.05
+SANDBOX_RUN = Path("/run/shipyard")
+EGRESS_SOCKET = "egress.sock"
+# In the build's sandbox: the way out (host/egress.py) on 127.0.0.1:PROXY_PORT, then the
+# command in a shell.
+_WITH_EGRESS = (
+    f'socat TCP-LISTEN:{PROXY_PORT},bind=127.0.0.1,fork,reuseaddr UNIX-CONNECT:"$1" '
+    '2>/dev/null & exec /bin/sh -c "$2"'
+)
+PROXY_URL = f"http://127.0.0.1:{PROXY_PORT}"
+
+
+@dataclass
+class _Sandbox:
+    """Where a build's commands run: its user, limits, the directories it sees and its
+    way out."""
+
+    uid: int
+    limits: sandbox.Limits
+    mounts: list[sandbox.Mount]
+    run: Path
+    egress: EgressProxy
 
 
 class _Failed(Exception):
@@ -53,14 +78,24 @@ class LocalBuilder:
         self.work_root.mkdir(parents=True, exist_ok=True)
         workdir = Path(tempfile.mkdtemp(prefix=f"{job.deployment_id}-", dir=self.work_root))
         plan: BuildPlan | None = None
+        box: _Sandbox | None = None
         try:
+            try:
+                limits = sandbox.limits()
+            except sandbox.Unsandboxed as error:
+                raise _Failed("internal_error", str(error)) from None
             plan, app_dir = self._prepare(job, workdir, on_log)
             deadline = time.monotonic() + job.timeout_s
             env = _clean_env(workdir, job.env)
+            if limits is not None:
+                box = _sandbox_for(job.deployment_id, workdir, limits)
+                env.update(HTTPS_PROXY=PROXY_URL, HTTP_PROXY=PROXY_URL, NO_PROXY="")
+                env.update(https_proxy=PROXY_URL, http_proxy=PROXY_URL, no_proxy="")
+                env["PATH"] = sandbox.search_path(env["PATH"])
             for step, command in plan.commands():
                 _check_canceled(cancel)
                 on_log("system", f"Running the {step} command: {command}")
-                _run(command, app_dir, env, on_log, cancel, deadline, job.timeout_s, step)
+                _run(command, app_dir, env, on_log, cancel, deadline, job.timeout_s, step, box)
             _check_canceled(cancel)
             key = artifacts.artifact_key(job.project_id, job.deployment_id)
             include, exclude = plan.artifact_content()
@@ -80,6 +115,9 @@ class LocalBuilder:
             on_log("system", message)
             return BuildOutcome(False, plan, None, "internal_error", message)
         finally:
+            if box is not None:
+                box.egress.close()
+                _remove_tree(box.run)
             _remove_tree(workdir)
 
     def _prepare(self, job: BuildJob, workdir: Path, on_log: OnLog) -> tuple[BuildPlan, Path]:
@@ -117,6 +155,20 @@ class LocalBuilder:
         return plan, app_dir
 
 
+def _sandbox_for(deployment_id: str, workdir: Path, limits: sandbox.Limits) -> _Sandbox:
+    """The build's sandbox: its working directory, writable and its user's own, and a
+    directory of Shipyard's (read-only to it) with the socket of its way out."""
+    uid = sandbox.uid_for(deployment_id)
+    sandbox.give_to(workdir, uid)
+    # In the machine's temp directory: a Unix socket's path is limited to 107 bytes.
+    run = Path(tempfile.mkdtemp(prefix="shipyard-egress-"))
+    run.chmod(0o755)
+    egress = EgressProxy(run / EGRESS_SOCKET)
+    (run / EGRESS_SOCKET).chmod(0o666)
+    mounts = [sandbox.Mount(workdir, workdir, writable=True), sandbox.Mount(run, SANDBOX_RUN)]
+    return _Sandbox(uid, limits, mounts, run, egress)
+
+
 def _check_canceled(cancel: threading.Event) -> None:
     if cancel.is_set():
         raise _Failed("canceled", "the build was canceled")
@@ -141,17 +193,23 @@ def _run(
     deadline: float,
     timeout_s: int,
     step: str,
+    box: _Sandbox | None,
 ) -> None:
-    """Run one shell command, streaming its merged output line by line to on_log."""
+    """Run one shell command (in the sandbox, when there is one), streaming its merged
+    output line by line to on_log."""
+    argv = ["/bin/sh", "-c", command]
+    if box is not None:
+        inner = ["/bin/sh", "-c", _WITH_EGRESS, "build", str(SANDBOX_RUN / EGRESS_SOCKET)]
+        argv = sandbox.wrap([*inner, command], box.mounts, box.uid, chdir=cwd)
     process = subprocess.Popen(
-        command,
-        shell=True,
+        argv,
         cwd=cwd,
         env=env,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         start_new_session=True,
+        preexec_fn=box.limits.apply if box is not None else None,
     )
     stopped: str | None = None
     try:
@@ -205,9 +263,9 @@ def _stream(
                 break
             pending += chunk
             *lines, pending = pending.split(b"\n")
-            while len(pending) > MAX_LINE_CHARS:
-                lines.append(pending[:MAX_LINE_CHARS])
-                pending = pending[MAX_LINE_CHARS:]
+            while len(pending) > MAX_LOG_LINE:
+                lines.append(pending[:MAX_LOG_LINE])
+                pending = pending[MAX_LOG_LINE:]
             for line in lines:
                 on_log("build", _decode(line))
     if pending:

@@ -133,6 +133,8 @@ class DependencyState(BaseModel):
 class Health(BaseModel):
     status: Literal["ok", "degraded"]
     dependencies: dict[str, DependencyState]
+    # The local stack's sandbox of builds and apps; absent on AWS, where IAM isolates them.
+    sandbox: Literal["on", "off"] | None = None
 
 
 Quantity = int | float

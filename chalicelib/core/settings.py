@@ -67,6 +67,15 @@ class Settings(BaseModel):
     webhook_retry_schedule_s: str = "5,300,1800,7200,18000,36000,36000"
     webhook_claim_s: float = Field(default=60.0, gt=0)
     webhook_disable_after_s: float = 5 * 86400.0
+    # The local sandbox (host/sandbox.py): without bwrap, builds and apps are refused unless
+    # this allows them to run unsandboxed. Limits hold per build and per app; memory is
+    # per process.
+    allow_unsandboxed: bool = False
+    sandbox_memory_mb: int = Field(default=2048, ge=16)
+    sandbox_open_files: int = Field(default=1024, ge=16)
+    sandbox_processes: int = Field(default=512, ge=4)
+    # More directories a sandbox sees read-only (toolchains outside /usr and /opt), ":"-separated.
+    sandbox_read_only: str = ""
 
     def table(self, name: str) -> str:
         return f"{self.resource_prefix}-{name}"
@@ -124,6 +133,11 @@ _ENV = {
     "webhook_retry_schedule_s": "SHIPYARD_WEBHOOK_RETRY_SCHEDULE_S",
     "webhook_claim_s": "SHIPYARD_WEBHOOK_CLAIM_S",
     "webhook_disable_after_s": "SHIPYARD_WEBHOOK_DISABLE_AFTER_S",
+    "allow_unsandboxed": "SHIPYARD_ALLOW_UNSANDBOXED",
+    "sandbox_memory_mb": "SHIPYARD_SANDBOX_MEMORY_MB",
+    "sandbox_open_files": "SHIPYARD_SANDBOX_OPEN_FILES",
+    "sandbox_processes": "SHIPYARD_SANDBOX_PROCESSES",
+    "sandbox_read_only": "SHIPYARD_SANDBOX_READ_ONLY",
 }
 
 

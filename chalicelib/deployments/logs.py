@@ -2,6 +2,9 @@
 order without ever skipping a line that is still being written, and the SSE frames of
 `GET .../logs/stream`.
 
+Every line is made here (`line`, `pieces`), and that is where the deployment's secrets are
+masked (masking.py): what is stored never holds them, whoever wrote it.
+
 Writers reserve sequence numbers before they write (store/logs.py), so for a moment a
 higher number can be stored while a lower one is still in flight. A reader therefore
 hands out only the unbroken run after its cursor. A hole is stepped over only once it is
@@ -19,6 +22,8 @@ from typing import Any
 
 from chalicelib.core.clock import now_iso
 from chalicelib.core.settings import get_settings
+from chalicelib.deployments.env import masker_of
+from chalicelib.deployments.masking import Masker
 from chalicelib.deployments.models import LogLine
 from chalicelib.deployments.status import ENDED
 from chalicelib.store import deployments as deployment_store
@@ -29,11 +34,26 @@ POLL_S = 0.2
 COALESCE_S = 0.3
 
 
-def line(phase: str, message: str) -> dict[str, Any]:
-    """A line before its seq is known."""
-    message = message.rstrip("\n")
+def line(mask: Masker, phase: str, message: str) -> dict[str, Any]:
+    """One line before its seq is known (a status change's own line), secrets masked."""
+    message = mask(message.rstrip("\n"))
     if len(message) > MAX_MESSAGE:
         message = message[:MAX_MESSAGE] + " [truncated]"
+    return _line(phase, message)
+
+
+def pieces(mask: Masker, entries: list[tuple[str, str]]) -> list[dict[str, Any]]:
+    """The lines of a writer's messages, secrets masked; a message longer than MAX_MESSAGE
+    is masked whole, then cut into lines, so a cut never splits a secret."""
+    lines = []
+    for phase, text in entries:
+        masked = mask(text.rstrip("\n"))
+        for start in range(0, max(len(masked), 1), MAX_MESSAGE):
+            lines.append(_line(phase, masked[start : start + MAX_MESSAGE]))
+    return lines
+
+
+def _line(phase: str, message: str) -> dict[str, Any]:
     return {"timestamp": now_iso(), "phase": phase, "message": message}
 
 
@@ -41,13 +61,11 @@ def append(project_id: str, deployment_id: str, entries: list[tuple[str, str]]) 
     """Write lines now: one reservation, then one batch."""
     if not entries:
         return
-    first = store.reserve(project_id, deployment_id, len(entries), ENDED)
+    lines = pieces(masker_of({"id": deployment_id, "project_id": project_id}), entries)
+    first = store.reserve(project_id, deployment_id, len(lines), ENDED)
     if first is None:
         return
-    store.put_lines(
-        deployment_id,
-        [{**line(phase, text), "seq": first + i} for i, (phase, text) in enumerate(entries)],
-    )
+    store.put_lines(deployment_id, [{**found, "seq": first + i} for i, found in enumerate(lines)])
 
 
 class BufferedLog:

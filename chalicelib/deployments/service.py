@@ -11,20 +11,18 @@ there, without this module calling them.
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 from typing import Any
 
-from chalicelib.aws import kms, objects
 from chalicelib.core import ids, reactions
 from chalicelib.core.clock import now_iso, precise
 from chalicelib.core.errors import InvalidState, NotFound
 from chalicelib.core.pagination import Page
 from chalicelib.deployments import logs as log_lines
+from chalicelib.deployments.env import masker_of
 from chalicelib.deployments.models import Deployment, DeploymentSource, Release
 from chalicelib.deployments.status import ENDED, INDEXED, TRANSITIONS
-from chalicelib.projects.service import resolved_env
 from chalicelib.store import deployments as store
 from chalicelib.store import logs as log_store
 from chalicelib.store import projects as project_store
@@ -107,21 +105,6 @@ def list_releases(workspace_id: str, project_id: str, limit: int, start: dict | 
 # Creating
 
 
-def snapshot_env(project: dict[str, Any], deployment_id: str) -> str:
-    """Seal the project's current environment for this deployment (what its build and its
-    app receive, and what a rollback to it restores); returns the snapshot's S3 key."""
-    key = f"env/{project['id']}/{deployment_id}.sealed"
-    payload = json.dumps(resolved_env(project)).encode()
-    objects.put_bytes(key, kms.seal(payload, {"project_id": project["id"]}).encode())
-    return key
-
-
-def env_of(item: dict[str, Any]) -> dict[str, str]:
-    """The environment snapshot of a deployment, decrypted."""
-    sealed = objects.get_bytes(item["env_key"]).decode()
-    return json.loads(kms.unseal(sealed, {"project_id": item["project_id"]}))
-
-
 def new_item(
     project: dict[str, Any],
     status: str,
@@ -192,6 +175,8 @@ def move(
     if to == "building":
         changes.setdefault("started_at", now)
     allowed = tuple(s for s in TRANSITIONS[to] if only_from is None or s in only_from)
+    if changes.get("error_message"):
+        changes["error_message"] = masker_of(item)(changes["error_message"])
     moved = store.transition(
         item["project_id"], item["id"], to, allowed, now, changes, indexed=to in INDEXED
     )
@@ -226,7 +211,8 @@ def follow_project_status(change: StatusChanged) -> None:
 
 def _transition_line(item: dict[str, Any], phase: str, message: str) -> None:
     """The transition's own line, under the seq its conditional write reserved."""
-    log_store.put_line(item["id"], {**log_lines.line(phase, message), "seq": item["log_seq"]})
+    line = log_lines.line(masker_of(item), phase, message)
+    log_store.put_line(item["id"], {**line, "seq": item["log_seq"]})
 
 
 def log(item: dict[str, Any], phase: str, message: str) -> None:
@@ -266,10 +252,13 @@ def promote(item: dict[str, Any], project_url: str | None = None) -> tuple[bool,
             "deployment_id": current["id"],
             "created_at": now,
         }
-        lines = {current["id"]: log_lines.line("system", f"Running at {current.get('url')}")}
+        running_line = f"Running at {current.get('url')}"
+        lines = {current["id"]: log_lines.line(masker_of(current), "system", running_line)}
         if previous is not None:
             lines[previous["id"]] = log_lines.line(
-                "system", f"Stopped: replaced by deployment #{current['number']}"
+                masker_of(previous),
+                "system",
+                f"Stopped: replaced by deployment #{current['number']}",
             )
         url = project_url or current.get("url")
         if store.promote(current, previous, project, release, now, url):

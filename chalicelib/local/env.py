@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from pathlib import Path
 
 from chalicelib.core.settings import state_dir
 
@@ -14,13 +15,28 @@ def moto_port() -> int:
     return int(os.environ.get("SHIPYARD_MOTO_PORT", DEFAULT_MOTO_PORT))
 
 
+def private_state_dir() -> Path:
+    """The state directory, made if missing, readable by its owner only (it holds keys)."""
+    directory = state_dir()
+    directory.mkdir(parents=True, exist_ok=True)
+    directory.chmod(0o700)
+    return directory
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write a file that only its owner may read, from its first byte on."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+    path.chmod(0o600)
+
+
 def cursor_secret() -> str:
     """Stable across restarts, so cursors handed out stay valid; made on first start."""
-    path = state_dir() / "cursor-secret"
+    path = private_state_dir() / "cursor-secret"
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(secrets.token_urlsafe(32))
-        path.chmod(0o600)
+        write_private(path, secrets.token_urlsafe(32))
+    path.chmod(0o600)
     return path.read_text().strip()
 
 

@@ -22,6 +22,7 @@ import time
 import urllib.request
 
 from chalicelib.core.settings import state_dir
+from chalicelib.host import sandbox
 from chalicelib.host.processes import accepts, stop_process
 from chalicelib.local import env
 
@@ -65,12 +66,12 @@ def first_workspace() -> tuple[str, str]:
 
     path = state_dir() / "first-workspace.json"
     if path.exists():
+        path.chmod(0o600)
         saved = json.loads(path.read_text())
         if store.get_workspace(saved["workspace_id"]) is not None:
             return saved["workspace_id"], saved["api_key"]
     workspace, key = create_with_key("My workspace", os.environ.get("SHIPYARD_FIRST_TIER", "pro"))
-    path.write_text(json.dumps({"workspace_id": workspace["id"], "api_key": key}))
-    path.chmod(0o600)
+    env.write_private(path, json.dumps({"workspace_id": workspace["id"], "api_key": key}))
     return workspace["id"], key
 
 
@@ -108,17 +109,28 @@ def start_pump():
     return pump
 
 
+def _sandbox_line() -> str:
+    if sandbox.state() == "on":
+        return "on (builds and apps run in bubblewrap)"
+    return "OFF: builds and apps run unsandboxed (SHIPYARD_ALLOW_UNSANDBOXED=1)"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m chalicelib.local.stack")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", 8000)))
     args = parser.parse_args(argv)
 
-    state_dir().mkdir(parents=True, exist_ok=True)
+    env.private_state_dir()
     moto_port = env.moto_port()
     os.environ.setdefault("SHIPYARD_PUBLIC_URL", f"http://{args.host}:{args.port}")
     env.apply(moto_port)
     os.environ.setdefault("SHIPYARD_STATE_DIR", str(state_dir()))
+    try:
+        sandbox.limits()
+    except sandbox.Unsandboxed as refusal:
+        print(f"error: {refusal}", file=sys.stderr)
+        return 1
     if accepts(args.port, _PROBE_S):
         print(f"error: port {args.port} is in use; pick another with PORT=...", file=sys.stderr)
         return 1
@@ -144,7 +156,8 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"\nShipyard is running on http://{args.host}:{args.port}\n"
             f"  workspace: {workspace_id}\n"
-            f"  API key:   {key}\n\n"
+            f"  API key:   {key}\n"
+            f"  sandbox:   {_sandbox_line()}\n\n"
             f"  export SHIPYARD_URL=http://{args.host}:{args.port}\n"
             f"  export SHIPYARD_API_KEY={key}\n\n"
             "Press Ctrl-C to stop.",

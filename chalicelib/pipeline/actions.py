@@ -13,6 +13,7 @@ from chalicelib.aws import objects
 from chalicelib.core.errors import BadRequest, InvalidState, PayloadTooLarge, ValidationFailed
 from chalicelib.core.log import logger
 from chalicelib.core.settings import get_settings
+from chalicelib.deployments import env as deployment_env
 from chalicelib.deployments import service as deployments
 from chalicelib.deployments import uploads
 from chalicelib.deployments.models import (
@@ -36,7 +37,7 @@ def _pending(
     project: dict[str, Any], source: dict[str, Any], note: str | None, source_key: str, **extra
 ) -> dict[str, Any]:
     item = deployments.new_item(project, "pending", source, note, source_key=source_key, **extra)
-    item["env_key"] = deployments.snapshot_env(project, item["id"])
+    item["env_key"] = deployment_env.snapshot_env(project, item["id"])
     return item
 
 
@@ -185,7 +186,7 @@ def redeploy(workspace_id: str, tier: str, project_id: str, body: RedeployReques
     item = deployments.new_item(
         project, "deploying", {"type": "redeploy", "deployment_id": base["id"]}, body.note, **fields
     )
-    item["env_key"] = deployments.snapshot_env(project, item["id"])
+    item["env_key"] = deployment_env.snapshot_env(project, item["id"])
     return _deploy_built(project, item, f"redeploy of #{base['number']} with the current env")
 
 

@@ -18,12 +18,13 @@ from typing import Any
 
 from chalicelib.archive.artifacts import artifact_key
 from chalicelib.aws import queues
-from chalicelib.builders.codebuild import parse_state_change
+from chalicelib.builders.codebuild import CodeBuildBuilder, parse_state_change
 from chalicelib.buildplan.model import BuildPlan
 from chalicelib.core.clock import parse_rfc3339
 from chalicelib.core.errors import BuildQueueFull
 from chalicelib.core.settings import get_settings
 from chalicelib.core.tiers import TIERS
+from chalicelib.deployments import env as deployment_env
 from chalicelib.deployments import logs as log_lines
 from chalicelib.deployments import service as deployments
 from chalicelib.deployments.service import StatusChanged
@@ -111,6 +112,7 @@ def _start_build(engine: BuildEngine, item: dict[str, Any]) -> None:
 
 def job_for(item: dict[str, Any]) -> BuildJob:
     project = project_store.get(item["workspace_id"], item["project_id"])
+    env, secret_keys = deployment_env.snapshot_of(item)
     return BuildJob(
         deployment_id=item["id"],
         project_id=item["project_id"],
@@ -119,8 +121,9 @@ def job_for(item: dict[str, Any]) -> BuildJob:
         project_runtime=project.get("runtime", "auto"),
         build=project.get("build", {}),
         run=project.get("run", {}),
-        env=deployments.env_of(item),
+        env=env,
         timeout_s=get_settings().build_timeout_s,
+        secret_keys=tuple(secret_keys),
     )
 
 
@@ -181,6 +184,9 @@ def codebuild_state_changed(event: dict[str, Any]) -> None:
     """An EventBridge "CodeBuild Build State Change". Events can come late, twice or out
     of order: each one is a conditional move, so one that no longer fits is ignored."""
     change = parse_state_change(event)
+    if change.deployment_id and change.status in ("built", "failed"):
+        # The build has ended: the secrets it was given have no further use.
+        CodeBuildBuilder().forget_secrets(change.deployment_id)
     item = store.find(change.deployment_id) if change.deployment_id else None
     if item is None or item.get("build_id") != change.build_id:
         return

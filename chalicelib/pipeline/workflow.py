@@ -17,6 +17,7 @@ from chalicelib.buildplan.model import BuildPlan
 from chalicelib.core.clock import parse_rfc3339
 from chalicelib.core.log import logger
 from chalicelib.core.settings import get_settings
+from chalicelib.deployments import env as deployment_env
 from chalicelib.deployments import service as deployments
 from chalicelib.deployments.logs import BufferedLog
 from chalicelib.deployments.service import StatusChanged
@@ -106,15 +107,18 @@ def handle(message: dict[str, Any]) -> None:
     try:
         output = step(item, message)
     except StepFailed as failure:
+        # The cause quotes the app's last output: masked before it is stored anywhere (the
+        # deployment's item, the workflow's history).
+        cause = deployment_env.masker_of(item)(failure.cause)
         # Kept on the deployment too: moto's SendTaskFailure drops the cause on its way to
         # the Catch, and MarkFailed needs it for the deployment's error_message.
         store.set_fields(
             item["project_id"],
             item["id"],
-            {"step_error": failure.error, "step_cause": failure.cause},
+            {"step_error": failure.error, "step_cause": cause},
             ACTIVE,
         )
-        workflows.fail(token, failure.error, failure.cause)
+        workflows.fail(token, failure.error, cause)
         return
     workflows.succeed(token, output)
 
@@ -160,7 +164,7 @@ def app_spec(item: dict[str, Any], health_check_path: str = "/") -> AppSpec:
         plan=BuildPlan.model_validate(item["plan"]),
         artifact_key=item.get("artifact_key"),
         image_tag=item.get("image_tag"),
-        env=deployments.env_of(item),
+        env=deployment_env.env_of(item),
         health_check_path=health_check_path,
     )
 

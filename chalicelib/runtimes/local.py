@@ -3,7 +3,9 @@ supervises those processes: start, wait for the port, health-check, stop, and th
 files that let any process find them again.
 
 A deployment's process gets its own session (so its whole process group can be stopped), a
-free port in `PORT`, and the command, directory and clean environment of local_launch.py.
+free port in `PORT`, and the command, directory and clean environment of local_launch.py,
+run in its sandbox (host/sandbox.py): its own user and network, only its artifact, served at
+its port through a Unix socket (`socket_path`) that two socat bridges join to the app.
 Its stdout and stderr go to `<state_dir>/logs/<deployment_id>.log`; a thread in the starting
 process follows that file (local_logs.py) and hands each line to `on_log("deploy", line)`.
 The app writes to the file directly, so it keeps running when the process that started it
@@ -20,6 +22,7 @@ import http.client
 import json
 import os
 import re
+import shutil
 import subprocess
 import threading
 import time
@@ -28,8 +31,10 @@ from pathlib import Path
 from typing import Any
 
 from chalicelib.core.clock import now_iso
+from chalicelib.host import sandbox
 from chalicelib.host.processes import (
     accepts,
+    answers,
     free_port,
     group_still_ours,
     leader_alive,
@@ -38,7 +43,7 @@ from chalicelib.host.processes import (
     stop_group,
 )
 from chalicelib.ports import DeployFailed, OnLog
-from chalicelib.runtimes.local_launch import prepare_launch
+from chalicelib.runtimes.local_launch import STATIC_SERVER, Launch, prepare_launch
 from chalicelib.runtimes.local_logs import LogTailer, exit_message, how_it_ended, last_lines
 
 __all__ = ["DeployFailed", "LocalProcessRuntime", "RunningApp"]
@@ -46,6 +51,23 @@ __all__ = ["DeployFailed", "LocalProcessRuntime", "RunningApp"]
 _DEPLOYMENT_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 _POLL_S = 0.05
 _STATE_VERSION = 1
+# Where a sandboxed app's socket directory is, inside its sandbox.
+SANDBOX_RUN = Path("/run/shipyard")
+APP_SOCKET = "app.sock"
+# Inside the sandbox: a bridge from the app's socket to its port in the sandbox's own
+# network namespace, then the app. Outside, the leader of the group: a forwarder from the
+# deployment's port of 127.0.0.1 to that socket, then the sandbox (which dies with this
+# leader); the forwarder goes when the sandbox ends. The leader is not Shipyard, so the app
+# outlives a restart of the local stack.
+_INNER_BRIDGE = (
+    'socat UNIX-LISTEN:"$1",fork,unlink-early TCP:127.0.0.1:"$2" 2>/dev/null & shift 2; exec "$@"'
+)
+# The leader runs in the socket's directory and names the socket relatively: a Unix
+# socket's path is limited to 107 bytes, which a deep state directory would pass.
+_OUTER_BRIDGE = (
+    'socat TCP-LISTEN:"$1",bind=127.0.0.1,fork,reuseaddr UNIX-CONNECT:"$2" 2>/dev/null & '
+    'bridge=$!; shift 2; "$@"; code=$?; kill $bridge 2>/dev/null; exit $code'
+)
 
 
 @dataclass
@@ -96,12 +118,25 @@ class LocalProcessRuntime:
             self._state_path(deployment_id).unlink(missing_ok=True)
             self._children.pop(deployment_id, None)
             self._tailers.pop(deployment_id, None)
-            port = plan.port or free_port()
-            if plan.port and not port_free(plan.port):
-                raise DeployFailed(f"port {plan.port} that the app listens on is already in use")
+            try:
+                limits = sandbox.limits()
+            except sandbox.Unsandboxed as error:
+                raise DeployFailed(str(error)) from None
+            if limits is None:
+                port = plan.port or free_port()
+                if plan.port and not port_free(plan.port):
+                    raise DeployFailed(
+                        f"port {plan.port} that the app listens on is already in use"
+                    )
+            else:
+                # The app has a network of its own: it may listen on any port in there.
+                port = free_port()
+            inner_port = plan.port or port
             launch = prepare_launch(
-                deployment_id, app_dir, plan, env, port, shim_dir=self.state_dir / "bin"
+                deployment_id, app_dir, plan, env, inner_port, shim_dir=self.state_dir / "bin"
             )
+            if limits is not None:
+                launch = self._sandboxed(deployment_id, app_dir, launch, port, inner_port)
             log_path = self.log_path(deployment_id)
             offset = log_path.stat().st_size if log_path.exists() else 0
             with log_path.open("ab") as log:
@@ -114,6 +149,7 @@ class LocalProcessRuntime:
                         stdout=log,
                         stderr=subprocess.STDOUT,
                         start_new_session=True,
+                        preexec_fn=limits.apply if limits is not None else None,
                     )
                 except OSError as error:
                     raise DeployFailed(f"the app cannot be started: {error}") from None
@@ -130,14 +166,50 @@ class LocalProcessRuntime:
                 "command": launch.command,
                 "cwd": str(launch.cwd),
                 "log_path": str(log_path),
+                "sandboxed": limits is not None,
+                "socket": str(self.socket_path(deployment_id)) if limits is not None else None,
                 "started_at": now_iso(),
             }
             self._write_state(state)
             self._children[deployment_id] = process
             if on_log is not None:
                 self._follow(state, on_log, offset)
-        self._await_listening(deployment_id, process, port, log_path, offset)
+        self._await_listening(deployment_id, process, port, log_path, offset, limits is not None)
         return _running_app(state)
+
+    def socket_path(self, deployment_id: str) -> Path:
+        """The Unix socket a sandboxed app is served on (what its port forwards to): a
+        reverse proxy may connect to it directly."""
+        _check_id(deployment_id)
+        return self.state_dir / "sockets" / deployment_id / APP_SOCKET
+
+    def _sandboxed(
+        self, deployment_id: str, app_dir: Path, launch: Launch, port: int, inner_port: int
+    ) -> Launch:
+        """The launch wrapped in the app's sandbox: it sees its artifact (read-only), its
+        socket directory, and a private /tmp that is also its HOME."""
+        if not app_dir.is_dir():
+            raise DeployFailed(f"the app cannot be started: {app_dir} is not a directory")
+        uid = sandbox.uid_for(deployment_id)
+        sockets = self.socket_path(deployment_id).parent
+        sockets.mkdir(parents=True, exist_ok=True)
+        sandbox.give_to(sockets, uid)
+        sandbox.give_to(app_dir, uid)
+        mounts = [
+            sandbox.Mount(app_dir, app_dir),
+            sandbox.Mount(sockets, SANDBOX_RUN, writable=True),
+            sandbox.Mount(STATIC_SERVER, STATIC_SERVER),
+        ]
+        shims = self.state_dir / "bin"
+        if shims.is_dir():
+            mounts.append(sandbox.Mount(shims, shims))
+        inner = ["/bin/sh", "-c", _INNER_BRIDGE, "bridge", str(SANDBOX_RUN / APP_SOCKET)]
+        inner += [str(inner_port), *launch.command]
+        wrapped = sandbox.wrap(inner, mounts, uid, chdir=launch.cwd)
+        outer = ["/bin/sh", "-c", _OUTER_BRIDGE, "forwarder", str(port), APP_SOCKET, *wrapped]
+        env = {**launch.env, "HOME": "/tmp", "TMPDIR": "/tmp"}
+        env["PATH"] = sandbox.search_path(env.get("PATH", ""))
+        return Launch(outer, sockets, env)
 
     def health_check(self, deployment_id: str, path: str, timeout_s: float) -> tuple[bool, str]:
         """GET http://127.0.0.1:<port><path>, no redirects followed: 2xx and 3xx are healthy."""
@@ -173,6 +245,7 @@ class LocalProcessRuntime:
             stop_group(process.pid, self.stop_grace_s, process)
         if tailer is not None:
             tailer.stop()
+        shutil.rmtree(self.socket_path(deployment_id).parent, ignore_errors=True)
         self._state_path(deployment_id).unlink(missing_ok=True)
 
     def is_running(self, deployment_id: str) -> bool:
@@ -217,6 +290,7 @@ class LocalProcessRuntime:
         port: int,
         log_path: Path,
         offset: int,
+        bridged: bool,
     ) -> None:
         deadline = time.monotonic() + self.ready_timeout_s
         while time.monotonic() < deadline:
@@ -224,7 +298,9 @@ class LocalProcessRuntime:
             if code is not None:
                 self.stop(deployment_id)
                 raise DeployFailed(exit_message(code, last_lines(log_path, offset)))
-            if accepts(port):
+            # The forwarder of a sandboxed app accepts before the app listens: the app is
+            # ready once it answers through it.
+            if answers(port) if bridged else accepts(port):
                 return
             time.sleep(_POLL_S)
 

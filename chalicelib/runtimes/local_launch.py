@@ -22,6 +22,9 @@ from chalicelib.buildplan.model import PYTHON_DEPS_DIR
 from chalicelib.ports import DeployFailed
 
 STATIC_SERVER = Path(__file__).with_name("static_server.py")
+# The machine's interpreter, not Shipyard's virtualenv (which a sandbox does not see): the
+# static server needs only the standard library.
+BASE_PYTHON = getattr(sys, "_base_executable", sys.executable)
 
 # The only variables of Shipyard's own environment an app inherits: enough to find
 # interpreters and locales, nothing that carries credentials.
@@ -45,7 +48,7 @@ def prepare_launch(
     base = _base_environment()
     if plan.runtime == "static":
         site = _static_root(app_dir, plan.output_directory)
-        command = [sys.executable, "-I", str(STATIC_SERVER), "--dir", str(site)]
+        command = [BASE_PYTHON, "-I", str(STATIC_SERVER), "--dir", str(site)]
         command += ["--port", str(port)]
         return Launch(command, app_dir, {**base, "PORT": str(port)})
     if plan.runtime not in ("python", "node"):

@@ -11,11 +11,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 from chalicelib.core.log import logger
-from chalicelib.ports import OnLog
+from chalicelib.ports import MAX_LOG_LINE, OnLog
 
 _READ_EVERY_S = 0.1
 _TAIL_LINES = 20
-_MAX_LINE = 16 * 1024
 
 
 class LogTailer:
@@ -56,14 +55,14 @@ class LogTailer:
         *lines, rest = data.split(b"\n")
         for line in lines:
             self._send(line)
-        if len(rest) >= _MAX_LINE:
+        if len(rest) >= MAX_LOG_LINE:
             self._send(rest)
             return b""
         return rest
 
     def _send(self, line: bytes) -> None:
-        for start in range(0, max(len(line), 1), _MAX_LINE):
-            piece = line[start : start + _MAX_LINE]
+        for start in range(0, max(len(line), 1), MAX_LOG_LINE):
+            piece = line[start : start + MAX_LOG_LINE]
             try:
                 self._on_log("deploy", piece.decode("utf-8", "replace").rstrip("\r"))
             except Exception:

@@ -154,6 +154,41 @@ def test_events_of_a_started_build_map_back_to_its_deployment(codebuild_calls):
     assert (done.status, done.error_message, done.error_code) == ("built", None, None)
 
 
+def test_secret_values_reach_codebuild_from_parameter_store_and_are_deleted_at_the_end(
+    codebuild_calls,
+):
+    import app
+    from chalicelib.aws.clients import client
+
+    # Given a job with a secret, an empty secret and a plain variable
+    env = {"API_URL": "https://api.example.com", "API_TOKEN": "s3cr3t-value", "EMPTY": ""}
+    job = make_job(env=env, secret_keys=("API_TOKEN", "EMPTY"))
+
+    # When its build starts
+    build_id = CodeBuildBuilder().start(job, vite_plan())
+
+    # Then the secret went as a PARAMETER_STORE variable naming a SecureString, never as text
+    (params,) = codebuild_calls["StartBuild"]
+    variables = {v["name"]: v for v in params["environmentVariablesOverride"]}
+    assert variables["API_TOKEN"] == {
+        "name": "API_TOKEN",
+        "value": "/shipyard/builds/dep_7/API_TOKEN",
+        "type": "PARAMETER_STORE",
+    }
+    assert variables["API_URL"]["type"] == variables["EMPTY"]["type"] == "PLAINTEXT"
+    assert "s3cr3t-value" not in json.dumps(params)
+    stored = client("ssm").get_parameter(
+        Name="/shipyard/builds/dep_7/API_TOKEN", WithDecryption=True
+    )
+    assert stored["Parameter"]["Type"] == "SecureString"
+    assert stored["Parameter"]["Value"] == "s3cr3t-value"
+
+    # and once CodeBuild reports the build's end, the parameter is gone
+    app.on_codebuild_state_change(state_change("SUCCEEDED", build_id, DEPLOYMENT_VARIABLES), None)
+    left = client("ssm").get_parameters_by_path(Path="/shipyard/builds/dep_7")["Parameters"]
+    assert left == []
+
+
 def test_a_failed_build_says_which_phase_and_why():
     phases = [
         {"phase-type": "SUBMITTED", "phase-status": "SUCCEEDED", "phase-context": []},

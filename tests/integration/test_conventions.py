@@ -143,6 +143,14 @@ def test_health_reports_dependencies(anonymous):
     assert set(response.json["data"]["dependencies"]) == {"dynamodb", "s3", "sqs"}
 
 
+def test_health_reports_the_sandbox_on_and_off(anonymous, monkeypatch):
+    from chalicelib.host import sandbox
+
+    assert anonymous.get("/v1/health").json["data"]["sandbox"] == "on"
+    monkeypatch.setattr(sandbox, "missing", lambda: "no bwrap (this test)")
+    assert anonymous.get("/v1/health").json["data"]["sandbox"] == "off"
+
+
 def test_health_is_503_when_a_dependency_is_down(anonymous):
     from chalicelib.aws.clients import client
     from chalicelib.core.settings import get_settings

@@ -14,12 +14,13 @@ def project_item(api, project):
 
 
 def new_deployment(project_item, status="pending", **fields):
+    from chalicelib.deployments import env as deployment_env
     from chalicelib.deployments import service as deployments
 
     item = deployments.new_item(
         project_item, status, {"type": "upload"}, None, source_key="uploads/x.tar.gz", **fields
     )
-    item["env_key"] = deployments.snapshot_env(project_item, item["id"])
+    item["env_key"] = deployment_env.snapshot_env(project_item, item["id"])
     return deployments.create(project_item, item, "a test")
 
 

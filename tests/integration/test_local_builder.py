@@ -19,6 +19,7 @@ from chalicelib.archive.artifacts import download_and_unpack
 from chalicelib.aws.clients import client
 from chalicelib.builders.local import LocalBuilder
 from chalicelib.core.settings import get_settings
+from chalicelib.host import sandbox
 from chalicelib.ports import BuildJob
 
 pytestmark = pytest.mark.usefixtures("aws")
@@ -205,6 +206,22 @@ def _alive(pid: int) -> bool:
     return state not in ("Z", "X")
 
 
+def sandbox_pids(deployment_id: str, command: str) -> list[int]:
+    """The machine's pids of `command` run by the deployment's sandbox user (inside, pids
+    are the sandbox's own)."""
+    uid = sandbox.uid_for(deployment_id)
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            status = (entry / "status").read_text() if entry.name.isdigit() else ""
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if f"\nUid:\t{uid}\t" in status and cmdline.startswith(command) and _alive(int(entry.name)):
+            found.append(int(entry.name))
+    return found
+
+
 def test_cancel_during_a_long_build_returns_promptly_and_kills_the_group(builder):
     # Given a build that starts a long child and streams a line first
     key = upload({"index.html": ""})
@@ -222,8 +239,7 @@ def test_cancel_during_a_long_build_returns_promptly_and_kills_the_group(builder
     while not any(line.startswith("child=") for line in logs.of("build")):
         assert time.monotonic() < deadline and thread.is_alive(), logs.lines
         time.sleep(0.02)
-    child = int(logs.of("build")[0].split("=")[1])
-    assert _alive(child)
+    [child] = sandbox_pids("dep_1", "sleep 30")
     canceled_at = time.monotonic()
     cancel.set()
     thread.join(10)
@@ -322,7 +338,7 @@ def test_python_dependencies_live_in_the_artifact_and_the_start_command_finds_th
     outcome = builder.build(make_job(key), logs, threading.Event())
 
     # Then the package is in .deps inside the artifact
-    assert outcome.ok, (outcome, logs.lines)
+    assert outcome.ok, "\n".join(m for _, m in logs.lines)
     plan = outcome.plan
     assert plan.runtime == "python"
     assert plan.install_command.endswith("--target .deps -r requirements.txt")
@@ -356,7 +372,7 @@ def test_a_detached_process_holding_the_output_does_not_hang_the_build(builder):
     try:
         assert outcome.ok, outcome
         assert time.monotonic() - started < 10
+        assert logs.of("build")[0].startswith("detached=")
     finally:
-        detached = int(logs.of("build")[0].split("=")[1])
-        if _alive(detached):
+        for detached in sandbox_pids("dep_1", "sleep 30"):
             os.kill(detached, signal.SIGKILL)

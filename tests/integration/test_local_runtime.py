@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from chalicelib.host import sandbox
 from chalicelib.runtimes.local import DeployFailed, LocalProcessRuntime
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -278,7 +279,7 @@ def test_app_that_exits_at_start_raises_deploy_failed_with_its_output(runtime, t
 def test_long_output_lines_reach_on_log_in_pieces(runtime, tmp_path):
     app_dir = tmp_path / "app"
     app_dir.mkdir()
-    (app_dir / "app.py").write_text("print('x' * 40000)\nprint('done')\nraise SystemExit(1)\n")
+    (app_dir / "app.py").write_text("print('x' * 140000)\nprint('done')\nraise SystemExit(1)\n")
     lines = []
 
     with pytest.raises(DeployFailed):
@@ -291,8 +292,8 @@ def test_long_output_lines_reach_on_log_in_pieces(runtime, tmp_path):
             on_log=lambda phase, line: lines.append(line),
         )
 
-    assert [len(line) for line in lines] == [16384, 16384, 40000 - 2 * 16384, 4]
-    assert "".join(lines[:3]) == "x" * 40000 and lines[3] == "done"
+    assert [len(line) for line in lines] == [65536, 65536, 140000 - 2 * 65536, 4]
+    assert "".join(lines[:3]) == "x" * 140000 and lines[3] == "done"
 
 
 def test_app_that_dies_after_start_is_unhealthy(runtime, tmp_path):
@@ -321,7 +322,12 @@ def test_plan_errors_are_deploy_failures(runtime, tmp_path):
         runtime.start("../escape", "prj_1", tmp_path, Plan("python", "python x.py"), {})
 
 
-def test_fixed_port_already_taken_is_a_deploy_failure(runtime, tmp_path):
+def test_fixed_port_already_taken_is_a_deploy_failure_without_a_sandbox(
+    runtime, tmp_path, monkeypatch
+):
+    # Given a machine without a sandbox, where running unsandboxed is allowed
+    monkeypatch.setattr(sandbox, "missing", lambda: "no bwrap (this test)")
+    monkeypatch.setenv("SHIPYARD_ALLOW_UNSANDBOXED", "1")
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
@@ -333,19 +339,50 @@ def test_fixed_port_already_taken_is_a_deploy_failure(runtime, tmp_path):
             )
 
 
+def test_a_fixed_port_is_the_apps_own_in_its_sandbox(runtime, tmp_path):
+    # Given two deployments whose apps both listen on the same fixed port
+    apps = []
+    for name in ("dep_fix1", "dep_fix2"):
+        app_dir = write_app(
+            tmp_path / name, "self.reply(200, os.environ['SHIPYARD_DEPLOYMENT_ID'].encode())"
+        )
+        apps.append(
+            runtime.start(name, "prj_1", app_dir, Plan("python", "python app.py", 8123), {})
+        )
+
+    # Then each runs in its own network, at a URL of its own
+    assert apps[0].port != apps[1].port
+    for name, app in zip(("dep_fix1", "dep_fix2"), apps, strict=True):
+        assert get(app.url)[1] == name
+
+
+def sandbox_processes(deployment_id: str) -> list[int]:
+    """The pids of the machine that run as the deployment's sandbox user."""
+    uid = sandbox.uid_for(deployment_id)
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                status = (entry / "status").read_text()
+            except OSError:
+                continue
+            if f"\nUid:\t{uid}\t" in status and not gone(int(entry.name)):
+                found.append(int(entry.name))
+    return found
+
+
 def test_stop_kills_the_whole_process_group_and_frees_the_port(runtime, tmp_path):
     # Given an app whose shell also started a background child
     app_dir = write_app(tmp_path / "app", "self.reply(200)")
-    command = "sleep 300 & echo $! > child.pid; exec python app.py"
+    command = "sleep 300 & exec python app.py"
     app = runtime.start("dep_grp1", "prj_1", app_dir, Plan("python", command), {})
-    child = int((app_dir / "child.pid").read_text())
-    assert not gone(child) and not gone(app.pid)
+    assert len(sandbox_processes("dep_grp1")) >= 2 and not gone(app.pid)
 
     # When it is stopped
     runtime.stop("dep_grp1")
 
     # Then the app and its child are gone, the port is free, and stopping again is harmless
-    assert wait_until(lambda: gone(child) and gone(app.pid))
+    assert wait_until(lambda: not sandbox_processes("dep_grp1") and gone(app.pid))
     assert refuses(app.port)
     assert not runtime.is_running("dep_grp1")
     runtime.stop("dep_grp1")

@@ -177,6 +177,25 @@ def test_an_app_that_exits_at_start_is_deploy_failed(api, app_project, pump):
     assert api.get(f"/v1/projects/{app_project['id']}").json["data"]["status"] == "failed"
 
 
+def test_an_app_that_prints_a_secret_as_it_crashes_leaves_only_stars(api, app_project, pump):
+    from chalicelib.store import deployments as store
+
+    # Given a secret whose value the app prints as it exits at start
+    secret = {"vars": {"DB_NAME": {"value": "DATABASE_URL", "secret": True}}}
+    assert api.put(f"/v1/projects/{app_project['id']}/env", secret).status_code == 200
+    deployment = deploy(api, app_project, MODE="crash")
+
+    # When the deploy fails
+    failed = wait_for(api, deployment, ("running", "failed"))
+
+    # Then the error, the log and what the workflow kept of the cause hold stars instead
+    assert failed["status"] == "failed"
+    assert "missing ***" in failed["error_message"]
+    kept = store.get(app_project["id"], deployment["id"])
+    assert "DATABASE_URL" not in kept["step_cause"] + kept["error_message"]
+    assert not any("DATABASE_URL" in message for message in messages(api, deployment))
+
+
 def test_rollback_and_redeploy_reuse_artifacts_without_building(api, app_project, pump):
     first = wait_for(api, deploy(api, app_project, APP_VERSION="1"), ("running", "failed"))
     second = wait_for(api, deploy(api, app_project, APP_VERSION="2"), ("running", "failed"))

@@ -278,6 +278,33 @@ def test_codebuild_reads_only_uploads_and_pushes_only_to_the_apps_repository(mer
     assert "CodeBuildRole: ecr:PutImage beyond the apps' repository" in found
 
 
+def test_codebuild_reads_secret_values_only_from_the_builds_parameters(merged):
+    # CodeBuild resolves PARAMETER_STORE variables with its own role: that role may read the
+    # builds' SecureStrings, and nothing else of Parameter Store
+    codebuild = statements(merged["Resources"]["CodeBuildRole"])
+    ssm = [s for s in codebuild if any(a.startswith("ssm:") for a in _list(s["Action"]))]
+    assert [(s["Action"], s["Resource"]) for s in ssm] == [
+        (
+            "ssm:GetParameters",
+            {
+                "Fn::Sub": "arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}"
+                ":parameter/shipyard/builds/*"
+            },
+        )
+    ]
+    # the workers that start builds and hear their end write and delete them, there only
+    for function in ("OnBuildsMessage", "OnCodebuildStateChange"):
+        writes = [s for s in role_of(merged, function) if "ssm:PutParameter" in s["Action"]]
+        assert [s["Resource"] for s in writes] == [ssm[0]["Resource"]], function
+    assert not any("ssm:" in json.dumps(s) for s in role_of(merged, "APIHandler"))
+    ssm[0]["Resource"] = "*"
+    assert "CodeBuildRole: ssm:GetParameters beyond the builds' secrets" in problems(merged)
+
+
+def _list(actions):
+    return actions if isinstance(actions, list) else [actions]
+
+
 def test_every_log_group_keeps_logs_for_the_retention_parameter(merged):
     resources = merged["Resources"]
     assert resources  # the parameter defaults to 30 days
