@@ -226,6 +226,8 @@ def test_cancel_during_a_long_build_returns_promptly_and_kills_the_group(builder
     # Given a build that starts a long child and streams a line first
     key = upload({"index.html": ""})
     job = make_job(key, build={"build_command": "sleep 30 & echo child=$!; wait"})
+    # Its own sandbox user: another test's `sleep 30` (another worker) is not this one's.
+    job.deployment_id = "dep_cancel"
     logs = Logs()
     cancel = threading.Event()
     result = {}
@@ -239,7 +241,7 @@ def test_cancel_during_a_long_build_returns_promptly_and_kills_the_group(builder
     while not any(line.startswith("child=") for line in logs.of("build")):
         assert time.monotonic() < deadline and thread.is_alive(), logs.lines
         time.sleep(0.02)
-    [child] = sandbox_pids("dep_1", "sleep 30")
+    [child] = sandbox_pids("dep_cancel", "sleep 30")
     canceled_at = time.monotonic()
     cancel.set()
     thread.join(10)
@@ -362,6 +364,7 @@ def test_a_detached_process_holding_the_output_does_not_hang_the_build(builder):
     # Given a build that leaves a process in its own session, holding stdout open
     key = upload({"index.html": ""})
     job = make_job(key, build={"build_command": "setsid sleep 30 & echo detached=$!"})
+    job.deployment_id = "dep_detached"
     logs = Logs()
 
     # When it is built
@@ -374,5 +377,5 @@ def test_a_detached_process_holding_the_output_does_not_hang_the_build(builder):
         assert time.monotonic() - started < 10
         assert logs.of("build")[0].startswith("detached=")
     finally:
-        for detached in sandbox_pids("dep_1", "sleep 30"):
+        for detached in sandbox_pids("dep_detached", "sleep 30"):
             os.kill(detached, signal.SIGKILL)

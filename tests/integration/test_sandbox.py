@@ -273,6 +273,7 @@ def test_without_a_sandbox_the_stack_refuses_to_start_unless_allowed(tmp_path, m
     monkeypatch.setenv("SHIPYARD_STATE_DIR", str(tmp_path / "state"))
     for name in ("SHIPYARD_PUBLIC_URL", "MOTO_PORT", "AWS_ENDPOINT_URL"):
         monkeypatch.setenv(name, "unused")
+    monkeypatch.setenv("SHIPYARD_ALLOW_PRIVATE_TARGETS", "false")
     monkeypatch.setattr(sandbox, "missing", lambda: "`bwrap` is not installed (this test)")
 
     # Then the stack refuses to start, saying why and what allows it
