@@ -314,7 +314,9 @@ def run_preview(item: dict[str, Any]) -> tuple[bool, list[str]]:
         }
         for other in older:
             lines[other["id"]] = log_lines.line(
-                masker_of(other), "system", f"Stopped: replaced by preview #{current['number']} of {branch}"
+                masker_of(other),
+                "system",
+                f"Stopped: replaced by preview #{current['number']} of {branch}",
             )
         if store.run_preview(current, older, now):
             changed = [("deploying", "running", current)] + [
