@@ -98,6 +98,9 @@ class AppSpec:
     # What every line of the app's runtime log goes through before it is stored: the
     # deployment's secret values become `***` (deployments/masking.py).
     mask: Mask | None = None
+    # The port of this machine to serve on when it is free: a restarted app asks for the
+    # one it had, so the deployment's own URL keeps working (local runtimes only).
+    port: int | None = None
 
 
 class DeployFailed(Exception):

@@ -19,17 +19,15 @@ process; what a new process needs is on the items: it starts from their `runtime
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
-from urllib.parse import urlsplit
 
 from chalicelib.core.clock import now_iso, parse_rfc3339
 from chalicelib.core.log import logger
 from chalicelib.core.settings import get_settings
 from chalicelib.deployments import service as deployments
 from chalicelib.pipeline import actions, engines, workflow
-from chalicelib.ports import DeployFailed
 from chalicelib.store import deployments as store
 from chalicelib.store import projects as project_store
 from chalicelib.store.errors import Missing
@@ -146,14 +144,9 @@ class Supervisor:
         apps.stop(item)  # a hung app, or whatever is left of a crashed one
         path = project.get("run", {}).get("health_check_path") or "/"
         spec = workflow.app_spec(item, path)
-        port = urlsplit(item.get("url") or "").port
         try:
-            try:
-                # The same address again, so the deployment's own URL keeps working.
-                same = spec.plan.model_copy(update={"port": spec.plan.port or port})
-                url = apps.start(replace(spec, plan=same), None)
-            except DeployFailed:
-                url = apps.start(spec, None)
+            # On the port it had when that is free (app_spec), so its own URL keeps working.
+            url = apps.start(spec, None)
         except Exception as error:
             apps.runtime_note(item, f"The app could not be started again: {error}")
             self._crashed(apps, item, project, watch, "its restart failed", apps.exit_code(item))

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 from chalicelib.aws import queues, workflows
 from chalicelib.buildplan.model import BuildPlan
@@ -170,6 +171,7 @@ def app_spec(item: dict[str, Any], health_check_path: str = "/") -> AppSpec:
         env=deployment_env.env_of(item),
         health_check_path=health_check_path,
         mask=deployment_env.masker_of(item),
+        port=urlsplit(item.get("url") or "").port,
     )
 
 

@@ -100,8 +100,11 @@ class LocalProcessRuntime:
         plan: Any,
         env: dict[str, str],
         on_log: OnLog | None = None,
+        host_port: int | None = None,
     ) -> RunningApp:
         """Start the app and wait until its port accepts connections (or ready_timeout_s).
+        It is served on host_port when that is free (a restart keeps its URL), else on a
+        free one; an unsandboxed app that names its port in the plan gets that one.
 
         Starting a deployment that is already running returns it as it is, so a repeated
         deploy step starts one process; with on_log, its new lines are followed from now on
@@ -122,15 +125,16 @@ class LocalProcessRuntime:
                 limits = sandbox.limits()
             except sandbox.Unsandboxed as error:
                 raise DeployFailed(str(error)) from None
+            wanted = host_port if host_port and port_free(host_port) else None
             if limits is None:
-                port = plan.port or free_port()
+                port = plan.port or wanted or free_port()
                 if plan.port and not port_free(plan.port):
                     raise DeployFailed(
                         f"port {plan.port} that the app listens on is already in use"
                     )
             else:
                 # The app has a network of its own: it may listen on any port in there.
-                port = free_port()
+                port = wanted or free_port()
             inner_port = plan.port or port
             launch = prepare_launch(
                 deployment_id, app_dir, plan, env, inner_port, shim_dir=self.state_dir / "bin"

@@ -42,7 +42,13 @@ class LocalApps:
     def start(self, spec: AppSpec, on_log: OnLog | None) -> str:
         target = self.unpacked(spec.deployment_id, spec.artifact_key)
         app = self.runtime.start(
-            spec.deployment_id, spec.project_id, target, spec.plan, spec.env, on_log=on_log
+            spec.deployment_id,
+            spec.project_id,
+            target,
+            spec.plan,
+            spec.env,
+            on_log=on_log,
+            host_port=spec.port,
         )
         self.logs.follow(spec.deployment_id, self.runtime.log_path(spec.deployment_id), spec.mask)
         return app.url
