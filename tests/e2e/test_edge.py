@@ -195,7 +195,9 @@ def test_the_project_url_is_stable_and_switches_without_a_failed_request(stack):
     _, _, access = stack.request("GET", f"/v1/projects/{project['id']}/access-logs?limit=1000")
     entries = access["data"]
     assert len(entries) >= len(seen)
-    assert {e["deployment_id"] for e in entries} >= set(order)
+    # Each version the client saw is in the edge's log (on a slow machine a short-lived
+    # one may have come and gone between two of the client's requests).
+    assert {e["deployment_id"] for e in entries} >= {served_by for _, served_by in seen}
     entry = entries[0]
     assert entry["method"] == "GET" and entry["status"] == 200 and entry["bytes"] == 9
     assert entry["duration_ms"] >= 0 and "?" not in entry["path"]
