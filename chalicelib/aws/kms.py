@@ -10,6 +10,10 @@ from chalicelib.core.settings import get_settings
 
 
 def encrypt(plaintext: str, context: dict[str, str]) -> str:
+    """The base64 ciphertext; an empty value stays empty (KMS refuses an empty plaintext,
+    and an empty secret has nothing to hide)."""
+    if not plaintext:
+        return ""
     blob = client("kms").encrypt(
         KeyId=get_settings().kms_key_alias,
         Plaintext=plaintext.encode(),
@@ -19,6 +23,8 @@ def encrypt(plaintext: str, context: dict[str, str]) -> str:
 
 
 def decrypt(ciphertext: str, context: dict[str, str]) -> str:
+    if not ciphertext:
+        return ""
     return (
         client("kms")
         .decrypt(CiphertextBlob=base64.b64decode(ciphertext), EncryptionContext=context)[

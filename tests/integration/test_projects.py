@@ -183,9 +183,10 @@ def test_secret_env_decrypts_for_builds(api):
     from chalicelib.store.projects import projects as table
 
     project = api.post("/v1/projects", {"name": "Env"}).json["data"]
-    api.put(f"/v1/projects/{project['id']}/env", {"vars": {"T": {"value": "s3", "secret": True}}})
+    secrets = {"T": {"value": "s3", "secret": True}, "EMPTY": {"value": "", "secret": True}}
+    assert api.put(f"/v1/projects/{project['id']}/env", {"vars": secrets}).status_code == 200
     stored = table.get({"workspace_id": project["workspace_id"], "sk": project["id"]})
-    assert resolved_env(stored) == {"T": "s3"}
+    assert resolved_env(stored) == {"T": "s3", "EMPTY": ""}
 
 
 def test_patch_with_every_field_null_changes_nothing_and_is_not_an_error(api):
