@@ -52,6 +52,7 @@ SSE_EVENT = {
     },
 }
 # An EventSource reconnecting sends the id of the last frame it saw (empty: none).
+SSE_HEADERS = {"Content-Type": "text/event-stream; charset=utf-8", "Cache-Control": "no-cache"}
 LAST_EVENT_ID = Param({"type": "string", "pattern": "^[0-9]{0,15}$"}, "The last seq seen")
 
 
@@ -284,20 +285,14 @@ def create_stream_ticket(ctx: RequestContext, project_id: str, deployment_id: st
     headers={"Last-Event-ID": LAST_EVENT_ID},
     content={"text/event-stream": {"schema": SSE_EVENT}},
     credential=ticket_credential("logs"),
+    errors=(204,),  # a reconnect after the done frame: the stream has ended
 )
 def stream_logs(ctx: RequestContext, project_id: str, deployment_id: str):
     """Server-sent events of the log: resumable with Last-Event-ID, ends with a done frame."""
     deployments.item_of(ctx.workspace_id, project_id, deployment_id)
     after, resumed = after_of(ctx)
     status, body = logs.stream(project_id, deployment_id, after, resumed)
-    return Response(
-        body=body,
-        status_code=status,
-        headers={
-            "Content-Type": "text/event-stream; charset=utf-8",
-            "Cache-Control": "no-cache",
-        },
-    )
+    return Response(body=body, status_code=status, headers=SSE_HEADERS)
 
 
 @router.route(PROJECT + "/releases", "GET", scope="deployments:read", response=list[Release])

@@ -23,7 +23,15 @@ router = Router(__name__, "hooks")
 HOOKS = "/v1/projects/{project_id}/deploy-hooks"
 
 
-@router.route("/v1/hooks/github", "POST", auth=False, workspace=False)
+@router.route(
+    "/v1/hooks/github",
+    "POST",
+    auth=False,
+    workspace=False,
+    status=202,
+    # 200: a ping; 401: no project's secret signed it; the rest from the deployments it makes.
+    errors=(200, 401, 403, 409, 413, 429, 503),
+)
 def github_push(ctx: RequestContext):
     """GitHub's push webhook: signed with the project's git.webhook_secret (X-Hub-Signature-256)."""
     raw = ctx.request.raw_body or b""
@@ -56,6 +64,7 @@ def github_push(ctx: RequestContext):
     workspace=False,
     response=Deployment,
     status=202,
+    errors=(403, 409, 429, 503),
 )
 def call_deploy_hook(ctx: RequestContext, token: str):
     """A deploy hook's secret URL: deploys the git branch, or rebuilds the latest upload."""

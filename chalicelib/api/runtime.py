@@ -10,6 +10,7 @@ from chalicelib.api.deployments import (
     LAST_EVENT_ID,
     PROJECT,
     SSE_EVENT,
+    SSE_HEADERS,
     TICKET,
     after_of,
     ticket_credential,
@@ -20,7 +21,6 @@ from chalicelib.pipeline import live_logs
 from chalicelib.store import projects as project_store
 
 router = Router(__name__, "runtime")
-SSE_HEADERS = {"Content-Type": "text/event-stream; charset=utf-8", "Cache-Control": "no-cache"}
 PAGE_QUERY = {"after": AFTER, "limit": integer(1, 1000, 100, "Lines at most")}
 
 
@@ -69,6 +69,7 @@ def get_runtime_logs(ctx: RequestContext, project_id: str, deployment_id: str):
     headers={"Last-Event-ID": LAST_EVENT_ID},
     content={"text/event-stream": {"schema": SSE_EVENT}},
     credential=ticket_credential("runtime-logs"),
+    errors=(204,),  # a reconnect after the done frame: the stream has ended
 )
 def stream_runtime_logs(ctx: RequestContext, project_id: str, deployment_id: str):
     """Server-sent events of the runtime log; `done` once the deployment has stopped."""

@@ -65,16 +65,38 @@ class RunSettings(Input):
     auto_rollback: bool = False
 
 
+# What a git ref (a branch, a tag, a sha, refs/...) may be, in the published schema as in
+# git/refs.py: ASCII letters, digits, `_`, `-`, `@` and dots inside parts, parts joined by
+# `/`; never a leading `-` (an option) or `.`, never `..`, whitespace or shell characters.
+_REF_PART = r"[A-Za-z0-9_@-]+(\.[A-Za-z0-9_@-]+)*"
+REF_PATTERN = rf"^[A-Za-z0-9_][A-Za-z0-9_@-]*(\.[A-Za-z0-9_@-]+)*(/{_REF_PART})*$"
+# A repository: GitHub `owner/name`, an https clone URL (credentials allowed, redacted
+# everywhere), or file:///absolute/path (the local stack only: git/repository.py).
+# The parts of the URLs users give (clone URLs here, webhook URLs in webhooks/models.py):
+# a path's characters, a host name or IPv4 address, a port from 0 to 65535.
+URL_CHARS = r"[A-Za-z0-9._~%!$&'()*+,;=:@-]"
+URL_HOST = rf"({URL_CHARS}+@)?[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*"
+URL_PORT = r"(:([0-9]{1,4}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5]))?"
+REPOSITORY_PATTERN = (
+    r"^(\.?[A-Za-z0-9_-][A-Za-z0-9_.-]*/\.?[A-Za-z0-9_-][A-Za-z0-9_.-]*"
+    rf"|https://{URL_HOST}{URL_PORT}(/{URL_CHARS}*)*/{URL_CHARS}+/?"
+    rf"|file://(/{URL_CHARS}*)+)$"
+)
+Ref = Annotated[str, Field(min_length=1, max_length=255, pattern=REF_PATTERN)]
+Repository = Annotated[
+    str,
+    Field(
+        min_length=3,
+        max_length=1000,
+        pattern=REPOSITORY_PATTERN,
+        description="GitHub owner/name, an https:// clone URL, or file:// (local stack)",
+    ),
+]
+
+
 class GitSettingsInput(Input):
-    repository: Annotated[
-        str,
-        Field(
-            min_length=3,
-            max_length=1000,
-            description="GitHub owner/name, an https:// clone URL, or file:// (local stack)",
-        ),
-    ]
-    branch: Annotated[str, Field(min_length=1, max_length=255)] = "main"
+    repository: Repository
+    branch: Ref = "main"
     webhook_secret: Annotated[str, Field(min_length=16, max_length=255)] | None = None
 
 

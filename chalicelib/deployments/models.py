@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from chalicelib.core.models import Environment, Input, RelativePath, Timestamp
+from chalicelib.core.models import Environment, Input, Ref, RelativePath, Repository, Timestamp
 from chalicelib.deployments.status import STATUSES
 
 # Built from the status table, so the API's enum cannot drift from the status machine.
@@ -39,20 +39,24 @@ class Upload(BaseModel):
     expires_at: Timestamp
 
 
+# What a model's `one_source` validator checks, in the published schema: exactly one of
+# upload_id and git.
+ONE_SOURCE = ConfigDict(
+    json_schema_extra={
+        "oneOf": [
+            {"required": ["upload_id"], "properties": {"upload_id": {"type": "string"}}},
+            {"required": ["git"], "properties": {"git": {"type": "object"}}},
+        ]
+    }
+)
+
+
 class GitRef(Input):
-    ref: Annotated[str, Field(min_length=1, max_length=255)]
+    ref: Ref
 
 
 class DeploymentCreate(Input):
-    # What the validator below checks, in the published schema: exactly one source.
-    model_config = ConfigDict(
-        json_schema_extra={
-            "oneOf": [
-                {"required": ["upload_id"], "properties": {"upload_id": {"type": "string"}}},
-                {"required": ["git"], "properties": {"git": {"type": "object"}}},
-            ]
-        }
-    )
+    model_config = ONE_SOURCE
     upload_id: Annotated[str, Field(min_length=1, max_length=64)] | None = None
     git: GitRef | None = None
     note: Note | None = None
@@ -147,11 +151,12 @@ class Release(BaseModel):
 
 
 class DetectGit(Input):
-    repository: Annotated[str, Field(min_length=3, max_length=1000)]
-    ref: Annotated[str, Field(min_length=1, max_length=255)] = "main"
+    repository: Repository
+    ref: Ref = "main"
 
 
 class DetectRequest(Input):
+    model_config = ONE_SOURCE
     upload_id: Annotated[str, Field(min_length=1, max_length=64)] | None = None
     git: DetectGit | None = None
     root_directory: RelativePath | None = None

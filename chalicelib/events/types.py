@@ -18,13 +18,9 @@ EVENT_TYPES = (
     "webhook.test",
 )
 PREFIXES = tuple(sorted({kind.split(".")[0] for kind in EVENT_TYPES}))
-
-
-def valid_filter(selector: str) -> bool:
-    """An exact type, `*`, or `prefix.*` for a prefix some type has."""
-    if selector == "*" or selector in EVENT_TYPES:
-        return True
-    return selector.endswith(".*") and selector[:-2] in PREFIXES
+# What an endpoint may subscribe to: an exact type, `*`, or `prefix.*` for a prefix some
+# type has.
+FILTERS = ("*", *(f"{prefix}.*" for prefix in PREFIXES), *EVENT_TYPES)
 
 
 def matches(selectors: list[str], event_type: str) -> bool:

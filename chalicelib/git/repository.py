@@ -12,7 +12,10 @@ from __future__ import annotations
 import re
 from urllib.parse import urlsplit
 
+from chalicelib.core.models import REPOSITORY_PATTERN
+
 GITHUB_NAME = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
+_REPOSITORY = re.compile(REPOSITORY_PATTERN)
 LOCAL_STAGES = ("local", "test")
 
 
@@ -21,24 +24,16 @@ class BadRepository(ValueError):
 
 
 def check(repository: str, stage: str) -> str:
-    """The repository if this stage can clone it, else BadRepository."""
-    if GITHUB_NAME.match(repository):
-        if ".." in repository:
-            raise BadRepository("owner/name may not contain '..'")
-        return repository
-    parts = urlsplit(repository)
-    if parts.scheme == "https":
-        if not parts.hostname or not parts.path.strip("/"):
-            raise BadRepository("an https clone URL names a host and a path")
-    elif parts.scheme == "file":
-        if stage not in LOCAL_STAGES:
-            raise BadRepository("file:// repositories are for the local stack only")
-        if parts.netloc or not parts.path.startswith("/"):
-            raise BadRepository("a file:// URL is file:///absolute/path")
-    else:
-        raise BadRepository("give owner/name, an https:// clone URL or (locally) file://")
-    if any(ord(c) < 33 for c in repository):
-        raise BadRepository("a clone URL has no spaces or control characters")
+    """The repository if this stage can clone it, else BadRepository. Its form is the
+    published schema's pattern (core/models.py REPOSITORY_PATTERN): a host and a path for
+    https, an absolute path for file://, no spaces or control characters."""
+    if not _REPOSITORY.match(repository):
+        raise BadRepository(
+            "give owner/name, an https:// clone URL with a host and a path, or (locally) "
+            "file:///absolute/path"
+        )
+    if repository.startswith("file:") and stage not in LOCAL_STAGES:
+        raise BadRepository("file:// repositories are for the local stack only")
     return repository
 
 

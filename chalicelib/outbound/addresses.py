@@ -24,6 +24,11 @@ class Refused(Exception):
     """A URL's host or address that may not be reached; the message says why."""
 
 
+class NotResolved(Refused):
+    """A name that does not resolve now, or that is not looked up at all because outbound
+    connections are confined to loopback (no DNS query leaves the host then)."""
+
+
 def parse(address: str) -> IPAddress:
     return ipaddress.ip_address(address.split("%", 1)[0])
 
@@ -53,24 +58,40 @@ def refusal(address: str, allow_private: bool) -> str | None:
     return None
 
 
-def resolve(host: str, port: int) -> list[str]:
+def _local(host: str) -> bool:
+    """An address literal, or a name of this machine: resolving it asks no DNS server."""
+    try:
+        parse(host)
+        return True
+    except ValueError:
+        pass
+    try:
+        socket.inet_aton(host)  # the numeric forms the resolver reads as IPv4 (127.1, 0x7f...)
+        return True
+    except OSError:
+        return host.lower().rstrip(".") == "localhost" or host.lower().endswith(".localhost")
+
+
+def resolve(host: str, port: int, loopback_only: bool = False) -> list[str]:
     """Every address `host` resolves to, in the resolver's order."""
+    if loopback_only and not _local(host):
+        raise NotResolved(f"{host}: outbound connections are confined to loopback")
     try:
         found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError):
-        raise Refused(f"{host} does not resolve") from None
+        raise NotResolved(f"{host} does not resolve") from None
     addresses: list[str] = []
     for *_, sockaddr in found:
         if sockaddr[0] not in addresses:
             addresses.append(sockaddr[0])
     if not addresses:
-        raise Refused(f"{host} does not resolve")
+        raise NotResolved(f"{host} does not resolve")
     return addresses
 
 
-def checked(host: str, port: int, allow_private: bool) -> list[str]:
+def checked(host: str, port: int, allow_private: bool, loopback_only: bool = False) -> list[str]:
     """The addresses of `host`, if none of them is refused."""
-    addresses = resolve(host, port)
+    addresses = resolve(host, port, loopback_only)
     for address in addresses:
         reason = refusal(address, allow_private)
         if reason:

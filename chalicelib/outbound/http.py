@@ -81,7 +81,7 @@ def post(url: str, body: bytes, headers: dict[str, str], timeout_s: float, max_b
         return answer(None, error="plain http is refused: private targets are not allowed")
     try:
         port = parts.port or (443 if secure else 80)
-        address = checked(host, port, allow_private)[0]
+        address = checked(host, port, allow_private, get_settings().outbound_loopback_only)[0]
     except (Refused, ValueError) as error:
         return answer(None, error=str(error))
     kind = _PinnedTLS if secure else _Pinned

@@ -1,6 +1,9 @@
 """The SSRF guard of webhook URLs, at create and update: https (plain http only where the
-operator allows private targets), a host, and no address the outbound rules refuse. Each
-delivery checks again where it connects (outbound/http.py)."""
+operator allows private targets), a host, and no address the outbound rules refuse. A name
+that does not resolve now is accepted (a receiver may be set up after its endpoint; with
+outbound connections confined to loopback, names are not looked up at all): each delivery
+resolves and checks again where it connects (outbound/http.py), so nothing unchecked is
+ever reached."""
 
 from __future__ import annotations
 
@@ -8,7 +11,7 @@ from urllib.parse import urlsplit
 
 from chalicelib.core.errors import ValidationFailed
 from chalicelib.core.settings import get_settings
-from chalicelib.outbound.addresses import Refused, checked
+from chalicelib.outbound.addresses import NotResolved, Refused, checked
 
 
 def check_url(url: str) -> str:
@@ -28,7 +31,9 @@ def check_url(url: str) -> str:
     if not parts.hostname:
         raise refuse("must name a host")
     try:
-        checked(parts.hostname, port, allow_private)
+        checked(parts.hostname, port, allow_private, get_settings().outbound_loopback_only)
+    except NotResolved:
+        pass
     except Refused as error:
         raise refuse(f"refused: {error}") from None
     return url

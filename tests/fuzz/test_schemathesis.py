@@ -23,7 +23,13 @@ SEED = os.environ.get("SHIPYARD_FUZZ_SEED", "1")
 def test_schemathesis_finds_nothing(tmp_path):
     stack = start_stack(
         tmp_path,
-        {"SHIPYARD_FIRST_TIER": "enterprise", "SHIPYARD_OUTBOUND_LOOPBACK_ONLY": "1"},
+        {
+            "SHIPYARD_FIRST_TIER": "enterprise",
+            "SHIPYARD_OUTBOUND_LOOPBACK_ONLY": "1",
+            # An SSE response is held open this long for new lines; schemathesis takes an
+            # answer slower than 10 s as a failure, so the streams answer sooner here.
+            "SHIPYARD_SSE_WAIT_S": "2",
+        },
     )
     try:
         run = subprocess.run(

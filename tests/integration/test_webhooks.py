@@ -166,6 +166,16 @@ def test_metadata_addresses_are_refused_even_with_private_targets(api, private_a
     assert create(api, url=url).status_code == 422
 
 
+def test_a_name_that_is_not_looked_up_is_accepted_and_checked_where_it_connects(api):
+    # Given a name no resolver knows (with outbound confined to loopback, names are not
+    # even looked up: no DNS query leaves the machine)
+    hook = create(api, url="https://receiver.example.invalid/hook")
+    assert hook.status_code == 201, hook.json
+    # When it is sent a test event, the attempt fails where it would connect
+    result = api.post(f"/v1/webhooks/{hook.json['data']['id']}/test").json["data"]
+    assert result["success"] is False and "loopback" in result["error"]
+
+
 def test_a_public_url_is_accepted_but_the_test_run_only_reaches_loopback(api):
     # Given a public https URL (accepted: the confinement of tests refuses at connect time)
     hook = create(api, url=PUBLIC).json["data"]
