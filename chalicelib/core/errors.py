@@ -57,8 +57,8 @@ class FeatureLimitReached(ApiError):
 class NotFound(ApiError):
     status, code = 404, "not_found"
 
-    def __init__(self, what: str = "Resource") -> None:
-        super().__init__(f"{what} not found")
+    def __init__(self, what: str = "Resource", detail: str | None = None) -> None:
+        super().__init__(f"{what} not found" + (f": {detail}" if detail else ""))
 
 
 class Conflict(ApiError):

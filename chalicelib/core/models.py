@@ -61,7 +61,7 @@ class RunSettings(Input):
     port: Port | None = None
     health_check_path: Annotated[str, Field(pattern=r"^/", max_length=255)] = "/"
     health_check_timeout_s: HealthCheckTimeout = 30
-    health_check_interval_s: Annotated[int, Field(ge=1, le=3600)] = 30
+    health_check_interval_s: Annotated[int, Field(ge=1, le=3600), BeforeValidator(_integral)] = 30
     auto_rollback: bool = False
 
 

@@ -6,18 +6,17 @@ commit are the same flight, and the environment (the branch) is known. For `http
 speaks git's smart HTTP protocol itself (one GET of `info/refs`), because the API's Lambda
 has no git binary; for `file://` (local stack only) it runs `git ls-remote`.
 
-Outbound: with SHIPYARD_OUTBOUND_LOOPBACK_ONLY (every test run) a remote whose host
-resolves to anything but loopback is refused here and in the clone (builders/git.py), so
-no test ever reaches the internet. Redirects are not followed. git runs with a clean
+Outbound: with SHIPYARD_OUTBOUND_LOOPBACK_ONLY (every test run) a remote whose host is not
+a loopback address is refused here and in the clone (builders/git.py), by the outbound
+rules (outbound/addresses.py: names other than localhost are not even looked up), so no
+test ever reaches the internet. Redirects are not followed. git runs with a clean
 environment (`git_env`): no prompt, no system or global config, only the protocols allowed.
 """
 
 from __future__ import annotations
 
 import base64
-import ipaddress
 import os
-import socket
 import subprocess
 import urllib.error
 import urllib.request
@@ -26,6 +25,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from chalicelib.core.settings import get_settings
 from chalicelib.git.refs import branch_of, check_ref, is_sha, redact
+from chalicelib.outbound import addresses
 
 MAX_ADVERTISEMENT = 8 * 1024 * 1024
 
@@ -70,11 +70,10 @@ def check_outbound(url: str) -> None:
     if not get_settings().outbound_loopback_only:
         return
     try:
-        infos = socket.getaddrinfo(parts.hostname, parts.port or 443, type=socket.SOCK_STREAM)
-    except OSError as error:
-        raise Unreachable(f"the host {parts.hostname} does not resolve ({error})") from None
-    addresses = {info[4][0] for info in infos}
-    if not all(ipaddress.ip_address(a.split("%")[0]).is_loopback for a in addresses):
+        found = addresses.resolve(parts.hostname, parts.port or 443, loopback_only=True)
+    except addresses.Refused as error:
+        raise Unreachable(f"{error} (SHIPYARD_OUTBOUND_LOOPBACK_ONLY)") from None
+    if not all(addresses.parse(address).is_loopback for address in found):
         raise Unreachable(
             f"{parts.hostname} is not a loopback address: outbound connections are confined "
             "to loopback (SHIPYARD_OUTBOUND_LOOPBACK_ONLY)"

@@ -71,7 +71,9 @@ def _git_files(body: DetectRequest) -> dict[str, bytes]:
     except (repositories.BadRepository, BadRef) as error:
         raise ValidationFailed({"git": [str(error)]}) from None
     except (remote.NoSuchRef, remote.Unreachable) as error:
-        raise ValidationFailed({"git": [redact(str(error))]}) from None
+        # A well-formed source that can't be read is not found, as a private repository
+        # is for anyone who may not see it; the message says which.
+        raise NotFound("Repository or ref", redact(str(error))) from None
     with tempfile.TemporaryDirectory(prefix="detect-") as work:
         source = Path(work) / "source"
         deadline = time.monotonic() + CLONE_TIMEOUT_S

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
 
-from chalicelib.core.models import URL_CHARS, URL_HOST, URL_PORT, Input, Timestamp
+from chalicelib.core.models import URL_CHARS, URL_HOST, URL_PORT, GraceHours, Input, Timestamp
 from chalicelib.events.types import FILTERS
 
 EventFilter = Literal[FILTERS]  # type: ignore[valid-type]
@@ -38,7 +38,7 @@ class WebhookUpdate(Input):
 
 
 class SecretRotate(Input):
-    grace_period_hours: int = Field(default=24, ge=0, le=168)
+    grace_period_hours: GraceHours = 24
 
 
 class Webhook(BaseModel):

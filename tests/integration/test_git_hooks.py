@@ -262,4 +262,6 @@ def test_detect_answers_the_build_plan_of_an_upload_or_a_git_ref(api, tmp_path, 
     assert (static["runtime"], static["runs_server"]) == ("static", False)
     assert static["evidence"] == ["web/index.html"]
     missing = api.post("/v1/projects/detect", {"git": {"repository": f"file://{repo}", "ref": "x"}})
-    assert missing.status_code == 422
+    assert missing.status_code == 404 and "'x'" in missing.json["error"]["message"]
+    elsewhere = {"repository": "acme/web", "ref": "main"}  # not on loopback: not reachable
+    assert api.post("/v1/projects/detect", {"git": elsewhere}).status_code == 404
