@@ -5,8 +5,9 @@
 
 The same declaration that provision.py creates locally, so AWS and the local stack agree.
 Chalice generates the functions, their roles, the API and the event sources; the merge
-replaces each role's policy with the permission sets of infra/iam.py and sets each
-function's timeout, memory, log group and concurrency from `functions` in resources.json.
+replaces each role's policy with the function's tables and permission sets (infra/iam.py)
+and sets each function's timeout, memory, log group and concurrency from `functions` in
+resources.json.
 API Gateway's own answers (no route, bad method) are mapped to the contract's envelope.
 Checks that checkov may skip are skipped on the resource, each with its reason.
 """
@@ -666,8 +667,9 @@ def _api(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def _functions(spec: dict[str, Any], names: iam.Names) -> dict[str, Any]:
-    """Merged over chalice's functions and roles: each role's policy is only what the
-    function's `access` needs, plus its log group, its queue and its dead-letter queue."""
+    """Merged over chalice's functions and roles: each role's policy is only the function's
+    `tables` and what its `access` needs, plus its log group, its queue and its dead-letter
+    queue."""
     resources: dict[str, Any] = {}
     consumers = {function: queue for queue, function in spec.get("queue_consumers", {}).items()}
     for function, declared in spec["functions"].items():
@@ -680,6 +682,7 @@ def _functions(spec: dict[str, Any], names: iam.Names) -> dict[str, Any]:
                 "Resource": {"Fn::GetAtt": [logs, "Arn"]},
             }
         ]
+        statements += iam.tables(declared["tables"])
         for name in declared["access"]:
             statements += iam.access(name, names)
         properties: dict[str, Any] = {
@@ -708,7 +711,7 @@ def _functions(spec: dict[str, Any], names: iam.Names) -> dict[str, Any]:
                 }
             )
         if trigger == "stream":
-            table = _logical("Table", f"{PREFIX}-{declared['stream']}")
+            table = iam.Names.table(declared["stream"])
             statements += iam.access(f"stream:{table}", names)
             statements.append(
                 {
@@ -782,7 +785,6 @@ def template() -> dict[str, Any]:
     resources.update(_api(spec))
     resources.update(_build_resources(spec, bucket))
     names = iam.Names(
-        tables=sorted(k for k, v in resources.items() if v.get("Type") == "AWS::DynamoDB::Table"),
         bucket=bucket,
         key=KEY,
         machine=_logical("StateMachine", "deploy"),

@@ -1,5 +1,6 @@
 """The permissions of Shipyard's roles on AWS, by name, so resources.json can say what each
-function may do (`functions.<name>.access`) and this module says what that means in IAM.
+function may do (`functions.<name>.tables`, the tables it reads or writes, and
+`functions.<name>.access`, permission sets) and this module says what that means in IAM.
 
 Every statement names the template's own resources (a table, the bucket under one prefix, a
 queue, the key, the state machine, the build project, the apps' functions). The only `*`
@@ -38,17 +39,20 @@ RESOURCELESS_ACTIONS = frozenset(
     }
 )
 
-TABLE_ACTIONS = [
-    "dynamodb:GetItem",
-    "dynamodb:PutItem",
-    "dynamodb:UpdateItem",
-    "dynamodb:DeleteItem",
-    "dynamodb:Query",
-    "dynamodb:BatchWriteItem",
-    "dynamodb:BatchGetItem",
-    "dynamodb:TransactWriteItems",
-    "dynamodb:ConditionCheckItem",
-]
+# What the store layer (chalicelib/store/dynamo.py) calls on a table, by access level.
+TABLE_READ_ACTIONS = ["dynamodb:GetItem", "dynamodb:Query", "dynamodb:BatchGetItem"]
+TABLE_ACTIONS = {
+    "read": TABLE_READ_ACTIONS,
+    "write": [
+        *TABLE_READ_ACTIONS,
+        "dynamodb:PutItem",
+        "dynamodb:UpdateItem",
+        "dynamodb:DeleteItem",
+        "dynamodb:BatchWriteItem",
+        "dynamodb:TransactWriteItems",
+        "dynamodb:ConditionCheckItem",
+    ],
+}
 # What a function does to the apps' Lambda functions to take a deployment down.
 APP_STOP_ACTIONS = [
     "lambda:GetAlias",
@@ -104,8 +108,7 @@ def object_arn(bucket: str, prefix: str) -> dict[str, str]:
 class Names:
     """The logical ids the permission sets point at."""
 
-    def __init__(self, tables: list[str], bucket: str, key: str, machine: str, project: str):
-        self.tables = tables
+    def __init__(self, bucket: str, key: str, machine: str, project: str):
         self.bucket = bucket
         self.key = key
         self.machine = machine
@@ -114,6 +117,28 @@ class Names:
     @staticmethod
     def queue(name: str) -> str:
         return "Queue" + "".join(part.capitalize() for part in name.split("-"))
+
+    @staticmethod
+    def table(name: str) -> str:
+        """The logical id of a table of resources.json (`api_keys`: TableShipyardApiKeys)."""
+        return f"Table{PREFIX.capitalize()}" + "".join(p.capitalize() for p in name.split("_"))
+
+
+def tables(declared: dict[str, str]) -> list[dict[str, Any]]:
+    """The statements of a function's `tables` (table name -> "read" or "write"): each
+    level's actions on those tables and their indexes, and on no other table."""
+    found = []
+    for level, actions in TABLE_ACTIONS.items():
+        arns: list[Any] = []
+        for name in sorted(t for t, declared_level in declared.items() if declared_level == level):
+            table = Names.table(name)
+            arns += [{"Fn::GetAtt": [table, "Arn"]}, _sub(f"${{{table}.Arn}}/index/*")]
+        if arns:
+            found.append(_allow(actions, arns))
+    unknown = set(declared.values()) - set(TABLE_ACTIONS)
+    if unknown:
+        raise ValueError(f"unknown table access {sorted(unknown)} in resources.json")
+    return found
 
 
 def access(name: str, names: Names) -> list[dict[str, Any]]:
@@ -124,14 +149,9 @@ def access(name: str, names: Names) -> list[dict[str, Any]]:
         "arn:${AWS::Partition}:states:${AWS::Region}:${AWS::AccountId}:execution:"
         f"${{{names.machine}.Name}}:*"
     )
-    if name == "tables":
-        arns: list[Any] = []
-        for table in names.tables:
-            arns += [{"Fn::GetAtt": [table, "Arn"]}, _sub(f"${{{table}.Arn}}/index/*")]
-        return [_allow(TABLE_ACTIONS, arns)]
     if name == "health":
         return [
-            _allow("dynamodb:DescribeTable", {"Fn::GetAtt": ["TableShipyardProjects", "Arn"]}),
+            _allow("dynamodb:DescribeTable", {"Fn::GetAtt": [Names.table("projects"), "Arn"]}),
             # HeadBucket; it is also what makes HeadObject on an upload not there yet a 404
             # (objects.size_of), not a 403.
             _allow("s3:ListBucket", {"Fn::GetAtt": [names.bucket, "Arn"]}),
