@@ -510,10 +510,7 @@ def _build_resources(spec: dict[str, Any], bucket: str) -> dict[str, Any]:
                 {
                     "Effect": "Allow",
                     "Action": ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
-                    "Resource": {
-                        "Fn::Sub": "arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:"
-                        f"log-group:/aws/lambda/{PREFIX}-app-*"
-                    },
+                    "Resource": iam.app_log_groups_arn(),
                 }
             ],
         ),
@@ -803,6 +800,7 @@ def template() -> dict[str, Any]:
                         "SHIPYARD_DEPLOY_WORKFLOW_ARN": {"Ref": names.machine},
                         "SHIPYARD_IMAGE_REPOSITORY": {"Fn::GetAtt": ["AppImages", "RepositoryUri"]},
                         "SHIPYARD_APP_ROLE_ARN": {"Fn::GetAtt": ["AppRole", "Arn"]},
+                        "SHIPYARD_APP_LOG_RETENTION_DAYS": {"Ref": "LogRetentionDays"},
                     }
                 }
             }

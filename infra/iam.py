@@ -94,6 +94,15 @@ def app_functions_arn() -> list[dict[str, str]]:
     return [_sub(base + f"{PREFIX}-app-*"), _sub(base + f"{PREFIX}-app-*:*")]
 
 
+def app_log_groups_arn() -> dict[str, str]:
+    """The log groups of the apps' Lambda functions (chalicelib/runtimes/aws_lambda.py);
+    the trailing `*` also matches the `:*` form some logs actions are authorised on."""
+    return _sub(
+        "arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:"
+        f"/aws/lambda/{PREFIX}-app-*"
+    )
+
+
 def build_secrets_arn() -> dict[str, str]:
     """The SSM parameters of builds' secret env values: /shipyard/builds/<deployment>/<key>."""
     return _sub(
@@ -232,13 +241,9 @@ def access(name: str, names: Names) -> list[dict[str, Any]]:
         return [_allow(APP_STOP_ACTIONS, app_functions_arn())]
     if name == "apps:logs":
         # The runtime logs: the version of a deployment (its alias), then its log events.
-        groups = "arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:"
         return [
             _allow(["lambda:GetAlias", "lambda:ListVersionsByFunction"], app_functions_arn()),
-            _allow(
-                "logs:FilterLogEvents",
-                _sub(groups + f"/aws/lambda/{PREFIX}-app-*:*"),
-            ),
+            _allow("logs:FilterLogEvents", app_log_groups_arn()),
         ]
     if name == "apps:deploy":
         return [
@@ -248,6 +253,8 @@ def access(name: str, names: Names) -> list[dict[str, Any]]:
                 {"Fn::GetAtt": ["AppRole", "Arn"]},
                 {"StringEquals": {"iam:PassedToService": "lambda.amazonaws.com"}},
             ),
+            # The apps' log groups, made before their functions to set their retention.
+            _allow(["logs:CreateLogGroup", "logs:PutRetentionPolicy"], app_log_groups_arn()),
             # Lambda reads the image as the caller when it creates or updates a function.
             _allow(
                 ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"],

@@ -411,6 +411,28 @@ def test_every_log_group_keeps_logs_for_the_retention_parameter(merged):
     assert "OnDeployTask: no log group of the stack" in problems(merged)
 
 
+def test_the_apps_log_groups_keep_logs_for_the_retention_parameter(merged):
+    # The apps' functions are made at runtime: the runtime gets the parameter
+    variables = merged["Globals"]["Function"]["Environment"]["Variables"]
+    assert variables["SHIPYARD_APP_LOG_RETENTION_DAYS"] == {"Ref": "LogRetentionDays"}
+    # and only the function that deploys apps may make their log groups and set retention,
+    # on the apps' log groups only
+    prefix = {
+        "Fn::Sub": "arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:"
+        "/aws/lambda/shipyard-app-*"
+    }
+    for function in declaration()["functions"]:
+        retention = [
+            s for s in role_of(merged, function) if "logs:PutRetentionPolicy" in s["Action"]
+        ]
+        if function == "OnDeployTask":
+            assert [(s["Action"], s["Resource"]) for s in retention] == [
+                (["logs:CreateLogGroup", "logs:PutRetentionPolicy"], prefix)
+            ]
+        else:
+            assert retention == [], function
+
+
 def test_every_function_has_its_timeout_and_memory_and_builds_reserved_concurrency(merged):
     for function, declared in declaration()["functions"].items():
         properties = merged["Resources"][function]["Properties"]
