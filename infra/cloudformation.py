@@ -135,7 +135,9 @@ SKIPS = {
 }
 
 
-def _logical(kind: str, name: str) -> str:
+def logical_id(kind: str, name: str) -> str:
+    """The logical id of a declared resource: `logical_id("Queue", "deploy-tasks")` is
+    QueueDeployTasks."""
     return kind + "".join(part.capitalize() for part in re.split(r"[^A-Za-z0-9]", name))
 
 
@@ -250,7 +252,7 @@ def _tables(spec: dict[str, Any]) -> dict[str, Any]:
             resource["Metadata"]["checkov"]["skip"].append(
                 {"id": "CKV_AWS_28", "comment": table["no_backup"].capitalize()}
             )
-        resources[_logical("Table", name)] = resource
+        resources[logical_id("Table", name)] = resource
     return resources
 
 
@@ -294,7 +296,7 @@ def _queues(spec: dict[str, Any]) -> dict[str, Any]:
     """Each declared queue with its dead-letter queue and an alarm on that one's depth."""
     resources: dict[str, Any] = {}
     for queue, attributes in spec["queues"].items():
-        logical = _logical("Queue", queue)
+        logical = logical_id("Queue", queue)
         dead = logical + "Dead"
         settings = {k: v for k, v in attributes.items() if k != "max_receives"}
         resources[logical] = _skip(
@@ -335,13 +337,13 @@ def _queues(spec: dict[str, Any]) -> dict[str, Any]:
 def _state_machine(machine: str, definition_file: str) -> dict[str, Any]:
     """A workflow whose tasks are SQS messages to the deploy-tasks queue (its only right
     on Shipyard's resources), logging its errors to its own log group."""
-    role = _logical("Role", f"{machine}-workflow")
-    logs = _logical("StateMachine", machine) + "Logs"
+    role = logical_id("Role", f"{machine}-workflow")
+    logs = logical_id("StateMachine", machine) + "Logs"
     statements = [
         {
             "Effect": "Allow",
             "Action": "sqs:SendMessage",
-            "Resource": {"Fn::GetAtt": [_logical("Queue", "deploy-tasks"), "Arn"]},
+            "Resource": {"Fn::GetAtt": [logical_id("Queue", "deploy-tasks"), "Arn"]},
         },
         {
             # Log delivery and X-Ray: actions AWS defines on no resource (iam.RESOURCELESS_ACTIONS).
@@ -353,7 +355,7 @@ def _state_machine(machine: str, definition_file: str) -> dict[str, Any]:
     return {
         role: iam.role("states.amazonaws.com", statements),
         logs: _log_group({"Fn::Sub": f"/aws/vendedlogs/states/${{AWS::StackName}}-{machine}"}),
-        _logical("StateMachine", machine): {
+        logical_id("StateMachine", machine): {
             "Type": "AWS::StepFunctions::StateMachine",
             "Properties": {
                 "StateMachineName": f"{PREFIX}-{machine}",
@@ -471,7 +473,7 @@ def _bucket(logical: str) -> dict[str, Any]:
 def _build_resources(spec: dict[str, Any], bucket: str) -> dict[str, Any]:
     """The CodeBuild project (privileged: it also builds the apps' images), the ECR
     repository those images go to, and the role the apps run with on Lambda."""
-    project = _logical("CodeBuild", "build")
+    project = logical_id("CodeBuild", "build")
     logs = project + "Logs"
     resources: dict[str, Any] = {
         "AppImages": _skip(
@@ -562,7 +564,7 @@ def _build_resources(spec: dict[str, Any], bucket: str) -> dict[str, Any]:
         ),
     }
     for name, declared in spec.get("codebuild_projects", {}).items():
-        resources[_logical("CodeBuild", name)] = {
+        resources[logical_id("CodeBuild", name)] = {
             "Type": "AWS::CodeBuild::Project",
             "Properties": {
                 "Name": f"{PREFIX}-{name}",
@@ -656,7 +658,7 @@ def _api(spec: dict[str, Any]) -> dict[str, Any]:
         }
         if status:
             properties["StatusCode"] = status
-        resources[_logical("GatewayResponse", response_type.lower())] = {
+        resources[logical_id("GatewayResponse", response_type.lower())] = {
             "Type": "AWS::ApiGateway::GatewayResponse",
             "Properties": properties,
         }
@@ -694,7 +696,7 @@ def _functions(spec: dict[str, Any], names: iam.Names) -> dict[str, Any]:
             queue = consumers[function]
             statements += iam.access(f"queue:{queue}:consume", names)
             # Chalice names the queue by its name: it must not be wired before the queue.
-            resource["DependsOn"] = [_logical("Queue", queue)]
+            resource["DependsOn"] = [logical_id("Queue", queue)]
         if trigger in ("event", "schedule"):
             properties["DeadLetterQueue"] = {
                 "Type": "SQS",
@@ -774,8 +776,8 @@ def template() -> dict[str, Any]:
     machines = spec.get("state_machines", {})
     for machine, definition_file in machines.items():
         resources.update(_state_machine(machine, definition_file))
-    bucket = _logical("Bucket", spec["buckets"][0])
-    buckets = [_logical("Bucket", name) for name in spec["buckets"]]
+    bucket = logical_id("Bucket", spec["buckets"][0])
+    buckets = [logical_id("Bucket", name) for name in spec["buckets"]]
     for logical in buckets:
         resources[logical] = _bucket(logical)
     resources.update(_access_logs(buckets))
@@ -784,8 +786,8 @@ def template() -> dict[str, Any]:
     names = iam.Names(
         bucket=bucket,
         key=KEY,
-        machine=_logical("StateMachine", "deploy"),
-        project=_logical("CodeBuild", "build"),
+        machine=logical_id("StateMachine", "deploy"),
+        project=logical_id("CodeBuild", "build"),
     )
     resources.update(_functions(spec, names))
     return {

@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from infra.cloudformation import logical_id
 from infra.iam import RESOURCELESS_ACTIONS, TABLE_ACTIONS, Names
 from infra.provision import INFRA, declaration
 
@@ -75,10 +76,6 @@ def _function_role(function: dict) -> str:
     return function["Properties"]["Role"]["Fn::GetAtt"][0]
 
 
-def _logical(kind: str, name: str) -> str:
-    return kind + "".join(part.capitalize() for part in name.replace("_", "-").split("-"))
-
-
 def declared_resources(function: str, declared: dict, spec: dict) -> set[str]:
     """The logical ids other than tables that a function's declaration lets its role name:
     its log group, its queues, and what each of its permission sets acts on."""
@@ -86,12 +83,12 @@ def declared_resources(function: str, declared: dict, spec: dict) -> set[str]:
     if declared["trigger"] in ("event", "schedule", "stream"):
         allowed.add("FailedEvents")
     allowed |= {Names.queue(q) for q, f in spec.get("queue_consumers", {}).items() if f == function}
-    buckets = {_logical("Bucket", b) for b in spec["buckets"]}
+    buckets = {logical_id("Bucket", b) for b in spec["buckets"]}
     by_kind = {
         "objects": buckets,
         "health": buckets,
-        "key": {_logical("Key", k) for k in spec["kms_keys"]},
-        "workflow": {_logical("StateMachine", m) for m in spec.get("state_machines", {})},
+        "key": {logical_id("Key", k) for k in spec["kms_keys"]},
+        "workflow": {logical_id("StateMachine", m) for m in spec.get("state_machines", {})},
         "apps": {"AppRole", "AppImages"} if "apps:deploy" in declared["access"] else set(),
     }
     for name in declared["access"]:
@@ -100,7 +97,7 @@ def declared_resources(function: str, declared: dict, spec: dict) -> set[str]:
         if kind == "queue":
             allowed.add(Names.queue(rest.split(":")[0]))
         if name in ("build:start", "build:stop"):
-            allowed |= {_logical("CodeBuild", p) for p in spec.get("codebuild_projects", {})}
+            allowed |= {logical_id("CodeBuild", p) for p in spec.get("codebuild_projects", {})}
     return allowed
 
 

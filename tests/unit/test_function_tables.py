@@ -195,7 +195,7 @@ def test_each_function_declares_exactly_the_tables_its_code_can_reach():
     for function, modules in entries.items():
         declared = functions[function]["tables"]
         reachable = reachable_tables(modules)
-        assert set(declared) == set(reachable), function
+        assert set(declared) == set(reachable), (function, sorted(set(declared) ^ set(reachable)))
         for table, level in reachable.items():
             assert declared[table] == level, (function, table)
     # Workers get fewer than the API: the webhook workers reach only their three tables.
