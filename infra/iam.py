@@ -136,6 +136,9 @@ class Names:
 def tables(declared: dict[str, str]) -> list[dict[str, Any]]:
     """The statements of a function's `tables` (table name -> "read" or "write"): each
     level's actions on those tables and their indexes, and on no other table."""
+    unknown = set(declared.values()) - set(TABLE_ACTIONS)
+    if unknown:
+        raise ValueError(f"unknown table access {sorted(unknown)} in resources.json")
     found = []
     for level, actions in TABLE_ACTIONS.items():
         arns: list[Any] = []
@@ -144,9 +147,6 @@ def tables(declared: dict[str, str]) -> list[dict[str, Any]]:
             arns += [{"Fn::GetAtt": [table, "Arn"]}, _sub(f"${{{table}.Arn}}/index/*")]
         if arns:
             found.append(_allow(actions, arns))
-    unknown = set(declared.values()) - set(TABLE_ACTIONS)
-    if unknown:
-        raise ValueError(f"unknown table access {sorted(unknown)} in resources.json")
     return found
 
 
