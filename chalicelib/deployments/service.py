@@ -308,11 +308,13 @@ def run_preview(item: dict[str, Any]) -> tuple[bool, list[str]]:
         ]
         now = now_iso()
         lines = {
-            current["id"]: log_lines.line("system", f"Preview running at {current.get('url')}")
+            current["id"]: log_lines.line(
+                masker_of(current), "system", f"Preview running at {current.get('url')}"
+            )
         }
         for other in older:
             lines[other["id"]] = log_lines.line(
-                "system", f"Stopped: replaced by preview #{current['number']} of {branch}"
+                masker_of(other), "system", f"Stopped: replaced by preview #{current['number']} of {branch}"
             )
         if store.run_preview(current, older, now):
             changed = [("deploying", "running", current)] + [
