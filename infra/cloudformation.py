@@ -5,8 +5,9 @@
 
 The same declaration that provision.py creates locally, so AWS and the local stack agree.
 Chalice generates the functions, their roles, the API and the event sources; the merge
-replaces each role's policy with the permission sets of infra/iam.py and sets each
-function's timeout, memory, log group and concurrency from `functions` in resources.json.
+replaces each role's policy with the function's tables and permission sets (infra/iam.py)
+and sets each function's timeout, memory, log group and concurrency from `functions` in
+resources.json.
 API Gateway's own answers (no route, bad method) are mapped to the contract's envelope.
 Checks that checkov may skip are skipped on the resource, each with its reason.
 """
@@ -134,7 +135,9 @@ SKIPS = {
 }
 
 
-def _logical(kind: str, name: str) -> str:
+def logical_id(kind: str, name: str) -> str:
+    """The logical id of a declared resource: `logical_id("Queue", "deploy-tasks")` is
+    QueueDeployTasks."""
     return kind + "".join(part.capitalize() for part in re.split(r"[^A-Za-z0-9]", name))
 
 
@@ -249,7 +252,7 @@ def _tables(spec: dict[str, Any]) -> dict[str, Any]:
             resource["Metadata"]["checkov"]["skip"].append(
                 {"id": "CKV_AWS_28", "comment": table["no_backup"].capitalize()}
             )
-        resources[_logical("Table", name)] = resource
+        resources[logical_id("Table", name)] = resource
     return resources
 
 
@@ -293,7 +296,7 @@ def _queues(spec: dict[str, Any]) -> dict[str, Any]:
     """Each declared queue with its dead-letter queue and an alarm on that one's depth."""
     resources: dict[str, Any] = {}
     for queue, attributes in spec["queues"].items():
-        logical = _logical("Queue", queue)
+        logical = logical_id("Queue", queue)
         dead = logical + "Dead"
         settings = {k: v for k, v in attributes.items() if k != "max_receives"}
         resources[logical] = _skip(
@@ -334,13 +337,13 @@ def _queues(spec: dict[str, Any]) -> dict[str, Any]:
 def _state_machine(machine: str, definition_file: str) -> dict[str, Any]:
     """A workflow whose tasks are SQS messages to the deploy-tasks queue (its only right
     on Shipyard's resources), logging its errors to its own log group."""
-    role = _logical("Role", f"{machine}-workflow")
-    logs = _logical("StateMachine", machine) + "Logs"
+    role = logical_id("Role", f"{machine}-workflow")
+    logs = logical_id("StateMachine", machine) + "Logs"
     statements = [
         {
             "Effect": "Allow",
             "Action": "sqs:SendMessage",
-            "Resource": {"Fn::GetAtt": [_logical("Queue", "deploy-tasks"), "Arn"]},
+            "Resource": {"Fn::GetAtt": [logical_id("Queue", "deploy-tasks"), "Arn"]},
         },
         {
             # Log delivery and X-Ray: actions AWS defines on no resource (iam.RESOURCELESS_ACTIONS).
@@ -352,7 +355,7 @@ def _state_machine(machine: str, definition_file: str) -> dict[str, Any]:
     return {
         role: iam.role("states.amazonaws.com", statements),
         logs: _log_group({"Fn::Sub": f"/aws/vendedlogs/states/${{AWS::StackName}}-{machine}"}),
-        _logical("StateMachine", machine): {
+        logical_id("StateMachine", machine): {
             "Type": "AWS::StepFunctions::StateMachine",
             "Properties": {
                 "StateMachineName": f"{PREFIX}-{machine}",
@@ -470,7 +473,7 @@ def _bucket(logical: str) -> dict[str, Any]:
 def _build_resources(spec: dict[str, Any], bucket: str) -> dict[str, Any]:
     """The CodeBuild project (privileged: it also builds the apps' images), the ECR
     repository those images go to, and the role the apps run with on Lambda."""
-    project = _logical("CodeBuild", "build")
+    project = logical_id("CodeBuild", "build")
     logs = project + "Logs"
     resources: dict[str, Any] = {
         "AppImages": _skip(
@@ -509,10 +512,7 @@ def _build_resources(spec: dict[str, Any], bucket: str) -> dict[str, Any]:
                 {
                     "Effect": "Allow",
                     "Action": ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
-                    "Resource": {
-                        "Fn::Sub": "arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:"
-                        f"log-group:/aws/lambda/{PREFIX}-app-*"
-                    },
+                    "Resource": iam.app_log_groups_arn(),
                 }
             ],
         ),
@@ -564,7 +564,7 @@ def _build_resources(spec: dict[str, Any], bucket: str) -> dict[str, Any]:
         ),
     }
     for name, declared in spec.get("codebuild_projects", {}).items():
-        resources[_logical("CodeBuild", name)] = {
+        resources[logical_id("CodeBuild", name)] = {
             "Type": "AWS::CodeBuild::Project",
             "Properties": {
                 "Name": f"{PREFIX}-{name}",
@@ -658,7 +658,7 @@ def _api(spec: dict[str, Any]) -> dict[str, Any]:
         }
         if status:
             properties["StatusCode"] = status
-        resources[_logical("GatewayResponse", response_type.lower())] = {
+        resources[logical_id("GatewayResponse", response_type.lower())] = {
             "Type": "AWS::ApiGateway::GatewayResponse",
             "Properties": properties,
         }
@@ -666,8 +666,9 @@ def _api(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def _functions(spec: dict[str, Any], names: iam.Names) -> dict[str, Any]:
-    """Merged over chalice's functions and roles: each role's policy is only what the
-    function's `access` needs, plus its log group, its queue and its dead-letter queue."""
+    """Merged over chalice's functions and roles: each role's policy is only the function's
+    `tables` and what its `access` needs, plus its log group, its queue and its dead-letter
+    queue."""
     resources: dict[str, Any] = {}
     consumers = {function: queue for queue, function in spec.get("queue_consumers", {}).items()}
     for function, declared in spec["functions"].items():
@@ -680,6 +681,7 @@ def _functions(spec: dict[str, Any], names: iam.Names) -> dict[str, Any]:
                 "Resource": {"Fn::GetAtt": [logs, "Arn"]},
             }
         ]
+        statements += iam.tables(declared["tables"])
         for name in declared["access"]:
             statements += iam.access(name, names)
         properties: dict[str, Any] = {
@@ -694,7 +696,7 @@ def _functions(spec: dict[str, Any], names: iam.Names) -> dict[str, Any]:
             queue = consumers[function]
             statements += iam.access(f"queue:{queue}:consume", names)
             # Chalice names the queue by its name: it must not be wired before the queue.
-            resource["DependsOn"] = [_logical("Queue", queue)]
+            resource["DependsOn"] = [logical_id("Queue", queue)]
         if trigger in ("event", "schedule"):
             properties["DeadLetterQueue"] = {
                 "Type": "SQS",
@@ -708,7 +710,7 @@ def _functions(spec: dict[str, Any], names: iam.Names) -> dict[str, Any]:
                 }
             )
         if trigger == "stream":
-            table = _logical("Table", f"{PREFIX}-{declared['stream']}")
+            table = iam.Names.table(declared["stream"])
             statements += iam.access(f"stream:{table}", names)
             statements.append(
                 {
@@ -774,19 +776,18 @@ def template() -> dict[str, Any]:
     machines = spec.get("state_machines", {})
     for machine, definition_file in machines.items():
         resources.update(_state_machine(machine, definition_file))
-    bucket = _logical("Bucket", spec["buckets"][0])
-    buckets = [_logical("Bucket", name) for name in spec["buckets"]]
+    bucket = logical_id("Bucket", spec["buckets"][0])
+    buckets = [logical_id("Bucket", name) for name in spec["buckets"]]
     for logical in buckets:
         resources[logical] = _bucket(logical)
     resources.update(_access_logs(buckets))
     resources.update(_api(spec))
     resources.update(_build_resources(spec, bucket))
     names = iam.Names(
-        tables=sorted(k for k, v in resources.items() if v.get("Type") == "AWS::DynamoDB::Table"),
         bucket=bucket,
         key=KEY,
-        machine=_logical("StateMachine", "deploy"),
-        project=_logical("CodeBuild", "build"),
+        machine=logical_id("StateMachine", "deploy"),
+        project=logical_id("CodeBuild", "build"),
     )
     resources.update(_functions(spec, names))
     return {
@@ -801,6 +802,7 @@ def template() -> dict[str, Any]:
                         "SHIPYARD_DEPLOY_WORKFLOW_ARN": {"Ref": names.machine},
                         "SHIPYARD_IMAGE_REPOSITORY": {"Fn::GetAtt": ["AppImages", "RepositoryUri"]},
                         "SHIPYARD_APP_ROLE_ARN": {"Fn::GetAtt": ["AppRole", "Arn"]},
+                        "SHIPYARD_APP_LOG_RETENTION_DAYS": {"Ref": "LogRetentionDays"},
                     }
                 }
             }

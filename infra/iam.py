@@ -1,5 +1,6 @@
 """The permissions of Shipyard's roles on AWS, by name, so resources.json can say what each
-function may do (`functions.<name>.access`) and this module says what that means in IAM.
+function may do (`functions.<name>.tables`, the tables it reads or writes, and
+`functions.<name>.access`, permission sets) and this module says what that means in IAM.
 
 Every statement names the template's own resources (a table, the bucket under one prefix, a
 queue, the key, the state machine, the build project, the apps' functions). The only `*`
@@ -38,17 +39,20 @@ RESOURCELESS_ACTIONS = frozenset(
     }
 )
 
-TABLE_ACTIONS = [
-    "dynamodb:GetItem",
-    "dynamodb:PutItem",
-    "dynamodb:UpdateItem",
-    "dynamodb:DeleteItem",
-    "dynamodb:Query",
-    "dynamodb:BatchWriteItem",
-    "dynamodb:BatchGetItem",
-    "dynamodb:TransactWriteItems",
-    "dynamodb:ConditionCheckItem",
-]
+# What the store layer (chalicelib/store/dynamo.py) calls on a table, by access level.
+TABLE_READ_ACTIONS = ["dynamodb:GetItem", "dynamodb:Query", "dynamodb:BatchGetItem"]
+TABLE_ACTIONS = {
+    "read": TABLE_READ_ACTIONS,
+    "write": [
+        *TABLE_READ_ACTIONS,
+        "dynamodb:PutItem",
+        "dynamodb:UpdateItem",
+        "dynamodb:DeleteItem",
+        "dynamodb:BatchWriteItem",
+        "dynamodb:TransactWriteItems",
+        "dynamodb:ConditionCheckItem",
+    ],
+}
 # What a function does to the apps' Lambda functions to take a deployment down.
 APP_STOP_ACTIONS = [
     "lambda:GetAlias",
@@ -90,6 +94,15 @@ def app_functions_arn() -> list[dict[str, str]]:
     return [_sub(base + f"{PREFIX}-app-*"), _sub(base + f"{PREFIX}-app-*:*")]
 
 
+def app_log_groups_arn() -> dict[str, str]:
+    """The log groups of the apps' Lambda functions (chalicelib/runtimes/aws_lambda.py);
+    the trailing `*` also matches the `:*` form some logs actions are authorised on."""
+    return _sub(
+        "arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:"
+        f"/aws/lambda/{PREFIX}-app-*"
+    )
+
+
 def build_secrets_arn() -> dict[str, str]:
     """The SSM parameters of builds' secret env values: /shipyard/builds/<deployment>/<key>."""
     return _sub(
@@ -104,8 +117,7 @@ def object_arn(bucket: str, prefix: str) -> dict[str, str]:
 class Names:
     """The logical ids the permission sets point at."""
 
-    def __init__(self, tables: list[str], bucket: str, key: str, machine: str, project: str):
-        self.tables = tables
+    def __init__(self, bucket: str, key: str, machine: str, project: str):
         self.bucket = bucket
         self.key = key
         self.machine = machine
@@ -114,6 +126,28 @@ class Names:
     @staticmethod
     def queue(name: str) -> str:
         return "Queue" + "".join(part.capitalize() for part in name.split("-"))
+
+    @staticmethod
+    def table(name: str) -> str:
+        """The logical id of a table of resources.json (`api_keys`: TableShipyardApiKeys)."""
+        return f"Table{PREFIX.capitalize()}" + "".join(p.capitalize() for p in name.split("_"))
+
+
+def tables(declared: dict[str, str]) -> list[dict[str, Any]]:
+    """The statements of a function's `tables` (table name -> "read" or "write"): each
+    level's actions on those tables and their indexes, and on no other table."""
+    unknown = set(declared.values()) - set(TABLE_ACTIONS)
+    if unknown:
+        raise ValueError(f"unknown table access {sorted(unknown)} in resources.json")
+    found = []
+    for level, actions in TABLE_ACTIONS.items():
+        arns: list[Any] = []
+        for name in sorted(t for t, declared_level in declared.items() if declared_level == level):
+            table = Names.table(name)
+            arns += [{"Fn::GetAtt": [table, "Arn"]}, _sub(f"${{{table}.Arn}}/index/*")]
+        if arns:
+            found.append(_allow(actions, arns))
+    return found
 
 
 def access(name: str, names: Names) -> list[dict[str, Any]]:
@@ -124,14 +158,9 @@ def access(name: str, names: Names) -> list[dict[str, Any]]:
         "arn:${AWS::Partition}:states:${AWS::Region}:${AWS::AccountId}:execution:"
         f"${{{names.machine}.Name}}:*"
     )
-    if name == "tables":
-        arns: list[Any] = []
-        for table in names.tables:
-            arns += [{"Fn::GetAtt": [table, "Arn"]}, _sub(f"${{{table}.Arn}}/index/*")]
-        return [_allow(TABLE_ACTIONS, arns)]
     if name == "health":
         return [
-            _allow("dynamodb:DescribeTable", {"Fn::GetAtt": ["TableShipyardProjects", "Arn"]}),
+            _allow("dynamodb:DescribeTable", {"Fn::GetAtt": [Names.table("projects"), "Arn"]}),
             # HeadBucket; it is also what makes HeadObject on an upload not there yet a 404
             # (objects.size_of), not a 403.
             _allow("s3:ListBucket", {"Fn::GetAtt": [names.bucket, "Arn"]}),
@@ -212,13 +241,9 @@ def access(name: str, names: Names) -> list[dict[str, Any]]:
         return [_allow(APP_STOP_ACTIONS, app_functions_arn())]
     if name == "apps:logs":
         # The runtime logs: the version of a deployment (its alias), then its log events.
-        groups = "arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:"
         return [
             _allow(["lambda:GetAlias", "lambda:ListVersionsByFunction"], app_functions_arn()),
-            _allow(
-                "logs:FilterLogEvents",
-                _sub(groups + f"/aws/lambda/{PREFIX}-app-*:*"),
-            ),
+            _allow("logs:FilterLogEvents", app_log_groups_arn()),
         ]
     if name == "apps:deploy":
         return [
@@ -228,6 +253,8 @@ def access(name: str, names: Names) -> list[dict[str, Any]]:
                 {"Fn::GetAtt": ["AppRole", "Arn"]},
                 {"StringEquals": {"iam:PassedToService": "lambda.amazonaws.com"}},
             ),
+            # The apps' log groups, made before their functions to set their retention.
+            _allow(["logs:CreateLogGroup", "logs:PutRetentionPolicy"], app_log_groups_arn()),
             # Lambda reads the image as the caller when it creates or updates a function.
             _allow(
                 ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"],

@@ -15,13 +15,16 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from infra.iam import RESOURCELESS_ACTIONS
+from infra.cloudformation import logical_id
+from infra.iam import RESOURCELESS_ACTIONS, TABLE_ACTIONS, Names
 from infra.provision import INFRA, declaration
 
 PACKAGED = INFRA / "build" / "out" / "sam.json"
 SHIPYARD_SERVICES = ("dynamodb", "s3", "sqs", "kms", "states", "codebuild", "ecr", "iam", "ssm")
 # Actions that only read; anything else is a write.
 READ_PREFIXES = ("Get", "List", "Describe", "BatchGet", "Query", "Scan", "Head")
+# What Lambda's event source mapping reads of a table's stream, with the function's role.
+STREAM_ACTIONS = ("dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator")
 
 
 def _of_type(template: dict, kind: str) -> dict[str, dict]:
@@ -71,6 +74,59 @@ def refers_to(value: Any) -> set[str]:
 
 def _function_role(function: dict) -> str:
     return function["Properties"]["Role"]["Fn::GetAtt"][0]
+
+
+def declared_resources(function: str, declared: dict, spec: dict) -> set[str]:
+    """The logical ids other than tables that a function's declaration lets its role name:
+    its log group, its queues, and what each of its permission sets acts on."""
+    allowed = {function + "Logs"}
+    if declared["trigger"] in ("event", "schedule", "stream"):
+        allowed.add("FailedEvents")
+    allowed |= {Names.queue(q) for q, f in spec.get("queue_consumers", {}).items() if f == function}
+    buckets = {logical_id("Bucket", b) for b in spec["buckets"]}
+    by_kind = {
+        "objects": buckets,
+        "health": buckets,
+        "key": {logical_id("Key", k) for k in spec["kms_keys"]},
+        "workflow": {logical_id("StateMachine", m) for m in spec.get("state_machines", {})},
+        "apps": {"AppRole", "AppImages"} if "apps:deploy" in declared["access"] else set(),
+    }
+    for name in declared["access"]:
+        kind, _, rest = name.partition(":")
+        allowed |= by_kind.get(kind, set())
+        if kind == "queue":
+            allowed.add(Names.queue(rest.split(":")[0]))
+        if name in ("build:start", "build:stop"):
+            allowed |= {logical_id("CodeBuild", p) for p in spec.get("codebuild_projects", {})}
+    return allowed
+
+
+def _table_problems(name: str, declared: dict, role: dict, resources: dict) -> list[str]:
+    """A function's role acts on the tables it declares, at their level, and on no other."""
+    found = []
+    tables = {Names.table(t): level for t, level in declared.get("tables", {}).items()}
+    stream = Names.table(declared["stream"]) if declared["trigger"] == "stream" else None
+    granted: dict[str, set[str]] = {}
+    for statement in statements(role):
+        for logical in sorted(refers_to(statement["Resource"])):
+            if resources.get(logical, {}).get("Type") != "AWS::DynamoDB::Table":
+                continue
+            for action in _actions(statement):
+                granted.setdefault(logical, set()).add(action)
+                if action in STREAM_ACTIONS:
+                    allowed = logical == stream
+                elif action == "dynamodb:DescribeTable":
+                    allowed = "health" in declared["access"] and logical == Names.table("projects")
+                else:
+                    level = tables.get(logical)
+                    allowed = level == "write" or (level == "read" and not is_write(action))
+                if not allowed:
+                    found.append(f"{name}: {action} on {logical}, beyond its declared tables")
+    for logical, level in tables.items():
+        missing = set(TABLE_ACTIONS[level]) - granted.get(logical, set())
+        if missing:
+            found.append(f"{name}: declares {logical} {level}, its role lacks {sorted(missing)}")
+    return found
 
 
 def problems(template: dict) -> list[str]:
@@ -128,7 +184,7 @@ def problems(template: dict) -> list[str]:
     for function, declared in spec["functions"].items():
         if declared["trigger"] != "stream":
             continue
-        table = "TableShipyard" + "".join(p.capitalize() for p in declared["stream"].split("_"))
+        table = Names.table(declared["stream"])
         events = functions.get(function, {}).get("Properties", {}).get("Events", {})
         streams = [
             e["Properties"].get("Stream") for e in events.values() if e["Type"] == "DynamoDB"
@@ -267,6 +323,16 @@ def problems(template: dict) -> list[str]:
         for statement in statements(role):
             if any(isinstance(r, str) and r.startswith("arn:") for r in _resources(statement)):
                 found.append(f"{name}: chalice's policy.json is still in its role")
+        # Each function's role names only what its declaration lists.
+        declared = spec["functions"].get(name)
+        if declared is None:
+            continue
+        found += _table_problems(name, declared, role, resources)
+        others = declared_resources(name, declared, spec)
+        for statement in statements(role):
+            for logical in sorted(refers_to(statement["Resource"]) - others):
+                if resources.get(logical, {}).get("Type") != "AWS::DynamoDB::Table":
+                    found.append(f"{name}: its role names {logical}, which it does not declare")
     return found
 
 

@@ -62,6 +62,8 @@ class Settings(BaseModel):
     # The AWS runtime: the ECR repository of the apps' images and their execution role.
     image_repository: str | None = None
     app_role_arn: str | None = None
+    # Days the apps' log groups keep their events: the stack's LogRetentionDays parameter.
+    app_log_retention_days: int = Field(default=30, ge=1)
     # Outbound connections to user-given URLs (chalicelib/outbound). Private targets
     # (loopback, private, link-local, unique-local) are refused unless the operator allows
     # them (the local stack does); with outbound_loopback_only (every test run), nothing but
@@ -139,6 +141,7 @@ _ENV = {
     "state_dir": "SHIPYARD_STATE_DIR",
     "image_repository": "SHIPYARD_IMAGE_REPOSITORY",
     "app_role_arn": "SHIPYARD_APP_ROLE_ARN",
+    "app_log_retention_days": "SHIPYARD_APP_LOG_RETENTION_DAYS",
     "allow_private_targets": "SHIPYARD_ALLOW_PRIVATE_TARGETS",
     "outbound_loopback_only": "SHIPYARD_OUTBOUND_LOOPBACK_ONLY",
     "webhook_timeout_s": "SHIPYARD_WEBHOOK_TIMEOUT_S",

@@ -122,7 +122,12 @@ def apps() -> AppRuntime:
         )
     from chalicelib.runtimes.aws_lambda import LambdaApps, LambdaRuntime
 
-    return LambdaApps(LambdaRuntime(get_settings().app_role_arn or ""))
+    settings = get_settings()
+    return LambdaApps(
+        LambdaRuntime(
+            settings.app_role_arn or "", log_retention_days=settings.app_log_retention_days
+        )
+    )
 
 
 def is_building(deployment_id: str) -> bool:

@@ -87,8 +87,11 @@ class LambdaRuntime:
         http_get: HttpGet = http_status,
         ready_timeout_s: float = 300.0,
         poll_s: float = 2.0,
+        log_retention_days: int = 30,
     ) -> None:
-        """role_arn: the execution role the apps' functions run as (logs only, by default)."""
+        """role_arn: the execution role the apps' functions run as (logs only, by default);
+        log_retention_days: how long each function's log group keeps its events (one of
+        the values CloudWatch Logs accepts)."""
         self.role_arn = role_arn
         self.function_prefix = function_prefix
         self.memory_mb = memory_mb
@@ -97,6 +100,7 @@ class LambdaRuntime:
         self.http_get = http_get
         self.ready_timeout_s = ready_timeout_s
         self.poll_s = poll_s
+        self.log_retention_days = log_retention_days
 
     def function_name(self, project_id: str) -> str:
         return f"{self.function_prefix}-{project_id}"[:64]
@@ -219,7 +223,7 @@ class LambdaRuntime:
             return []
         marker = f"[{version}]"
         params: dict[str, Any] = {
-            "logGroupName": f"/aws/lambda/{name}",
+            "logGroupName": log_group(name),
             "startTime": after // 1000,
             "interleaved": True,
         }
@@ -278,6 +282,7 @@ class LambdaRuntime:
         self, name: str, project_id: str, image_uri: str, variables: dict[str, str]
     ) -> dict[str, Any]:
         """Create the function or update its $LATEST; its settled configuration."""
+        self._keep_logs(name)
         settings = {
             "Role": self.role_arn,
             "Environment": {"Variables": variables},
@@ -300,6 +305,20 @@ class LambdaRuntime:
                 **settings,
             )
         return self._settled(name)
+
+    def _keep_logs(self, name: str) -> None:
+        """Create the function's log group before Lambda does (Lambda's own keeps events
+        forever) and set its retention. Every publish sets it again: a deploy cut short
+        between the two calls is finished by the next, and a changed setting reaches the
+        projects as they deploy."""
+        try:
+            _logs().create_log_group(logGroupName=log_group(name))
+        except Exception as error:
+            if error_code(error) != "ResourceAlreadyExistsException":
+                raise
+        _logs().put_retention_policy(
+            logGroupName=log_group(name), retentionInDays=self.log_retention_days
+        )
 
     def _exists(self, name: str) -> bool:
         try:
@@ -388,6 +407,11 @@ class LambdaRuntime:
             if error_code(error) != "ResourceNotFoundException":
                 raise
         return None
+
+
+def log_group(function_name: str) -> str:
+    """The CloudWatch Logs group Lambda writes a function's logs to."""
+    return f"/aws/lambda/{function_name}"
 
 
 def _lambda() -> Any:

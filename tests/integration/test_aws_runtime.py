@@ -15,7 +15,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from chalicelib.aws.clients import client
-from chalicelib.ports import DeployFailed
+from chalicelib.core.settings import get_settings
+from chalicelib.pipeline import engines
+from chalicelib.ports import AppSpec, DeployFailed
 from chalicelib.runtimes.aws_lambda import LIVE_ALIAS, LambdaRuntime, http_status
 
 
@@ -40,7 +42,8 @@ TRUST = {
 
 
 class Calls:
-    """The Lambda API calls made, with their parameters, as botocore builds them."""
+    """The Lambda and CloudWatch Logs API calls made, in order, with their parameters, as
+    botocore builds them."""
 
     def __init__(self) -> None:
         self.made: list[tuple[str, dict]] = []
@@ -61,6 +64,7 @@ def lambda_world(aws, monkeypatch):
     repository = client("ecr").create_repository(repositoryName="shipyard-apps")["repository"]
     calls = Calls()
     client("lambda").meta.events.register("before-parameter-build.lambda", calls.record)
+    client("logs").meta.events.register("before-parameter-build.logs", calls.record)
     return role, repository["repositoryUri"], calls
 
 
@@ -331,9 +335,8 @@ def test_runtime_logs_are_the_versions_cloudwatch_events_in_order(lambda_world):
     runtime.deploy("dep_1", "prj_a", push_image(repository, "v1"), Plan(), {})
     runtime.deploy("dep_2", "prj_a", push_image(repository, "v2"), Plan(), {})
     logs = client("logs")
-    group = "/aws/lambda/shipyard-app-prj_a"
+    group = "/aws/lambda/shipyard-app-prj_a"  # the deploy made it
     start_ms = int(time.time()) * 1000
-    logs.create_log_group(logGroupName=group)
     for version, lines in (("1", ["one", "two", "three"]), ("2", ["other version"])):
         stream = f"2026/01/01/[{version}]abcdef"
         logs.create_log_stream(logGroupName=group, logStreamName=stream)
@@ -359,3 +362,52 @@ def test_runtime_logs_are_the_versions_cloudwatch_events_in_order(lambda_world):
     )
     assert runtime.logs("prj_a", "dep_1", rest[-1]["seq"], 100) == []
     assert runtime.logs("prj_b", "dep_9", 0, 100) == []
+
+
+def retention_of(group: str) -> int | None:
+    (found,) = client("logs").describe_log_groups(logGroupNamePrefix=group)["logGroups"]
+    return found.get("retentionInDays")
+
+
+def test_a_projects_log_group_is_made_before_its_function_with_the_retention(lambda_world):
+    role, repository, calls = lambda_world
+    runtime = LambdaRuntime(role, poll_s=0, log_retention_days=14)
+
+    # When a project is deployed for the first time
+    runtime.deploy("dep_1", "prj_a", push_image(repository, "v1"), Plan(), {})
+
+    # Then its function's log group exists, keeping events 14 days, made before the function
+    # (Lambda would make one that keeps them forever)
+    assert retention_of("/aws/lambda/shipyard-app-prj_a") == 14
+    order = [name for name, _ in calls.made]
+    assert order.index("CreateLogGroup") < order.index("PutRetentionPolicy")
+    assert order.index("PutRetentionPolicy") < order.index("CreateFunction")
+
+    # Given a project whose log group Lambda made, without retention, and a new setting
+    client("logs").create_log_group(logGroupName="/aws/lambda/shipyard-app-prj_b")
+    assert retention_of("/aws/lambda/shipyard-app-prj_b") is None
+    runtime = LambdaRuntime(role, poll_s=0)
+    # When both deploy again, with the default retention
+    runtime.deploy("dep_2", "prj_b", push_image(repository, "v2"), Plan(), {})
+    runtime.deploy("dep_3", "prj_a", push_image(repository, "v3"), Plan(), {})
+    # Then the existing groups keep events the default 30 days
+    assert retention_of("/aws/lambda/shipyard-app-prj_b") == 30
+    assert retention_of("/aws/lambda/shipyard-app-prj_a") == 30
+    # And a deploy that publishes nothing (the same deployment again) changes nothing
+    before = len(calls.of("PutRetentionPolicy"))
+    runtime.deploy("dep_3", "prj_a", f"{repository}:v3", Plan(), {})
+    assert len(calls.of("PutRetentionPolicy")) == before
+
+
+def test_the_aws_runtime_keeps_app_logs_for_the_stacks_retention_setting(lambda_world, monkeypatch):
+    # Given Shipyard on AWS, whose template passes LogRetentionDays as this setting
+    role, repository, _ = lambda_world
+    monkeypatch.setenv("SHIPYARD_STAGE", "prod")
+    monkeypatch.setenv("SHIPYARD_APP_ROLE_ARN", role)
+    monkeypatch.setenv("SHIPYARD_APP_LOG_RETENTION_DAYS", "7")
+    get_settings.cache_clear()
+    # When the pipeline's app runtime starts a deployment
+    spec = AppSpec("dep_1", "prj_a", Plan(), None, push_image(repository, "v1"), {})
+    engines.apps().start(spec, None)
+    # Then the project's log group keeps its events 7 days
+    assert retention_of("/aws/lambda/shipyard-app-prj_a") == 7

@@ -20,6 +20,7 @@ from chalice.utils import to_cfn_resource_name
 import infra.cloudformation
 import infra.provision
 import infra.verify
+from infra import iam
 from infra.cloudformation import template
 from infra.provision import INFRA, declaration
 from infra.verify import problems, statements
@@ -136,7 +137,8 @@ def test_a_queue_added_to_the_declaration_gets_its_dlq_and_alarm(monkeypatch):
         "trigger": "sqs",
         "timeout_s": 60,
         "memory_mb": 256,
-        "access": ["tables"],
+        "tables": {"webhooks": "read"},
+        "access": [],
     }
     for module in (infra.cloudformation, infra.provision, infra.verify):
         monkeypatch.setattr(module, "declaration", lambda: copy.deepcopy(spec))
@@ -233,6 +235,97 @@ def test_each_function_may_do_only_what_its_trigger_needs(merged):
                 assert function == "APIHandler"
 
 
+def tables_of(template_: dict, function: str) -> dict[str, set[str]]:
+    """The tables a function's role may act on (by logical id), with the actions."""
+    found: dict[str, set[str]] = {}
+    for statement in role_of(template_, function):
+        for logical in infra.verify.refers_to(statement["Resource"]):
+            if logical.startswith("TableShipyard"):
+                found.setdefault(logical, set()).update(_list(statement["Action"]))
+    return found
+
+
+def test_each_functions_role_acts_on_its_declared_tables_only(merged):
+    # Given each function's declared tables, its role has their level's actions on them
+    # (and their indexes), and no data action on any other table
+    for function, declared in declaration()["functions"].items():
+        granted = tables_of(merged, function)
+        stream = declared.get("stream")
+        expected = {iam.Names.table(t) for t in declared["tables"]}
+        # (the stream reads and the health check's DescribeTable are not data actions)
+        other = {*infra.verify.STREAM_ACTIONS, "dynamodb:DescribeTable"}
+        data = {t for t, actions in granted.items() if actions - other}
+        assert data == expected, function
+        for table, level in declared["tables"].items():
+            assert set(iam.TABLE_ACTIONS[level]) <= granted[iam.Names.table(table)]
+        if stream:
+            assert granted[iam.Names.table(stream)] >= set(infra.verify.STREAM_ACTIONS)
+    # The webhook worker reaches three tables; the API, all of them
+    assert set(tables_of(merged, "OnWebhookDelivery")) == {
+        "TableShipyardEvents",
+        "TableShipyardWebhooks",
+        "TableShipyardWebhookDeliveries",
+    }
+    assert len(tables_of(merged, "APIHandler")) == len(declaration()["tables"])
+
+
+def test_a_worker_given_a_table_it_does_not_declare_is_caught(merged):
+    # When the webhook worker's role gets the API keys table
+    role = merged["Resources"]["OnWebhookDeliveryRole"]["Properties"]["Policies"][0]
+    role["PolicyDocument"]["Statement"].append(
+        {
+            "Effect": "Allow",
+            "Action": ["dynamodb:GetItem", "dynamodb:PutItem"],
+            "Resource": {"Fn::GetAtt": ["TableShipyardApiKeys", "Arn"]},
+        }
+    )
+    # and the sweeper's role the key, which it declares no use of
+    merged["Resources"]["SweepRole"]["Properties"]["Policies"][0]["PolicyDocument"][
+        "Statement"
+    ].append(
+        {
+            "Effect": "Allow",
+            "Action": "kms:Decrypt",
+            "Resource": {"Fn::GetAtt": ["KeyShipyard", "Arn"]},
+        }
+    )
+    found = problems(merged)
+    # Then both are caught
+    assert (
+        "OnWebhookDelivery: dynamodb:GetItem on TableShipyardApiKeys, beyond its declared tables"
+        in found
+    )
+    assert (
+        "OnWebhookDelivery: dynamodb:PutItem on TableShipyardApiKeys, beyond its declared tables"
+        in found
+    )
+    assert "Sweep: its role names KeyShipyard, which it does not declare" in found
+
+
+def test_a_write_on_a_table_declared_read_and_a_declared_table_not_granted_are_caught(
+    merged, monkeypatch
+):
+    # Given the webhook worker declaring webhooks read-only and the events table not at all
+    spec = declaration()
+    tables = spec["functions"]["OnWebhookDelivery"]["tables"]
+    tables["webhooks"] = "read"
+    del tables["events"]
+    tables["logs"] = "read"
+    monkeypatch.setattr(infra.verify, "declaration", lambda: copy.deepcopy(spec))
+    # When the template still gives what the code needs
+    found = problems(merged)
+    # Then the role exceeds the declaration, and lacks the read of logs
+    assert (
+        "OnWebhookDelivery: dynamodb:PutItem on TableShipyardWebhooks, beyond its declared tables"
+        in found
+    )
+    assert (
+        "OnWebhookDelivery: dynamodb:GetItem on TableShipyardEvents, beyond its declared tables"
+        in found
+    )
+    assert any(p.startswith("OnWebhookDelivery: declares TableShipyardLogs read") for p in found)
+
+
 def test_chalices_policy_is_replaced_in_every_functions_role(merged):
     for function in declaration()["functions"]:
         for statement in role_of(merged, function):
@@ -316,6 +409,28 @@ def test_every_log_group_keeps_logs_for_the_retention_parameter(merged):
     assert "SweepLogs: retention is not the LogRetentionDays parameter" in problems(merged)
     del resources["OnDeployTask"]["Properties"]["LoggingConfig"]
     assert "OnDeployTask: no log group of the stack" in problems(merged)
+
+
+def test_the_apps_log_groups_keep_logs_for_the_retention_parameter(merged):
+    # The apps' functions are made at runtime: the runtime gets the parameter
+    variables = merged["Globals"]["Function"]["Environment"]["Variables"]
+    assert variables["SHIPYARD_APP_LOG_RETENTION_DAYS"] == {"Ref": "LogRetentionDays"}
+    # and only the function that deploys apps may make their log groups and set retention,
+    # on the apps' log groups only
+    prefix = {
+        "Fn::Sub": "arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:"
+        "/aws/lambda/shipyard-app-*"
+    }
+    for function in declaration()["functions"]:
+        retention = [
+            s for s in role_of(merged, function) if "logs:PutRetentionPolicy" in s["Action"]
+        ]
+        if function == "OnDeployTask":
+            assert [(s["Action"], s["Resource"]) for s in retention] == [
+                (["logs:CreateLogGroup", "logs:PutRetentionPolicy"], prefix)
+            ]
+        else:
+            assert retention == [], function
 
 
 def test_every_function_has_its_timeout_and_memory_and_builds_reserved_concurrency(merged):
