@@ -240,7 +240,7 @@ def _operation(spec: RouteSpec, refs: dict) -> dict[str, Any]:
         )
     responses = {str(spec.status): _success(spec, refs, model, is_list)}
     statuses = _statuses(spec, is_list)
-    for status in sorted(statuses | set(spec.answers) - {spec.status}):
+    for status in sorted((statuses | set(spec.answers)) - {spec.status}):
         if status < 400:
             responses[str(status)] = _answered(spec, refs, status)
             continue
