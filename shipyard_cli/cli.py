@@ -368,13 +368,14 @@ def running_rows(client: Client, project: dict) -> list[tuple[str, str]]:
     rows = [("running", f"{running['id']} (#{running['number']}), {running['status']}")]
     runtime = running.get("runtime")
     if runtime:
-        rows.append(
-            (
-                "runtime",
-                f"{runtime['state']}, {runtime['restarts']} restarts, last exit code "
-                f"{runtime.get('last_exit_code')}, last restart {runtime.get('last_restart_at')}",
-            )
-        )
+        restarts = runtime["restarts"]
+        text = f"{runtime['state']}, {restarts} restart{'' if restarts == 1 else 's'}"
+        if runtime.get("last_restart_at"):
+            text += f" (last at {runtime['last_restart_at']}"
+            if runtime.get("last_exit_code") is not None:
+                text += f", after exit code {runtime['last_exit_code']}"
+            text += ")"
+        rows.append(("runtime", text))
     return rows
 
 

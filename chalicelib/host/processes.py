@@ -52,22 +52,6 @@ def accepts(port: int, timeout_s: float = 0.5) -> bool:
         return False
 
 
-def answers(port: int, wait_s: float = 0.5) -> bool:
-    """Whether an HTTP server answers on `port` of 127.0.0.1 (any answer): what tells a
-    forwarder that accepts at once from the app behind it. The request is `OPTIONS *`,
-    which no app acts on."""
-    try:
-        sock = socket.create_connection((LOCALHOST, port), timeout=wait_s)
-    except OSError:
-        return False
-    with sock:
-        try:
-            sock.sendall(b"OPTIONS * HTTP/1.0\r\n\r\n")
-            return sock.recv(1) != b""
-        except OSError:
-            return False
-
-
 # Process groups.
 
 

@@ -34,7 +34,6 @@ from chalicelib.core.clock import now_iso
 from chalicelib.host import sandbox
 from chalicelib.host.processes import (
     accepts,
-    answers,
     free_port,
     group_still_ours,
     leader_alive,
@@ -54,13 +53,16 @@ _STATE_VERSION = 1
 # Where a sandboxed app's socket directory is, inside its sandbox.
 SANDBOX_RUN = Path("/run/shipyard")
 APP_SOCKET = "app.sock"
-# Inside the sandbox: a bridge from the app's socket to its port in the sandbox's own
-# network namespace, then the app. Outside, the leader of the group: a forwarder from the
-# deployment's port of 127.0.0.1 to that socket, then the sandbox (which dies with this
-# leader); the forwarder goes when the sandbox ends. The leader is not Shipyard, so the app
-# outlives a restart of the local stack.
+# Inside the sandbox: once the app accepts on its port in the sandbox's own network
+# namespace (probed with empty connections, which no server logs), a bridge from the app's
+# socket to that port, whose appearing tells the host the app is ready; then the app.
+# Outside, the leader of the group: a forwarder from the deployment's port of 127.0.0.1 to
+# that socket, then the sandbox (which dies with this leader); the forwarder goes when the
+# sandbox ends. The leader is not Shipyard, so the app outlives a restart of the local stack.
 _INNER_BRIDGE = (
-    'socat UNIX-LISTEN:"$1",fork,unlink-early TCP:127.0.0.1:"$2" 2>/dev/null & shift 2; exec "$@"'
+    '(until socat -u OPEN:/dev/null TCP:127.0.0.1:"$2" 2>/dev/null; do sleep 0.05; done; '
+    'exec socat UNIX-LISTEN:"$1",fork,unlink-early TCP:127.0.0.1:"$2" 2>/dev/null) & '
+    'shift 2; exec "$@"'
 )
 # The leader runs in the socket's directory and names the socket relatively: a Unix
 # socket's path is limited to 107 bytes, which a deep state directory would pass.
@@ -197,6 +199,7 @@ class LocalProcessRuntime:
         uid = sandbox.uid_for(deployment_id)
         sockets = self.socket_path(deployment_id).parent
         sockets.mkdir(parents=True, exist_ok=True)
+        self.socket_path(deployment_id).unlink(missing_ok=True)  # a stale one is not ready
         sandbox.give_to(sockets, uid)
         sandbox.give_to(app_dir, uid)
         mounts = [
@@ -308,8 +311,8 @@ class LocalProcessRuntime:
                 self.stop(deployment_id)
                 raise DeployFailed(exit_message(code, last_lines(log_path, offset)))
             # The forwarder of a sandboxed app accepts before the app listens: the app is
-            # ready once it answers through it.
-            if answers(port) if bridged else accepts(port):
+            # ready once its socket exists (_INNER_BRIDGE).
+            if accepts(port) and (not bridged or self.socket_path(deployment_id).exists()):
                 return
             time.sleep(_POLL_S)
 

@@ -129,7 +129,13 @@ def test_python_example_serves_its_version_and_passes_its_health_check(runtime):
     assert wait_until(
         lambda: ("deploy", f"python-app v1.2.3 listening on port {app.port}") in lines
     )
-    assert "listening on port" in runtime.log_path("dep_py1").read_text()
+    log = runtime.log_path("dep_py1").read_text()
+    assert "listening on port" in log
+    # The readiness probe sent the app no request: its log holds only the test's two.
+    assert [line for line in log.splitlines() if "HTTP/1." in line] == [
+        line for line in log.splitlines() if '"GET / HTTP/1.1" 200' in line or "/health" in line
+    ]
+    assert len([line for line in log.splitlines() if "HTTP/1." in line]) == 2
 
 
 def test_static_site_is_served_from_its_output_directory(runtime, tmp_path):
