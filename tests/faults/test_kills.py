@@ -165,7 +165,7 @@ STEPS = {
     "built": ({}, ("AWSStepFunctions.StartExecution",), "built", "", "running"),
     "deploying": ({}, ("AWSStepFunctions.SendTaskSuccess",), "deploying", "Started at", "running"),
     "health-checking": (
-        {"healthy_after_s": 8},
+        {"healthy_after_s": 5},
         None,
         "deploying",
         "Health check not passing yet",

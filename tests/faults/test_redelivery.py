@@ -44,7 +44,7 @@ def setup(fault_stack, receiver):
     project = body["data"]
     deployment = ended(stack, deploy(stack, project["id"], archive("app-first")))
     assert deployment["status"] == "running", deployment
-    return {"project": project, "deployment": deployment, "hook": hook["data"]}
+    return {"project": project, "deployment": deployment, "name": "app-first", "hook": hook["data"]}
 
 
 @pytest.fixture
@@ -114,7 +114,7 @@ def test_builds_queue(fault_stack, setup, here, record):
         assert logs(stack, item).count("Building (local)") == 1
     record("builds queue: duplicate", "1 build")
     record("builds queue: out of order", "no build, status kept")
-    setup["deployment"] = fresh
+    setup.update(deployment=fresh, name="app-second")
 
 
 def test_deploy_tasks_queue(fault_stack, setup, here, record):
@@ -141,7 +141,7 @@ def test_deploy_tasks_queue(fault_stack, setup, here, record):
     assert after.count("Running at") == before.count("Running at") == 1, after
     _, _, project = stack.request("GET", f"/v1/projects/{running['project_id']}")
     assert project["data"]["current_deployment_id"] == running["id"]
-    serves(project["data"]["url"], running["id"], "app-second")
+    serves(project["data"]["url"], running["id"], setup["name"])
     record("deploy tasks: duplicate promote", "running, 1 promotion")
     record("deploy tasks: out of order (deploy, health check, mark failed)", "running, app kept")
 
