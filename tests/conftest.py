@@ -35,17 +35,26 @@ def test_environment(monkeypatch):
 
 
 @pytest.fixture
-def aws():
-    """moto's in-process AWS, with every resource of infra/resources.json created."""
+def aws(request, monkeypatch):
+    """moto's in-process AWS, with every resource of infra/resources.json created. Marked
+    `workflows`, a test gets Step Functions executions that run, a deploy workflow that
+    does not wait between polls and quick health-check requests."""
     from moto import mock_aws
 
     from chalicelib.aws.clients import reset_clients
+    from chalicelib.core.settings import get_settings
     from chalicelib.identity.auth import forget_cached
     from chalicelib.local.moto_server import serialise_dynamodb
     from infra.provision import provision
 
     serialise_dynamodb()
-    with mock_aws():
+    config = {}
+    if request.node.get_closest_marker("workflows"):
+        config = {"stepfunctions": {"execute_state_machine": True}}
+        monkeypatch.setenv("SHIPYARD_WORKFLOW_WAIT_S", "0")
+        monkeypatch.setenv("SHIPYARD_HEALTH_CHECK_REQUEST_TIMEOUT_S", "2")
+        get_settings.cache_clear()
+    with mock_aws(config=config):
         reset_clients()
         forget_cached()
         provision("shipyard")

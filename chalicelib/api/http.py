@@ -128,6 +128,8 @@ class RouteSpec:
     multipart: dict[str, Param] = field(default_factory=dict)
     content: dict[str, Any] | None = None
     credential: Any = None
+    raw_body: tuple[Any, ...] = ()
+    answers: dict[int, tuple[Any, ...]] = field(default_factory=dict)
 
 
 ROUTES: list[RouteSpec] = []
@@ -198,6 +200,8 @@ class Router:
         multipart: dict[str, Param] | None = None,
         content: dict[str, Any] | None = None,
         credential: Any = None,
+        raw_body: tuple[Any, ...] = (),
+        answers: dict[int, tuple[Any, ...]] | None = None,
     ):
         """`workspace=False` for routes that do not act in one workspace: partner and
         user tokens need no X-Workspace-ID there. `secret=True` for routes whose answer
@@ -208,7 +212,14 @@ class Router:
         a multipart/form-data body, `content` its success answer's media types when not
         JSON. `credential(request, params)` is a second way in for clients that cannot send an
         Authorization header (the log stream's tickets): a Principal, or None to ask for
-        the bearer token as usual."""
+        the bearer token as usual.
+        For a route that reads its JSON body itself (a protocol of its own, as JSON-RPC on
+        the MCP route), `raw_body` documents that body, any of the models it names, which
+        the registry neither parses nor checks; `answers` documents the JSON it answers per
+        status, any of the models named (an empty tuple: no body): for the success status
+        instead of the data envelope, for an error status beside the error envelope when
+        the registry can answer that status too. A model may be named "module:Name", so
+        that it is imported only when the document is built, not with the route."""
 
         def decorator(function):
             spec = RouteSpec(
@@ -233,6 +244,8 @@ class Router:
                 multipart=multipart or {},
                 content=content,
                 credential=credential,
+                raw_body=raw_body,
+                answers=answers or {},
             )
             ROUTES.append(spec)
             blueprint = self.blueprint
