@@ -134,3 +134,28 @@ def pytest_collection_modifyitems(items):
     for item in items:
         if os.sep + "e2e" + os.sep in str(item.fspath):
             item.add_marker(pytest.mark.e2e)
+
+
+def pytest_terminal_summary(terminalreporter):
+    """The fault tier's table (tests/faults): each fault, how many runs, their outcomes.
+    Here, not in tests/faults/conftest.py: xdist's controller collects nothing, so only
+    this conftest's hooks run where the reports of every worker arrive."""
+    rows: dict[str, list[str]] = {}
+    for reports in terminalreporter.stats.values():
+        for report in reports:
+            if getattr(report, "when", None) != "call":
+                continue
+            for name, value in getattr(report, "user_properties", ()):
+                if name == "fault":
+                    fault, outcome = value
+                    rows.setdefault(fault, []).append(outcome)
+    if not rows:
+        return
+    terminalreporter.section("faults (tests/faults)")
+    width = max(len(fault) for fault in rows)
+    terminalreporter.write_line(f"{'fault':<{width}}  runs  outcomes")
+    for fault, outcomes in sorted(rows.items()):
+        counted = ", ".join(
+            f"{outcome} x{outcomes.count(outcome)}" for outcome in dict.fromkeys(outcomes)
+        )
+        terminalreporter.write_line(f"{fault:<{width}}  {len(outcomes):>4}  {counted}")

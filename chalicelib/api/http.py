@@ -21,6 +21,7 @@ from chalice import Blueprint, Response
 from pydantic import BaseModel, ValidationError
 
 from chalicelib.api import cursors, idempotency
+from chalicelib.aws import errors as aws_errors
 from chalicelib.core.errors import (
     ApiError,
     BadRequest,
@@ -28,6 +29,7 @@ from chalicelib.core.errors import (
     Forbidden,
     NotFound,
     PayloadTooLarge,
+    ServiceUnavailable,
     Unauthorized,
     ValidationFailed,
 )
@@ -332,9 +334,24 @@ def _answer(spec: RouteSpec, produce: Any) -> Response:
         return error_response(error)
     except StoreError as error:
         return error_response(from_store(error))
-    except Exception:
-        logger().exception("Unhandled error", extra={"route": f"{spec.method} {spec.path}"})
-        return error_response(ApiError())
+    except Exception as error:
+        return error_response(_unexpected(error, f"{spec.method} {spec.path}"))
+
+
+# How long a client is asked to wait when AWS did not answer: botocore has already retried.
+AWS_RETRY_AFTER_S = 5
+
+
+def _unexpected(error: Exception, where: str) -> ApiError:
+    """503 service_unavailable with Retry-After when AWS failed or did not answer in time
+    (the request may be sent again, with the same Idempotency-Key); 500 for anything else."""
+    if aws_errors.unavailable(error):
+        logger().warning("AWS unavailable", extra={"route": where, "error": repr(error)[:300]})
+        return ServiceUnavailable(
+            "A dependency of the service did not answer; retry later", AWS_RETRY_AFTER_S
+        )
+    logger().exception("Unhandled error", extra={"route": where})
+    return ApiError()
 
 
 def parse_body(request: Any, model: type[BaseModel]) -> BaseModel:
@@ -475,9 +492,8 @@ def middleware(event: Any, get_response: Any) -> Response:
     started = time.perf_counter()
     try:
         response = _normalise(get_response(event))
-    except Exception:
-        logger().exception("Unhandled error outside a route")
-        response = error_response(ApiError())
+    except Exception as error:
+        response = error_response(_unexpected(error, "outside a route"))
     response.headers.update(_extra_headers.get() or {})
     response.headers["X-Request-ID"] = rid
     logger().info(
