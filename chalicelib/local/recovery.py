@@ -19,7 +19,7 @@ EVERYTHING = "9999"  # sorts after every status_at: "all of them"
 
 
 def recover() -> dict[str, int]:
-    counts = {"restarted": 0, "failed_builds": 0, "workflows_started": 0}
+    counts = {"adopted": 0, "restarted": 0, "failed_builds": 0, "workflows_started": 0}
     for item in store.stuck("building", EVERYTHING):
         if item.get("build_method") == "local" and not engines.is_building(item["id"]):
             moved = deployments.fail(
@@ -39,6 +39,7 @@ def recover() -> dict[str, int]:
             # Adopted: its runtime log is followed again and the edge serves it.
             apps.start(app_spec(item), None)
             serve_current(item)
+            counts["adopted"] += 1
             continue
         try:
             url = apps.start(app_spec(item), None)

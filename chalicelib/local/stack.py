@@ -103,9 +103,10 @@ def start_pump(supervisor):
 
     def run_recovery() -> None:
         counts = recover()
-        if any(counts.values()):
-            print(f"Recovered: {counts}", flush=True)
         supervisor.start()
+        if any(counts.values()):
+            done = ", ".join(f"{n} {what.replace('_', ' ')}" for what, n in counts.items() if n)
+            print(f"Recovered what the last run left: {done}; supervising", flush=True)
 
     threading.Thread(target=run_recovery, name="recovery", daemon=True).start()
     return pump

@@ -430,6 +430,9 @@ def test_a_stack_killed_with_its_apps_running_serves_and_supervises_them_again(t
         second = start_stack(tmp_path, env)
         try:
             assert eventually(lambda: _answers(project["url"]) == "version 6")
+            # Once the new stack has adopted the app, it supervises it.
+            log = tmp_path / "stack.log"
+            eventually(lambda: "1 adopted" in log.read_text(), what="the adoption")
             _, _, now = second.request("GET", f"/v1/projects/{project['id']}")
             current = deployment(second, project, now["data"]["current_deployment_id"])
             # Supervised by the new stack: a crash is restarted.
