@@ -89,7 +89,7 @@ def commit_key(project_id: str, deployment_id: str) -> str:
 
 
 # git's URLs with their `user:password@` made `***@` (git/refs.py `redact`, in sed).
-_REDACT = r"""sed -E 's#([a-zA-Z][a-zA-Z0-9+.-]*://)[^/@[:space:]]+@#\1***@#g' >&2"""
+REDACT = r"""sed -E 's#([a-zA-Z][a-zA-Z0-9+.-]*://)[^/@[:space:]]+@#\1***@#g' >&2"""
 # The clone's steps: (a fragment of the command that is in no other, the command, what its
 # failure means). Each is one command, so a failed build's phase context, which names the
 # command, tells the step. git's output goes through the redaction; `pipefail` keeps git's
@@ -99,18 +99,18 @@ CLONE_STEPS: tuple[tuple[str, str, str], ...] = (
     (
         "ls-remote",
         'git -c http.followRedirects=false ls-remote -- "$SHIPYARD_GIT_URL" HEAD 2>&1 >/dev/null'
-        f" | {_REDACT}",
+        f" | {REDACT}",
         "the repository could not be read (it is unreachable, or refused the credentials)",
     ),
     (
         " fetch ",
         "git -C src -c http.followRedirects=false fetch --quiet --depth=1 --no-tags"
-        f' -- "$SHIPYARD_GIT_URL" "$SHIPYARD_GIT_SHA" 2>&1 | {_REDACT}',
+        f' -- "$SHIPYARD_GIT_URL" "$SHIPYARD_GIT_SHA" 2>&1 | {REDACT}',
         "could not fetch commit {sha}: the repository does not have it",
     ),
     (
         "checkout",
-        f"git -C src checkout --quiet --detach FETCH_HEAD 2>&1 | {_REDACT}",
+        f"git -C src checkout --quiet --detach FETCH_HEAD 2>&1 | {REDACT}",
         "could not check out commit {sha}",
     ),
     (

@@ -302,3 +302,22 @@ def test_cancel_during_the_clone_stops_the_clone_build(
     consume_builds_queue(client)
     assert len(codebuild_calls["StartBuild"]) == 1
     assert current(api, deployment)["status"] == "canceled"
+
+
+def test_the_clone_builds_redaction_hides_credentials_in_what_git_prints():
+    # What git writes to stderr in the clone build goes through this before CodeBuild
+    # logs it, as git/refs.py `redact` does in Shipyard's own processes
+    from chalicelib.builders.codebuild import REDACT
+    from chalicelib.git.refs import redact
+
+    said = f"fatal: unable to access 'https://x-access-token:{TOKEN}@git.example/a.git/': 403"
+    done = subprocess.run(
+        ["bash", "-c", f"set -o pipefail; printf '%s\\n' \"$SAID\" | {REDACT}"],
+        env={"PATH": os.environ["PATH"], "SAID": said},
+        capture_output=True,
+        text=True,
+        timeout=10,
+        check=True,
+    )
+    assert done.stderr.strip() == redact(said)
+    assert TOKEN not in done.stderr and "https://***@git.example/a.git/" in done.stderr
