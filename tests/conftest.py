@@ -35,17 +35,26 @@ def test_environment(monkeypatch):
 
 
 @pytest.fixture
-def aws():
-    """moto's in-process AWS, with every resource of infra/resources.json created."""
+def aws(request, monkeypatch):
+    """moto's in-process AWS, with every resource of infra/resources.json created. Marked
+    `workflows`, a test gets Step Functions executions that run, a deploy workflow that
+    does not wait between polls and quick health-check requests."""
     from moto import mock_aws
 
     from chalicelib.aws.clients import reset_clients
+    from chalicelib.core.settings import get_settings
     from chalicelib.identity.auth import forget_cached
     from chalicelib.local.moto_server import serialise_dynamodb
     from infra.provision import provision
 
     serialise_dynamodb()
-    with mock_aws():
+    config = {}
+    if request.node.get_closest_marker("workflows"):
+        config = {"stepfunctions": {"execute_state_machine": True}}
+        monkeypatch.setenv("SHIPYARD_WORKFLOW_WAIT_S", "0")
+        monkeypatch.setenv("SHIPYARD_HEALTH_CHECK_REQUEST_TIMEOUT_S", "2")
+        get_settings.cache_clear()
+    with mock_aws(config=config):
         reset_clients()
         forget_cached()
         provision("shipyard")
@@ -125,3 +134,28 @@ def pytest_collection_modifyitems(items):
     for item in items:
         if os.sep + "e2e" + os.sep in str(item.fspath):
             item.add_marker(pytest.mark.e2e)
+
+
+def pytest_terminal_summary(terminalreporter):
+    """The fault tier's table (tests/faults): each fault, how many runs, their outcomes.
+    Here, not in tests/faults/conftest.py: xdist's controller collects nothing, so only
+    this conftest's hooks run where the reports of every worker arrive."""
+    rows: dict[str, list[str]] = {}
+    for reports in terminalreporter.stats.values():
+        for report in reports:
+            if getattr(report, "when", None) != "call":
+                continue
+            for name, value in getattr(report, "user_properties", ()):
+                if name == "fault":
+                    fault, outcome = value
+                    rows.setdefault(fault, []).append(outcome)
+    if not rows:
+        return
+    terminalreporter.section("faults (tests/faults)")
+    width = max(len(fault) for fault in rows)
+    terminalreporter.write_line(f"{'fault':<{width}}  runs  outcomes")
+    for fault, outcomes in sorted(rows.items()):
+        counted = ", ".join(
+            f"{outcome} x{outcomes.count(outcome)}" for outcome in dict.fromkeys(outcomes)
+        )
+        terminalreporter.write_line(f"{fault:<{width}}  {len(outcomes):>4}  {counted}")

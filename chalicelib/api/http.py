@@ -21,6 +21,7 @@ from chalice import Blueprint, Response
 from pydantic import BaseModel, ValidationError
 
 from chalicelib.api import cursors, idempotency
+from chalicelib.aws import errors as aws_errors
 from chalicelib.core.errors import (
     ApiError,
     BadRequest,
@@ -28,6 +29,7 @@ from chalicelib.core.errors import (
     Forbidden,
     NotFound,
     PayloadTooLarge,
+    ServiceUnavailable,
     Unauthorized,
     ValidationFailed,
 )
@@ -126,6 +128,8 @@ class RouteSpec:
     multipart: dict[str, Param] = field(default_factory=dict)
     content: dict[str, Any] | None = None
     credential: Any = None
+    raw_body: tuple[Any, ...] = ()
+    answers: dict[int, tuple[Any, ...]] = field(default_factory=dict)
 
 
 ROUTES: list[RouteSpec] = []
@@ -196,6 +200,8 @@ class Router:
         multipart: dict[str, Param] | None = None,
         content: dict[str, Any] | None = None,
         credential: Any = None,
+        raw_body: tuple[Any, ...] = (),
+        answers: dict[int, tuple[Any, ...]] | None = None,
     ):
         """`workspace=False` for routes that do not act in one workspace: partner and
         user tokens need no X-Workspace-ID there. `secret=True` for routes whose answer
@@ -206,7 +212,14 @@ class Router:
         a multipart/form-data body, `content` its success answer's media types when not
         JSON. `credential(request, params)` is a second way in for clients that cannot send an
         Authorization header (the log stream's tickets): a Principal, or None to ask for
-        the bearer token as usual."""
+        the bearer token as usual.
+        For a route that reads its JSON body itself (a protocol of its own, as JSON-RPC on
+        the MCP route), `raw_body` documents that body, any of the models it names, which
+        the registry neither parses nor checks; `answers` documents the JSON it answers per
+        status, any of the models named (an empty tuple: no body): for the success status
+        instead of the data envelope, for an error status beside the error envelope when
+        the registry can answer that status too. A model may be named "module:Name", so
+        that it is imported only when the document is built, not with the route."""
 
         def decorator(function):
             spec = RouteSpec(
@@ -231,6 +244,8 @@ class Router:
                 multipart=multipart or {},
                 content=content,
                 credential=credential,
+                raw_body=raw_body,
+                answers=answers or {},
             )
             ROUTES.append(spec)
             blueprint = self.blueprint
@@ -319,9 +334,24 @@ def _answer(spec: RouteSpec, produce: Any) -> Response:
         return error_response(error)
     except StoreError as error:
         return error_response(from_store(error))
-    except Exception:
-        logger().exception("Unhandled error", extra={"route": f"{spec.method} {spec.path}"})
-        return error_response(ApiError())
+    except Exception as error:
+        return error_response(_unexpected(error, f"{spec.method} {spec.path}"))
+
+
+# How long a client is asked to wait when AWS did not answer: botocore has already retried.
+AWS_RETRY_AFTER_S = 5
+
+
+def _unexpected(error: Exception, where: str) -> ApiError:
+    """503 service_unavailable with Retry-After when AWS failed or did not answer in time
+    (the request may be sent again, with the same Idempotency-Key); 500 for anything else."""
+    if aws_errors.unavailable(error):
+        logger().warning("AWS unavailable", extra={"route": where, "error": repr(error)[:300]})
+        return ServiceUnavailable(
+            "A dependency of the service did not answer; retry later", AWS_RETRY_AFTER_S
+        )
+    logger().exception("Unhandled error", extra={"route": where})
+    return ApiError()
 
 
 def parse_body(request: Any, model: type[BaseModel]) -> BaseModel:
@@ -462,9 +492,8 @@ def middleware(event: Any, get_response: Any) -> Response:
     started = time.perf_counter()
     try:
         response = _normalise(get_response(event))
-    except Exception:
-        logger().exception("Unhandled error outside a route")
-        response = error_response(ApiError())
+    except Exception as error:
+        response = error_response(_unexpected(error, "outside a route"))
     response.headers.update(_extra_headers.get() or {})
     response.headers["X-Request-ID"] = rid
     logger().info(

@@ -24,7 +24,7 @@ import mcp_types as mcp
 from chalice import Response
 from chalice.app import CaseInsensitiveMapping
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, LATEST_HANDSHAKE_VERSION
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
 from chalicelib.api.http import (
     RequestContext,
@@ -52,6 +52,9 @@ INSTRUCTIONS = (
     "get_runtime_logs for what the running app prints; rollback to an earlier deployment_id "
     "if the new one misbehaves."
 )
+
+# The body of POST /v1/mcp: any one JSON-RPC message, as api/mcp.py documents it.
+MESSAGE: TypeAdapter[mcp.JSONRPCMessage] = TypeAdapter(mcp.JSONRPCMessage)
 
 Id = Annotated[str, Field(min_length=1, max_length=64)]
 
@@ -287,55 +290,72 @@ class ToolRequest:
 
 
 def handle(ctx: RequestContext) -> Response:
-    """One JSON-RPC message in, its JSON response (or 202) out."""
+    """One JSON-RPC message in, its JSON response (or 202) out. The message is read on the
+    SDK's own union of the four message types, strictly, as the OpenAPI document describes
+    the body (api/mcp.py): anything else is a 400 with a JSON-RPC error whose id is null."""
     raw = ctx.request.raw_body or b""
     limit = get_settings().max_body_bytes + get_settings().deploy_max_bytes * 2
     if len(raw) > limit:
         raise PayloadTooLarge(f"The message is larger than {limit} bytes")
     try:
-        message = load_json(raw)
+        data = load_json(raw)
     except BadRequest as error:
-        return _error(None, mcp.PARSE_ERROR, error.message, status=400)
-    if isinstance(message, list):
+        return _error(None, mcp.PARSE_ERROR, error.message)
+    if isinstance(data, list):
         return _error(
             None, mcp.INVALID_REQUEST, "JSON-RPC batches are not supported: send one message"
         )
-    if isinstance(message, dict) and "id" not in message and "method" in message:
-        return Response(body="", status_code=202, headers={})  # a notification
     try:
-        request = mcp.JSONRPCRequest.model_validate(message)
+        message = MESSAGE.validate_python(_integral_numbers(data), strict=True)
     except ValidationError:
-        if isinstance(message, dict) and ("result" in message or "error" in message):
-            return Response(body="", status_code=202, headers={})  # a client's response
-        return _error(None, mcp.INVALID_REQUEST, "Not a JSON-RPC 2.0 request")
-    handler = _METHODS.get(request.method)
+        return _error(None, mcp.INVALID_REQUEST, "Not a JSON-RPC 2.0 message")
+    if not isinstance(message, mcp.JSONRPCRequest):
+        # A notification, or a client's response: nothing to answer.
+        return Response(body="", status_code=202, headers={})
+    handler = _METHODS.get(message.method)
     if handler is None:
-        return _error(request.id, mcp.METHOD_NOT_FOUND, f"Unknown method '{request.method}'")
+        return _error(message.id, mcp.METHOD_NOT_FOUND, f"Unknown method '{message.method}'")
     try:
-        result = handler(ctx, request.params or {})
+        result = handler(ctx, message.params or {})
     except ValidationError as error:
         details = error.errors(include_url=False, include_context=False, include_input=False)
-        return _error(request.id, mcp.INVALID_PARAMS, "Invalid params", details)
+        return _error(message.id, mcp.INVALID_PARAMS, "Invalid params", details)
     except InvalidParams as error:
-        return _error(request.id, mcp.INVALID_PARAMS, str(error))
-    reply = mcp.JSONRPCResponse(jsonrpc="2.0", id=request.id, result=_dump(result))
+        return _error(message.id, mcp.INVALID_PARAMS, str(error))
+    reply = mcp.JSONRPCResponse(jsonrpc="2.0", id=message.id, result=_dump(result))
     return json_response(reply.model_dump(mode="json", by_alias=True), 200)
+
+
+def _integral_numbers(data: Any) -> Any:
+    """JSON has one number type, and to JSON Schema 1.0 is the integer 1: the messages'
+    integer fields (an id, an error's code) take an integral float as that integer, while
+    strict validation refuses every other value of a type the schema refuses (a string or
+    a boolean where an integer belongs)."""
+    if not isinstance(data, dict):
+        return data
+    data = {**data, "id": _integral(data["id"])} if "id" in data else data
+    error = data.get("error")
+    if isinstance(error, dict) and "code" in error:
+        data["error"] = {**error, "code": _integral(error["code"])}
+    return data
+
+
+def _integral(value: Any) -> Any:
+    return int(value) if isinstance(value, float) and value.is_integer() else value
 
 
 def _dump(result: BaseModel) -> dict[str, Any]:
     return result.model_dump(mode="json", by_alias=True, exclude_none=True)
 
 
-def _error(
-    request_id: Any, code: int, message: str, data: Any = None, status: int = 400
-) -> Response:
+def _error(request_id: Any, code: int, message: str, data: Any = None) -> Response:
     error = mcp.JSONRPCError(
         jsonrpc="2.0", id=request_id, error=mcp.ErrorData(code=code, message=message, data=data)
     )
     # A request that was understood gets its JSON-RPC error with 200, as the transport asks;
-    # one that could not be read at all is a 400.
+    # a body that is not one JSON-RPC message (no id to answer) is a 400.
     return json_response(
-        error.model_dump(mode="json", by_alias=True), status if request_id is None else 200
+        error.model_dump(mode="json", by_alias=True), 400 if request_id is None else 200
     )
 
 

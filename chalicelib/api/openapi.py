@@ -6,11 +6,14 @@ the operations that create a resource to the operations on it.
 What a route can answer follows from how it is declared: authentication (401, 429),
 a scope (403), a workspace (400 without X-Workspace-ID, 404 for one it cannot act in),
 path ids (404), a body (400, 413, 422), parameters (400), a list (400 invalid_cursor),
-Idempotency-Key (400, 409, 422); its own domain errors are listed with `errors=`.
+Idempotency-Key (400, 409, 422); its own domain errors are listed with `errors=`. A route
+that reads its body itself documents that body and its answers per status (`raw_body=`,
+`answers=`), with models named lazily where importing them would slow the API's cold start.
 """
 
 from __future__ import annotations
 
+import pkgutil
 import re
 import typing
 from functools import cache
@@ -106,10 +109,18 @@ def _response_model(response: Any) -> tuple[type[BaseModel] | None, bool]:
     return response, False
 
 
+def _resolved(model: type[BaseModel] | str) -> type[BaseModel]:
+    """A model, or one named "module:Name" (imported now, when the document is built)."""
+    return pkgutil.resolve_name(model) if isinstance(model, str) else model
+
+
 def _models(spec: RouteSpec) -> list[tuple[type[BaseModel], str]]:
     found = []
     if spec.body is not None:
         found.append((spec.body, "validation"))
+    found += [(_resolved(model), "validation") for model in spec.raw_body]
+    for models in spec.answers.values():
+        found += [(_resolved(model), "serialization") for model in models]
     model, _ = _response_model(spec.response)
     if model is not None:
         found.append((model, "serialization"))
@@ -150,6 +161,14 @@ def document() -> dict[str, Any]:
 
 def _ref(refs: dict, model: type[BaseModel], mode: str) -> dict[str, Any]:
     return dict(refs[(model, mode)])
+
+
+def _any_of(schemas: list[dict[str, Any]]) -> dict[str, Any]:
+    return schemas[0] if len(schemas) == 1 else {"anyOf": schemas}
+
+
+def _documented(refs: dict, models: tuple[Any, ...], mode: str) -> list[dict[str, Any]]:
+    return [_ref(refs, _resolved(model), mode) for model in models]
 
 
 def _parameter(name: str, where: str, param: Param) -> dict[str, Any]:
@@ -220,15 +239,19 @@ def _operation(spec: RouteSpec, refs: dict) -> dict[str, Any]:
             }
         )
     responses = {str(spec.status): _success(spec, refs, model, is_list)}
-    for status in sorted(_statuses(spec, is_list)):
+    statuses = _statuses(spec, is_list)
+    for status in sorted((statuses | set(spec.answers)) - {spec.status}):
         if status < 400:
-            responses[str(status)] = {"description": REASONS[status], "headers": REQUEST_ID}
+            responses[str(status)] = _answered(spec, refs, status)
             continue
         headers = {**REQUEST_ID, **(RETRY_AFTER if status in (429, 503) else {})}
+        schemas = _documented(refs, spec.answers.get(status, ()), "serialization")
+        if status in statuses:
+            schemas.append({"$ref": REF.format(model="Error")})
         responses[str(status)] = {
             "description": REASONS[status],
             "headers": headers,
-            "content": {"application/json": {"schema": {"$ref": REF.format(model="Error")}}},
+            "content": {"application/json": {"schema": _any_of(schemas)}},
         }
     operation: dict[str, Any] = {
         "operationId": spec.function.__name__,
@@ -243,6 +266,12 @@ def _operation(spec: RouteSpec, refs: dict) -> dict[str, Any]:
         operation["requestBody"] = {
             "required": True,
             "content": {"application/json": {"schema": _ref(refs, spec.body, "validation")}},
+        }
+    if spec.raw_body:
+        schemas = _documented(refs, spec.raw_body, "validation")
+        operation["requestBody"] = {
+            "required": True,
+            "content": {"application/json": {"schema": _any_of(schemas)}},
         }
     if spec.multipart:
         operation["requestBody"] = {
@@ -267,6 +296,8 @@ def _success(spec: RouteSpec, refs: dict, model: Any, is_list: bool) -> dict[str
         answer["headers"] = {**REQUEST_ID, **RATE_LIMIT}
     if spec.status == 204:
         return answer
+    if spec.status in spec.answers:
+        return _answered(spec, refs, spec.status)
     if spec.content is not None:
         answer["content"] = {
             media: {"schema": _ref(refs, schema, "serialization")}
@@ -293,6 +324,17 @@ def _success(spec: RouteSpec, refs: dict, model: Any, is_list: bool) -> dict[str
             "properties": {"data": _ref(refs, model, "serialization")},
         }
     answer["content"] = {"application/json": {"schema": schema}}
+    return answer
+
+
+def _answered(spec: RouteSpec, refs: dict, status: int) -> dict[str, Any]:
+    """A status below 400 as the registry answers it, with the JSON the route documents
+    for it in `answers` (none when it names no model)."""
+    headers = {**REQUEST_ID, **RATE_LIMIT} if spec.auth else REQUEST_ID
+    answer: dict[str, Any] = {"description": REASONS.get(status, "OK"), "headers": headers}
+    schemas = _documented(refs, spec.answers.get(status, ()), "serialization")
+    if schemas:
+        answer["content"] = {"application/json": {"schema": _any_of(schemas)}}
     return answer
 
 

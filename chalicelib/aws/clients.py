@@ -2,7 +2,9 @@
 
 boto3 is imported here and nowhere on the import path of `app`, so a cold start pays for
 it only when a request first needs AWS. The endpoint comes from boto3's own
-`AWS_ENDPOINT_URL` variable, which the local stack points at moto.
+`AWS_ENDPOINT_URL` variable, which the local stack points at moto. Every call has bounded
+connect and read timeouts and a bounded number of attempts (core/settings.py), so an AWS
+that stalls fails a request within seconds instead of hanging it.
 """
 
 from __future__ import annotations
@@ -25,11 +27,15 @@ def client(service: str) -> Any:
             import boto3
             from botocore.config import Config
 
+            settings = get_settings()
             config = Config(
-                retries={"max_attempts": 3, "mode": "standard"}, max_pool_connections=50
+                retries={"total_max_attempts": settings.aws_max_attempts, "mode": "standard"},
+                connect_timeout=settings.aws_connect_timeout_s,
+                read_timeout=settings.aws_read_timeout_s,
+                max_pool_connections=50,
             )
             _clients[service] = boto3.session.Session().client(
-                service, region_name=get_settings().region, config=config
+                service, region_name=settings.region, config=config
             )
         return _clients[service]
 

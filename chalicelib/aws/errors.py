@@ -40,3 +40,36 @@ def refused_item(error: BaseException) -> dict[str, Any]:
     """The item (DynamoDB JSON) a conditional write was refused on, as returned with
     ReturnValuesOnConditionCheckFailure="ALL_OLD"; {} when it carries none."""
     return _response(error).get("Item") or {}
+
+
+# Answers that say the service is failing or busy, not that the request was wrong.
+_UNAVAILABLE_CODES = frozenset(
+    {
+        "InternalError",
+        "InternalFailure",
+        "InternalServerError",
+        "ServiceUnavailable",
+        "ServiceUnavailableException",
+        "Throttling",
+        "ThrottlingException",
+        "RequestLimitExceeded",
+        "ProvisionedThroughputExceededException",
+        "SlowDown",
+    }
+)
+# botocore's transport failures (connect/read timeouts, refused or dropped connections):
+# matched by name so that this module imports no botocore on the API's cold start.
+_TRANSPORT_BASES = frozenset({"HTTPClientError", "ConnectionError"})
+
+
+def unavailable(error: BaseException) -> bool:
+    """Whether AWS failed to answer (a 5xx or throttling after botocore's retries, or no
+    answer in time): the request may succeed later, and is answered 503 with Retry-After."""
+    response = _response(error)
+    if response:
+        status = response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
+        return status >= 500 or error_code(error) in _UNAVAILABLE_CODES
+    return any(
+        cls.__module__ == "botocore.exceptions" and cls.__name__ in _TRANSPORT_BASES
+        for cls in type(error).__mro__
+    )

@@ -20,6 +20,12 @@ class Settings(BaseModel):
     kms_key_alias: str = "alias/shipyard"
     public_url: str = "http://127.0.0.1:8000"
     max_body_bytes: int = 1024 * 1024
+    # Every AWS call is bounded: a dependency that stops answering costs a request at most
+    # aws_max_attempts x (connect + read timeout) plus backoff, under API Gateway's 29 s,
+    # and the request is answered 503 service_unavailable (api/http.py), not left hanging.
+    aws_connect_timeout_s: float = Field(default=2.0, gt=0)
+    aws_read_timeout_s: float = Field(default=8.0, gt=0)
+    aws_max_attempts: int = Field(default=3, ge=1, le=10)
     # How long a verified key, workspace or membership is trusted from memory: the
     # longest a revocation made by another instance can take to be seen.
     key_cache_ttl_s: float = Field(default=5.0, ge=0, le=5.0)
@@ -107,6 +113,9 @@ _ENV = {
     "kms_key_alias": "SHIPYARD_KMS_KEY_ALIAS",
     "public_url": "SHIPYARD_PUBLIC_URL",
     "max_body_bytes": "SHIPYARD_MAX_BODY_BYTES",
+    "aws_connect_timeout_s": "SHIPYARD_AWS_CONNECT_TIMEOUT_S",
+    "aws_read_timeout_s": "SHIPYARD_AWS_READ_TIMEOUT_S",
+    "aws_max_attempts": "SHIPYARD_AWS_MAX_ATTEMPTS",
     "key_cache_ttl_s": "SHIPYARD_KEY_CACHE_TTL_S",
     "idempotency_lease_s": "SHIPYARD_IDEMPOTENCY_LEASE_S",
     "bucket_name": "SHIPYARD_BUCKET",

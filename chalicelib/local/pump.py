@@ -5,6 +5,9 @@ process.
   decorated handler as a Chalice SQS event (one record per call, like batch size 1), on a
   worker thread. A handler that returns has its message deleted; one that raises leaves it
   to come back after the queue's visibility timeout, as Lambda's event source mapping would.
+  The messages being handled are noted in the state directory (InFlight): a stack killed
+  mid-message hands them back when it starts again, at once, instead of after the
+  visibility timeout (minutes for the deploy tasks).
 - Every `app.on_dynamodb_record` handler gets its table's stream, read from moto server's
   DynamoDB Streams (app.py names a stream by its table): each shard's records, in order,
   as the Chalice DynamoDB event Lambda would deliver. A shard's checkpoint (the last
@@ -101,6 +104,54 @@ class Checkpoints:
             temporary.replace(self.path)
 
 
+class InFlight:
+    """The receipt handles of the messages this pump is handling, by queue URL, kept in the
+    state directory. What a killed process left there is made visible again on start, so
+    each of those messages is handled again now (every consumer is idempotent)."""
+
+    def __init__(self) -> None:
+        self.path = state_dir() / "inflight-messages.json"
+        self._lock = threading.Lock()
+        try:
+            self._held: dict[str, str] = json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            self._held = {}
+
+    def hand_back(self) -> int:
+        """Make the messages a previous process held visible again; how many were."""
+        with self._lock:
+            held, self._held = self._held, {}
+            self._save()
+        sqs = client("sqs")
+        returned = 0
+        for receipt, url in held.items():
+            try:
+                sqs.change_message_visibility(
+                    QueueUrl=url, ReceiptHandle=receipt, VisibilityTimeout=0
+                )
+                returned += 1
+            except Exception:
+                # Deleted or received again meanwhile: nothing to hand back.
+                logger().info("An in-flight message was already gone", extra={"queue_url": url})
+        return returned
+
+    def add(self, receipt: str, url: str) -> None:
+        with self._lock:
+            self._held[receipt] = url
+            self._save()
+
+    def remove(self, receipt: str) -> None:
+        with self._lock:
+            if self._held.pop(receipt, None) is not None:
+                self._save()
+
+    def _save(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = self.path.with_suffix(".tmp")
+        temporary.write_text(json.dumps(self._held))
+        temporary.replace(self.path)
+
+
 def scheduled_event(name: str) -> dict[str, Any]:
     return {
         "version": "0",
@@ -135,9 +186,16 @@ class Pump:
         self._slots = threading.BoundedSemaphore(workers)
         self._threads: list[threading.Thread] = []
         self._checkpoints = Checkpoints()
+        self._in_flight = InFlight()
 
     def start(self) -> None:
         from chalice.app import DynamoDBEventConfig, ScheduledEventConfig, SQSEventConfig
+
+        try:
+            if returned := self._in_flight.hand_back():
+                logger().info("Messages handed back after a restart", extra={"count": returned})
+        except Exception:
+            logger().exception("Could not hand back the messages of a previous run")
 
         for source in self.app.event_sources:
             if self.only is not None and source.name not in self.only:
@@ -198,9 +256,11 @@ class Pump:
             if not found:
                 self._slots.release()
                 continue
+            self._in_flight.add(found[0]["ReceiptHandle"], url)
             try:
                 self._pool.submit(self._deliver, url, arn, found[0], handler)
             except RuntimeError:
+                self._in_flight.remove(found[0]["ReceiptHandle"])
                 self._slots.release()  # the pool is shutting down; the message comes back
 
     def _deliver(self, url: str, arn: str, message: dict[str, Any], handler: Any) -> None:
@@ -216,6 +276,7 @@ class Pump:
                 # deletes it, and the consumers are idempotent.
                 logger().info("Message already gone", extra={"queue_url": url})
         finally:
+            self._in_flight.remove(message["ReceiptHandle"])
             self._slots.release()
 
     def _stream(self, table: str, handler: Any) -> None:

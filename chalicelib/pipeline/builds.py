@@ -203,6 +203,9 @@ def codebuild_state_changed(event: dict[str, Any]) -> None:
     item = store.find(change.deployment_id) if change.deployment_id else None
     if item is None or item.get("build_id") != change.build_id:
         return
+    if item["status"] != "building":
+        # Its build's end is known already (a duplicate, or news older than the end).
+        return
     if change.status == "built" and change.step == CLONE_STEP:
         queues.send(
             QUEUE,

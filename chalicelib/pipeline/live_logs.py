@@ -68,7 +68,12 @@ def _stream(
     deadline = time.monotonic() + settings.sse_wait_s
     lines, status, complete = read(after)
     if resumed and complete and not lines:
-        return 204, ""
+        # The done frame's id is one past the last line: a client that saw `done` comes
+        # back after it, and is told the stream is over. One that saw the last line but
+        # not `done` (the log was completed between two responses) gets `done` now.
+        last = read(max(after - 1, 0))[0][:1]
+        if not (last and last[0]["seq"] == after):
+            return 204, ""
     frames = [f"retry: {settings.sse_retry_ms}\n\n"]
     if status is not None:
         frames.append(frame({"type": "status", "status": status}))
@@ -80,7 +85,7 @@ def _stream(
             frames.append(frame({"type": kind, **line}, line["seq"]))
             cursor = line["seq"]
         if complete:
-            frames.append(frame({"type": "done", "status": status}))
+            frames.append(frame({"type": "done", "status": status}, cursor + 1))
             return 200, "".join(frames)
         now = time.monotonic()
         if send_by is None and len(frames) > opening:

@@ -205,3 +205,27 @@ def test_get_runtime_logs_answers_the_rest_page_and_not_another_workspaces(
     assert foreign["isError"] is True
     assert foreign["structuredContent"]["error"]["code"] == "not_found"
     assert wrong["structuredContent"]["error"]["code"] == "validation_failed"
+
+
+def test_the_body_is_read_as_the_documents_json_rpc_message(api):
+    # A client's response or error is accepted with no body, as a notification is
+    for message in (
+        {"jsonrpc": "2.0", "id": 7, "result": {}},
+        {"jsonrpc": "2.0", "id": None, "error": {"code": -1, "message": "no"}},
+    ):
+        response = api.post(MCP, message)
+        assert response.status_code == 202 and not response.body, message
+    # What none of the four message types describes is a 400 with id null, not taken
+    for message in (
+        {"method": "ping"},
+        {"jsonrpc": "2.0", "method": 5},
+        {"jsonrpc": "2.0", "id": 1, "error": {"code": "1", "message": "no"}},
+        {"jsonrpc": "2.0", "id": True, "result": {}},
+        '"ping"',  # a JSON string
+    ):
+        refused = api.post(MCP, message)
+        assert refused.status_code == 400, message
+        assert refused.json["error"]["code"] == -32600 and refused.json["id"] is None
+    # An integral float is the integer JSON Schema takes it for
+    pong = api.post(MCP, {"jsonrpc": "2.0", "id": 2.0, "method": "ping"})
+    assert pong.status_code == 200 and pong.json == {"jsonrpc": "2.0", "id": 2, "result": {}}

@@ -48,31 +48,7 @@ ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), Handler).serve_forev
 ARCHIVE = targz({"app.py": APP, "Procfile": "web: python app.py"})
 
 
-@pytest.fixture
-def aws():
-    """mock_aws with Step Functions executions switched on."""
-    from moto import mock_aws
-
-    from chalicelib.aws.clients import reset_clients
-    from chalicelib.identity.auth import forget_cached
-    from infra.provision import provision
-
-    with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
-        reset_clients()
-        forget_cached()
-        provision("shipyard")
-        yield
-        reset_clients()
-        forget_cached()
-
-
-@pytest.fixture(autouse=True)
-def quick_workflow(monkeypatch):
-    from chalicelib.core.settings import get_settings
-
-    monkeypatch.setenv("SHIPYARD_WORKFLOW_WAIT_S", "0")
-    monkeypatch.setenv("SHIPYARD_HEALTH_CHECK_REQUEST_TIMEOUT_S", "2")
-    get_settings.cache_clear()
+pytestmark = pytest.mark.workflows
 
 
 @pytest.fixture
