@@ -27,8 +27,10 @@ if TYPE_CHECKING:
     from chalicelib.runtimes.local import LocalProcessRuntime
     from chalicelib.runtimes.runtime_logs import RuntimeLogs
 
-# A commit message's first line is kept to 300 characters (as builders/git.py locally).
+# What is read of a clone build's commit.txt; its first line is kept to MESSAGE_CHARS, as
+# builders/git.py does locally.
 MAX_COMMIT_MESSAGE = 4096
+MESSAGE_CHARS = 300
 
 # The adapters are imported where they are picked, not at the top: a Lambda that serves the
 # API loads neither the local engines nor CodeBuild's and Lambda's, and its cold start
@@ -228,7 +230,7 @@ class CodeBuildEngine:
             lines = body.read(MAX_COMMIT_MESSAGE).decode("utf-8", "replace").splitlines()
         finally:
             body.close()
-        message = lines[0][:300] if lines else ""
+        message = lines[0][:MESSAGE_CHARS] if lines else ""
         on_log("system", f"Cloned {(job.git or {}).get('sha', '')[:12]}: {message}")
         facts = self._build(replace(job, git=None, source_key=key), on_log, on_finished)
         return facts, {"message": message}

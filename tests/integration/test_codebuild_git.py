@@ -120,6 +120,7 @@ def clone_parameters(deployment_id: str) -> list[str]:
 def test_a_git_deployment_clones_in_codebuild_then_builds_as_an_upload(
     api, client, aws, repo, tmp_path, monkeypatch, codebuild_calls
 ):
+    from chalicelib.aws import queues
     from tests.git_support import git
 
     project = git_project(api, f"file://{repo}")
@@ -163,7 +164,9 @@ def test_a_git_deployment_clones_in_codebuild_then_builds_as_an_upload(
     assert clone_parameters(deployment["id"]) == []
 
     # ... and the deployment goes on as an upload: its plan from the cloned files, the
-    # normal build with the clone as its S3 source
+    # normal build with the clone as its S3 source (once, the message delivered twice)
+    duplicate = {"project_id": project["id"], "deployment_id": deployment["id"]}
+    queues.send("builds", {"kind": "cloned", **duplicate, "build_id": build_id})
     consume_builds_queue(client)
     [_, build] = codebuild_calls["StartBuild"]
     assert build["sourceTypeOverride"] == "S3"
