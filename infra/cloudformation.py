@@ -457,6 +457,13 @@ def _bucket(logical: str) -> dict[str, Any]:
                         "ExpirationInDays": 7,
                     },
                     {
+                        # A git source's clone is only the input of its build, like an upload.
+                        "Id": "clones",
+                        "Prefix": "clones/",
+                        "Status": "Enabled",
+                        "ExpirationInDays": 7,
+                    },
+                    {
                         # Versioning keeps an overwritten or deleted object a week, no longer.
                         "Id": "old-versions",
                         "Status": "Enabled",
@@ -520,16 +527,24 @@ def _build_resources(spec: dict[str, Any], bucket: str) -> dict[str, Any]:
         "CodeBuildRole": iam.role(
             "codebuild.amazonaws.com",
             [
-                # The uploaded source, and nothing else of the bucket (not the env snapshots).
+                # The source, uploaded or cloned by a clone build (builders/codebuild.py),
+                # and nothing else of the bucket (not the env snapshots).
                 {
                     "Effect": "Allow",
                     "Action": ["s3:GetObject", "s3:GetObjectVersion"],
-                    "Resource": iam.object_arn(bucket, "uploads"),
+                    "Resource": [
+                        iam.object_arn(bucket, "uploads"),
+                        iam.object_arn(bucket, "clones"),
+                    ],
                 },
+                # What builds make: artifacts, and the clones of git sources.
                 {
                     "Effect": "Allow",
                     "Action": "s3:PutObject",
-                    "Resource": iam.object_arn(bucket, "artifacts"),
+                    "Resource": [
+                        iam.object_arn(bucket, "artifacts"),
+                        iam.object_arn(bucket, "clones"),
+                    ],
                 },
                 {
                     "Effect": "Allow",

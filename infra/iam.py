@@ -173,7 +173,7 @@ def access(name: str, names: Names) -> list[dict[str, Any]]:
         if verb == "write":
             return [_allow("s3:PutObject", object_arn(names.bucket, prefix))]
         if verb == "delete":
-            prefixes = ["uploads", "env", "artifacts"]
+            prefixes = ["uploads", "clones", "env", "artifacts"]
             return [
                 _allow("s3:DeleteObject", [object_arn(names.bucket, p) for p in prefixes]),
                 _allow(

@@ -263,7 +263,8 @@ def problems(template: dict) -> list[str]:
             found.append(f"{name}: deletion protection is not the DeletionProtection parameter")
 
     # 4. Least privilege: no write on "*"; the apps' role has nothing of Shipyard's;
-    # CodeBuild reads only the uploads and pushes only to the apps' repository.
+    # CodeBuild reads only the uploads and the clones of git sources, writes only the
+    # artifacts and those clones, and pushes only to the apps' repository.
     for name, role in roles.items():
         for statement in statements(role):
             if "*" in _resources(statement):
@@ -301,10 +302,19 @@ def problems(template: dict) -> list[str]:
             for action in _actions(statement):
                 service, verb = action.split(":")
                 text = json.dumps(statement["Resource"])
-                if action in ("s3:GetObject", "s3:GetObjectVersion") and "/uploads/*" not in text:
-                    found.append(f"CodeBuildRole: {action} beyond the uploads/ prefix: {text}")
-                if action == "s3:PutObject" and "/artifacts/*" not in text:
-                    found.append(f"CodeBuildRole: s3:PutObject beyond artifacts/: {text}")
+                objects = [json.dumps(r) for r in _resources(statement)]
+                if action in ("s3:GetObject", "s3:GetObjectVersion") and not all(
+                    o.endswith(('/uploads/*"}', '/clones/*"}')) for o in objects
+                ):
+                    found.append(
+                        f"CodeBuildRole: {action} beyond the uploads/ and clones/ prefixes: {text}"
+                    )
+                if action == "s3:PutObject" and not all(
+                    o.endswith(('/artifacts/*"}', '/clones/*"}')) for o in objects
+                ):
+                    found.append(
+                        f"CodeBuildRole: s3:PutObject beyond artifacts/ and clones/: {text}"
+                    )
                 repository = statement["Resource"] == {"Fn::GetAtt": ["AppImages", "Arn"]}
                 if service == "ecr" and verb != "GetAuthorizationToken" and not repository:
                     found.append(f"CodeBuildRole: {action} beyond the apps' repository")

@@ -10,6 +10,17 @@ and an S3 artifact location that puts the packed artifact exactly at
 The source must have passed inspect_archive before (make_plan needs its report anyway):
 the buildspec unpacks it with tar.
 
+A git source is cloned by a build of its own first (`start_clone`, docs/git.md): the same
+project with no source, a buildspec that fetches exactly the resolved commit (shallow,
+`--` before the URL and the sha) and packs the tree without `.git` as `source.tar.gz`,
+the commit message's first line beside it as `commit.txt`, both put by CodeBuild's
+artifact upload under `clone_prefix(project_id, deployment_id)`. Its SUCCEEDED event
+carries SHIPYARD_BUILD_STEP=clone; the pipeline then builds that archive exactly as an
+upload. The clone URL (which may hold a token) reaches the build only as a
+PARAMETER_STORE variable; git's own error output is redacted by the buildspec before
+CodeBuild logs it, and the failure the event reports names the clone's step that failed,
+from the command text in its phase context (which holds the variable's name, not the URL).
+
 Secret env values never travel as PLAINTEXT build variables (anyone allowed
 `codebuild:BatchGetBuilds` could read those): each is written as an SSM SecureString under
 `/<prefix>/builds/<deployment_id>/` and passed as a PARAMETER_STORE variable, which
@@ -28,12 +39,18 @@ from typing import Any, Protocol
 from chalicelib.archive.artifacts import artifact_key
 from chalicelib.aws.clients import client
 from chalicelib.core.settings import get_settings
+from chalicelib.git.refs import redact
 from chalicelib.ports import BuildJob
 
 PROJECT = "build"
 DETAIL_TYPE = "CodeBuild Build State Change"
 DEPLOYMENT_VARIABLE = "SHIPYARD_DEPLOYMENT_ID"
 SOURCE_VARIABLE = "SHIPYARD_SOURCE_ARCHIVE"
+STEP_VARIABLE = "SHIPYARD_BUILD_STEP"
+URL_VARIABLE = "SHIPYARD_GIT_URL"
+SHA_VARIABLE = "SHIPYARD_GIT_SHA"
+BUILD_STEP, CLONE_STEP = "build", "clone"
+CLONE_ARCHIVE, COMMIT_FILE = "source.tar.gz", "commit.txt"
 # CodeBuild refuses variables under its own prefix; the project's env may still hold them.
 RESERVED_PREFIX = "CODEBUILD_"
 MIN_TIMEOUT_MINUTES, MAX_TIMEOUT_MINUTES = 5, 2160
@@ -51,8 +68,87 @@ STATUSES = {
 FAILED_PHASE_STATUSES = frozenset({"FAILED", "FAULT", "TIMED_OUT", "STOPPED", "CLIENT_ERROR"})
 
 
-def secrets_path(deployment_id: str) -> str:
-    return f"/{get_settings().resource_prefix}/builds/{deployment_id}"
+def secrets_path(deployment_id: str, step: str = BUILD_STEP) -> str:
+    """Where a build's secrets are stored: the clone's apart from the build's, so that a
+    late event of the clone never deletes what the build after it was given."""
+    suffix = "-clone" if step == CLONE_STEP else ""
+    return f"/{get_settings().resource_prefix}/builds/{deployment_id}{suffix}"
+
+
+def clone_prefix(project_id: str, deployment_id: str) -> str:
+    """The folder of the bucket the clone build puts the checkout's archive in."""
+    return f"clones/{project_id}/{deployment_id}"
+
+
+def clone_key(project_id: str, deployment_id: str) -> str:
+    return f"{clone_prefix(project_id, deployment_id)}/{CLONE_ARCHIVE}"
+
+
+def commit_key(project_id: str, deployment_id: str) -> str:
+    return f"{clone_prefix(project_id, deployment_id)}/{COMMIT_FILE}"
+
+
+# git's URLs with their `user:password@` made `***@` (git/refs.py `redact`, in sed).
+REDACT = r"""sed -E 's#([a-zA-Z][a-zA-Z0-9+.-]*://)[^/@[:space:]]+@#\1***@#g' >&2"""
+# The clone's steps: (a fragment of the command that is in no other, the command, what its
+# failure means). Each is one command, so a failed build's phase context, which names the
+# command, tells the step. git's output goes through the redaction; `pipefail` keeps git's
+# exit status through the pipe.
+CLONE_STEPS: tuple[tuple[str, str, str], ...] = (
+    ("git init", "git init --quiet src", "could not prepare the clone"),
+    (
+        "ls-remote",
+        'git -c http.followRedirects=false ls-remote -- "$SHIPYARD_GIT_URL" HEAD 2>&1 >/dev/null'
+        f" | {REDACT}",
+        "the repository could not be read (it is unreachable, or refused the credentials)",
+    ),
+    (
+        " fetch ",
+        "git -C src -c http.followRedirects=false fetch --quiet --depth=1 --no-tags"
+        f' -- "$SHIPYARD_GIT_URL" "$SHIPYARD_GIT_SHA" 2>&1 | {REDACT}',
+        "could not fetch commit {sha}: the repository does not have it",
+    ),
+    (
+        "checkout",
+        f"git -C src checkout --quiet --detach FETCH_HEAD 2>&1 | {REDACT}",
+        "could not check out commit {sha}",
+    ),
+    (
+        "log -1",
+        f"git -C src log -1 --format=%s FETCH_HEAD > {COMMIT_FILE}",
+        "could not read the commit's message",
+    ),
+    (
+        "tar -czf",
+        f"rm -rf src/.git && tar -czf {CLONE_ARCHIVE} -C src .",
+        "could not pack the checkout",
+    ),
+)
+
+
+def clone_buildspec() -> dict[str, Any]:
+    """The clone build's buildspec: git's clean environment (as git/remote.py `git_env`
+    locally: no prompt, no system or global config, https only), then CLONE_STEPS."""
+    return {
+        "version": "0.2",
+        "env": {
+            "shell": "bash",
+            "variables": {
+                "GIT_TERMINAL_PROMPT": "0",
+                "GIT_CONFIG_NOSYSTEM": "1",
+                "GIT_CONFIG_GLOBAL": "/dev/null",
+                "GIT_ALLOW_PROTOCOL": "https",
+                "GIT_ASKPASS": "/bin/false",
+            },
+        },
+        "phases": {
+            "build": {
+                "on-failure": "ABORT",
+                "commands": ["set -o pipefail", *(command for _, command, _ in CLONE_STEPS)],
+            }
+        },
+        "artifacts": {"files": [CLONE_ARCHIVE, COMMIT_FILE]},
+    }
 
 
 def project_name() -> str:
@@ -65,70 +161,101 @@ class Buildspec(Protocol):
     def buildspec(self) -> dict[str, Any]: ...
 
 
+def _minutes(timeout_s: int) -> int:
+    return min(max(math.ceil(timeout_s / 60), MIN_TIMEOUT_MINUTES), MAX_TIMEOUT_MINUTES)
+
+
+def _artifacts(folder: str) -> dict[str, str]:
+    """An S3 artifact location that puts the buildspec's artifact files in `folder`/
+    (packaging NONE: <path>/<name>/<file>)."""
+    path, name = folder.rsplit("/", 1)
+    return {
+        "type": "S3",
+        "location": get_settings().bucket,
+        "path": path,
+        "name": name,
+        "namespaceType": "NONE",
+        "packaging": "NONE",
+    }
+
+
 class CodeBuildBuilder:
     def start(self, job: BuildJob, plan: Buildspec) -> str:
         """Start the build of `job` by `plan`'s buildspec; return CodeBuild's build id."""
         variables = {k: v for k, v in job.env.items() if not k.startswith(RESERVED_PREFIX)}
         variables[DEPLOYMENT_VARIABLE] = job.deployment_id
         variables[SOURCE_VARIABLE] = PurePosixPath(job.source_key).name
-        minutes = min(max(math.ceil(job.timeout_s / 60), MIN_TIMEOUT_MINUTES), MAX_TIMEOUT_MINUTES)
-        stored = self._store_secrets(job, variables)
-        overrides = [
-            {"name": key, "value": stored[key], "type": "PARAMETER_STORE"}
-            if key in stored
-            else {"name": key, "value": value, "type": "PLAINTEXT"}
-            for key, value in variables.items()
-        ]
+        secrets = {key: variables[key] for key in job.secret_keys if variables.get(key)}
+        overrides = self._overrides(job.deployment_id, BUILD_STEP, variables, secrets)
         try:
-            return self._start_build(job, plan, overrides, minutes)
+            response = client("codebuild").start_build(
+                projectName=project_name(),
+                sourceTypeOverride="S3",
+                sourceLocationOverride=f"{get_settings().bucket}/{job.source_key}",
+                buildspecOverride=json.dumps(plan.buildspec()),
+                environmentVariablesOverride=overrides,
+                artifactsOverride=_artifacts(
+                    artifact_key(job.project_id, job.deployment_id).rsplit("/", 1)[0]
+                ),
+                timeoutInMinutesOverride=_minutes(job.timeout_s),
+                idempotencyToken=job.deployment_id,
+            )
         except Exception:
             self.forget_secrets(job.deployment_id)
             raise
-
-    def _start_build(
-        self, job: BuildJob, plan: Buildspec, overrides: list[dict[str, str]], minutes: int
-    ) -> str:
-        settings = get_settings()
-        path, name, _ = artifact_key(job.project_id, job.deployment_id).rsplit("/", 2)
-        response = client("codebuild").start_build(
-            projectName=project_name(),
-            sourceTypeOverride="S3",
-            sourceLocationOverride=f"{settings.bucket}/{job.source_key}",
-            buildspecOverride=json.dumps(plan.buildspec()),
-            environmentVariablesOverride=overrides,
-            # packaging NONE puts the buildspec's one artifact file in <path>/<name>/.
-            artifactsOverride={
-                "type": "S3",
-                "location": settings.bucket,
-                "path": path,
-                "name": name,
-                "namespaceType": "NONE",
-                "packaging": "NONE",
-            },
-            timeoutInMinutesOverride=minutes,
-            idempotencyToken=job.deployment_id,
-        )
         return response["build"]["id"]
 
-    def _store_secrets(self, job: BuildJob, variables: dict[str, str]) -> dict[str, str]:
-        """Write the job's secret values to Parameter Store; their parameters' names by key.
-        An empty value has nothing to hide (and SSM refuses it): it stays plain."""
-        ssm = client("ssm")
-        stored = {}
-        for key in job.secret_keys:
-            if variables.get(key):
-                name = f"{secrets_path(job.deployment_id)}/{key}"
-                ssm.put_parameter(
-                    Name=name, Value=variables[key], Type="SecureString", Overwrite=True
-                )
-                stored[key] = name
-        return stored
+    def start_clone(self, job: BuildJob) -> str:
+        """Start the build that clones `job.git`'s commit into the bucket; its build id.
+        None of the project's env is given to it, as to git locally."""
+        if job.git is None:
+            raise ValueError("the job has no git source to clone")
+        variables = {
+            DEPLOYMENT_VARIABLE: job.deployment_id,
+            STEP_VARIABLE: CLONE_STEP,
+            SHA_VARIABLE: job.git["sha"],
+        }
+        overrides = self._overrides(
+            job.deployment_id, CLONE_STEP, variables, {URL_VARIABLE: job.git["url"]}
+        )
+        try:
+            response = client("codebuild").start_build(
+                projectName=project_name(),
+                sourceTypeOverride="NO_SOURCE",
+                buildspecOverride=json.dumps(clone_buildspec()),
+                environmentVariablesOverride=overrides,
+                artifactsOverride=_artifacts(clone_prefix(job.project_id, job.deployment_id)),
+                timeoutInMinutesOverride=_minutes(job.timeout_s),
+                idempotencyToken=f"{job.deployment_id}-{CLONE_STEP}",
+            )
+        except Exception:
+            self.forget_secrets(job.deployment_id, CLONE_STEP)
+            raise
+        return response["build"]["id"]
 
-    def forget_secrets(self, deployment_id: str) -> None:
-        """Delete the secrets a deployment's build was given (none: nothing happens)."""
+    def _overrides(
+        self, deployment_id: str, step: str, plain: dict[str, str], secrets: dict[str, str]
+    ) -> list[dict[str, str]]:
+        """The build's variables: `secrets` written to Parameter Store and passed by the
+        parameter's name (PARAMETER_STORE), the others as they are. An empty secret has
+        nothing to hide (and SSM refuses it): it stays plain."""
+        ssm = client("ssm")
+        overrides = []
+        for key, value in {**plain, **secrets}.items():
+            if key in secrets and value:
+                name = f"{secrets_path(deployment_id, step)}/{key}"
+                ssm.put_parameter(Name=name, Value=value, Type="SecureString", Overwrite=True)
+                overrides.append({"name": key, "value": name, "type": "PARAMETER_STORE"})
+            else:
+                overrides.append({"name": key, "value": value, "type": "PLAINTEXT"})
+        return overrides
+
+    def forget_secrets(self, deployment_id: str, step: str = BUILD_STEP) -> None:
+        """Delete the secrets a deployment's build (or clone) was given (none: nothing
+        happens)."""
         ssm = client("ssm")
         pages = ssm.get_paginator("get_parameters_by_path").paginate(
-            Path=secrets_path(deployment_id)
+            Path=secrets_path(deployment_id, step)
         )
         names = [found["Name"] for page in pages for found in page["Parameters"]]
         for start in range(0, len(names), SSM_DELETE_BATCH):
@@ -150,6 +277,7 @@ class BuildStateChange:
     status: str
     error_message: str | None
     error_code: str | None = None
+    step: str = BUILD_STEP  # CLONE_STEP for the build that clones a git source
 
 
 def parse_state_change(event: dict) -> BuildStateChange:
@@ -170,12 +298,30 @@ def parse_state_change(event: dict) -> BuildStateChange:
     if ":build/" in build_id:
         build_id = build_id.split(":build/", 1)[1]
     info = detail.get("additional-information") or {}
-    variables = (info.get("environment") or {}).get("environment-variables") or []
-    deployment_id = next(
-        (v.get("value") for v in variables if v.get("name") == DEPLOYMENT_VARIABLE), None
+    variables = {
+        v.get("name"): v.get("value")
+        for v in (info.get("environment") or {}).get("environment-variables") or []
+    }
+    step = CLONE_STEP if variables.get(STEP_VARIABLE) == CLONE_STEP else BUILD_STEP
+    message = None
+    if status == "failed":
+        phases = info.get("phases") or []
+        if step == CLONE_STEP:
+            message = _clone_error_message(raw_status, phases, variables.get(SHA_VARIABLE) or "")
+        else:
+            message = _error_message(raw_status, phases)
+    return BuildStateChange(
+        build_id, variables.get(DEPLOYMENT_VARIABLE), status, message, error_code, step
     )
-    message = _error_message(raw_status, info.get("phases") or []) if status == "failed" else None
-    return BuildStateChange(build_id, deployment_id, status, message, error_code)
+
+
+def _failed_phase(phases: list[dict]) -> tuple[str, str] | None:
+    """The first failed phase: (its type, its context joined)."""
+    for phase in phases:
+        if phase.get("phase-status") in FAILED_PHASE_STATUSES:
+            context = "; ".join(c for c in phase.get("phase-context") or [] if c)
+            return phase.get("phase-type", "unknown").lower(), context
+    return None
 
 
 def _error_message(raw_status: str, phases: list[dict]) -> str:
@@ -185,9 +331,28 @@ def _error_message(raw_status: str, phases: list[dict]) -> str:
         "TIMED_OUT": "the build did not finish in time (timeout)",
         "STOPPED": "the build was stopped",
     }[raw_status]
-    for phase in phases:
-        if phase.get("phase-status") in FAILED_PHASE_STATUSES:
-            context = "; ".join(c for c in phase.get("phase-context") or [] if c)
-            text += f" in the {phase.get('phase-type', 'unknown').lower()} phase"
-            return f"{text}: {context}" if context else text
-    return text
+    failed = _failed_phase(phases)
+    if failed is None:
+        return text
+    phase, context = failed
+    text += f" in the {phase} phase"
+    return f"{text}: {context}" if context else text
+
+
+def _clone_error_message(raw_status: str, phases: list[dict], sha: str) -> str:
+    """What the clone build's failure means, in the words of the local clone's
+    (builders/git.py): the step that failed is found by its command in the phase context,
+    which CodeBuild writes as "... Error while executing command: <command>. Reason: ..."."""
+    short = sha[:12] or "the commit"
+    if raw_status == "TIMED_OUT":
+        return f"The clone timed out: commit {short} was not fetched within the build timeout"
+    if raw_status == "FAULT":
+        return "The clone failed: CodeBuild failed to run the clone"
+    if raw_status == "STOPPED":
+        return "The clone was stopped"
+    failed = _failed_phase(phases)
+    context = failed[1] if failed else ""
+    for marker, _, meaning in CLONE_STEPS:
+        if marker in context:
+            return "The clone failed: " + meaning.format(sha=short)
+    return "The clone failed" + (f": {redact(context)}" if context else "")

@@ -368,5 +368,5 @@ def purge_project(project_id: str) -> None:
     for deployment_id in deployments.purge(project_id):
         shutil.rmtree(engines.app_dir(deployment_id), ignore_errors=True)
     hook_store.delete_hooks_of_project(project_id)
-    for prefix in ("uploads", "env", "artifacts"):
+    for prefix in ("uploads", "clones", "env", "artifacts"):
         objects.delete_prefix(f"{prefix}/{project_id}/")

@@ -18,7 +18,7 @@ from typing import Any
 
 from chalicelib.archive.artifacts import artifact_key
 from chalicelib.aws import queues
-from chalicelib.builders.codebuild import CodeBuildBuilder, parse_state_change
+from chalicelib.builders.codebuild import CLONE_STEP, CodeBuildBuilder, parse_state_change
 from chalicelib.buildplan.model import BuildPlan
 from chalicelib.core.clock import parse_rfc3339
 from chalicelib.core.errors import BuildQueueFull
@@ -193,18 +193,30 @@ def _count_build_time(item: dict[str, Any]) -> None:
 
 def codebuild_state_changed(event: dict[str, Any]) -> None:
     """An EventBridge "CodeBuild Build State Change". Events can come late, twice or out
-    of order: each one is a conditional move, so one that no longer fits is ignored."""
+    of order: each one is a conditional move, so one that no longer fits is ignored. The
+    clone build of a git source that succeeded goes on through the builds queue (`cloned`):
+    its consumer is the one function that checks archives and starts builds."""
     change = parse_state_change(event)
     if change.deployment_id and change.status in ("built", "failed"):
         # The build has ended: the secrets it was given have no further use.
-        CodeBuildBuilder().forget_secrets(change.deployment_id)
+        CodeBuildBuilder().forget_secrets(change.deployment_id, change.step)
     item = store.find(change.deployment_id) if change.deployment_id else None
     if item is None or item.get("build_id") != change.build_id:
         return
     if item["status"] != "building":
         # Its build's end is known already (a duplicate, or news older than the end).
         return
-    if change.status == "built":
+    if change.status == "built" and change.step == CLONE_STEP:
+        queues.send(
+            QUEUE,
+            {
+                "kind": "cloned",
+                "project_id": item["project_id"],
+                "deployment_id": item["id"],
+                "build_id": change.build_id,
+            },
+        )
+    elif change.status == "built":
         plan = BuildPlan.model_validate(item["plan"])
         key = artifact_key(item["project_id"], item["id"])
         build_finished(item, BuildOutcome(True, plan, key, None, None))
@@ -214,3 +226,31 @@ def codebuild_state_changed(event: dict[str, Any]) -> None:
             change.error_message or "the CodeBuild build failed",
         )
         build_finished(item, outcome)
+
+
+def cloned(project_id: str, deployment_id: str, build_id: str) -> None:
+    """The clone build of a git deployment succeeded: build what it cloned as an upload
+    (engines.py `CodeBuildEngine.cloned`). A message for a clone that is no longer the
+    deployment's build (delivered twice, or the deployment canceled) does nothing."""
+    item = store.get(project_id, deployment_id)
+    if (
+        item is None
+        or item["status"] != "building"
+        or item.get("build_id") != build_id
+        or item.get("clone_build_id") != build_id
+    ):
+        return
+    engine = engines.CodeBuildEngine()
+    sink = log_lines.BufferedLog(project_id, deployment_id)
+
+    def finished(outcome: BuildOutcome) -> None:
+        sink.close()
+        build_finished(item, outcome)
+
+    facts, learnt = engine.cloned(job_for(item), sink, finished)
+    if facts:
+        facts["source"] = {**item["source"], **learnt}
+        if store.set_fields(project_id, deployment_id, facts, ("building",)) is None:
+            # Canceled while the build was being started: it has nothing left to build for.
+            engine.cancel(deployment_id, facts["build_id"])
+        sink.close()

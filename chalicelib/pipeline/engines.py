@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import shlex
 from contextlib import contextmanager
+from dataclasses import replace
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,6 +26,11 @@ if TYPE_CHECKING:
     from chalicelib.runtimes.edge import CaddyEdge
     from chalicelib.runtimes.local import LocalProcessRuntime
     from chalicelib.runtimes.runtime_logs import RuntimeLogs
+
+# What is read of a clone build's commit.txt; its first line is kept to MESSAGE_CHARS, as
+# builders/git.py does locally.
+MAX_COMMIT_MESSAGE = 4096
+MESSAGE_CHARS = 300
 
 # The adapters are imported where they are picked, not at the top: a Lambda that serves the
 # API loads neither the local engines nor CodeBuild's and Lambda's, and its cold start
@@ -169,26 +175,73 @@ class ImageBuild:
 class CodeBuildEngine:
     """The build port on AWS. The archive is checked and the plan made here (a bad archive
     fails at once, without a CodeBuild build); the outcome comes later, from CodeBuild's
-    state-change events."""
+    state-change events. A git source is cloned first by a CodeBuild build of its own
+    (builders/codebuild.py `start_clone`); when it has succeeded, `cloned` goes on with the
+    archive it made exactly as with an upload."""
 
     method = "codebuild"
 
     def start(self, job: BuildJob, on_log: OnLog, on_finished: OnFinished) -> dict[str, Any]:
+        from chalicelib.builders.codebuild import CodeBuildBuilder
+        from chalicelib.git.remote import Unreachable, check_outbound
+
+        if job.git is None:
+            return self._build(job, on_log, on_finished)
+        try:
+            check_outbound(job.git["url"])
+        except Unreachable as error:
+            on_finished(
+                BuildOutcome.failed("build_failed", f"The repository is unreachable: {error}")
+            )
+            return {}
+        build_id = CodeBuildBuilder().start_clone(job)
+        on_log(
+            "system",
+            f"Cloning commit {job.git['sha'][:12]} of {job.git['display']} "
+            f"in CodeBuild build {build_id}",
+        )
+        return {"build_id": build_id, "clone_build_id": build_id}
+
+    def cloned(
+        self, job: BuildJob, on_log: OnLog, on_finished: OnFinished
+    ) -> tuple[dict[str, Any], dict[str, str]]:
+        """The clone build of `job` succeeded: build the archive it made as an upload.
+        Returns the facts to record and what was learnt about the source (the commit
+        message's first line)."""
+        from chalicelib.aws import objects
+        from chalicelib.builders.codebuild import clone_key, commit_key
+
+        key = clone_key(job.project_id, job.deployment_id)
+        size = objects.size_of(key)
+        limit = get_settings().upload_max_bytes
+        if size is None:
+            on_finished(BuildOutcome.failed("build_failed", "The clone build left no archive"))
+            return {}, {}
+        if size > limit:
+            on_finished(
+                BuildOutcome.failed(
+                    "build_failed",
+                    f"The checkout packs to {size} bytes, more than the {limit} an upload may be",
+                )
+            )
+            return {}, {}
+        body = objects.open_stream(commit_key(job.project_id, job.deployment_id))
+        try:
+            lines = body.read(MAX_COMMIT_MESSAGE).decode("utf-8", "replace").splitlines()
+        finally:
+            body.close()
+        message = lines[0][:MESSAGE_CHARS] if lines else ""
+        on_log("system", f"Cloned {(job.git or {}).get('sha', '')[:12]}: {message}")
+        facts = self._build(replace(job, git=None, source_key=key), on_log, on_finished)
+        return facts, {"message": message}
+
+    def _build(self, job: BuildJob, on_log: OnLog, on_finished: OnFinished) -> dict[str, Any]:
         from chalicelib.archive.inspect import InvalidArchive, inspect_archive
         from chalicelib.aws import objects
         from chalicelib.builders.codebuild import CodeBuildBuilder
         from chalicelib.buildplan.model import PlanError
         from chalicelib.buildplan.plan import make_plan
 
-        if job.git is not None:
-            # See docs/git.md: on AWS the clone belongs in the build's own buildspec, which
-            # needs the plan before the build starts; until then git builds run locally.
-            on_finished(
-                BuildOutcome.failed(
-                    "build_failed", "Git sources are built on the local stack only (docs/git.md)"
-                )
-            )
-            return {}
         try:
             report = inspect_archive(objects.open_stream(job.source_key))
             plan = make_plan(report.files, job.project_runtime, job.build, job.run)

@@ -16,10 +16,13 @@ def on_builds_message(event: Any) -> None:
 
 
 def builds_message(message: dict[str, Any]) -> None:
-    """One message of the builds queue: a build to start, or a deleted project to purge."""
+    """One message of the builds queue: a build to start, a git deployment's clone that
+    succeeded (AWS) to build, or a deleted project to purge."""
     kind = message.get("kind")
     if kind == "build":
         builds.start(message["project_id"], message["deployment_id"])
+    elif kind == "cloned":
+        builds.cloned(message["project_id"], message["deployment_id"], message["build_id"])
     elif kind == "purge_project":
         actions.purge_project(message["project_id"])
     else:

@@ -358,16 +358,31 @@ def test_the_apps_role_has_nothing_on_shipyards_resources(merged):
     assert "AppRole: may act on Shipyard's {'TableShipyardApiKeys'}" in found
 
 
-def test_codebuild_reads_only_uploads_and_pushes_only_to_the_apps_repository(merged):
+def test_codebuild_reads_only_sources_and_pushes_only_to_the_apps_repository(merged):
+    # The uploads and the clones of git sources (the clone build writes those) are all a
+    # build reads; it writes its artifact and its clone, nothing else of the bucket
     codebuild = statements(merged["Resources"]["CodeBuildRole"])
     reads = [s for s in codebuild if "s3:GetObject" in s["Action"]]
-    assert [s["Resource"] for s in reads] == [{"Fn::Sub": "${BucketArtifacts.Arn}/uploads/*"}]
+    sources = [
+        {"Fn::Sub": "${BucketArtifacts.Arn}/uploads/*"},
+        {"Fn::Sub": "${BucketArtifacts.Arn}/clones/*"},
+    ]
+    assert [s["Resource"] for s in reads] == [sources]
+    writes = [s for s in codebuild if "s3:PutObject" in _list(s["Action"])]
+    assert [s["Resource"] for s in writes] == [
+        [
+            {"Fn::Sub": "${BucketArtifacts.Arn}/artifacts/*"},
+            {"Fn::Sub": "${BucketArtifacts.Arn}/clones/*"},
+        ]
+    ]
     pushes = [s for s in codebuild if "ecr:PutImage" in s["Action"]]
     assert [s["Resource"] for s in pushes] == [{"Fn::GetAtt": ["AppImages", "Arn"]}]
-    reads[0]["Resource"] = {"Fn::Sub": "${BucketArtifacts.Arn}/*"}
+    reads[0]["Resource"] = [sources[0], {"Fn::Sub": "${BucketArtifacts.Arn}/*"}]
+    writes[0]["Resource"] = [{"Fn::Sub": "${BucketArtifacts.Arn}/env/*"}]
     pushes[0]["Resource"] = "*"
     found = problems(merged)
     assert any(p.startswith("CodeBuildRole: s3:GetObject beyond the uploads/") for p in found)
+    assert any(p.startswith("CodeBuildRole: s3:PutObject beyond artifacts/") for p in found)
     assert "CodeBuildRole: ecr:PutImage beyond the apps' repository" in found
 
 
