@@ -22,6 +22,7 @@ import urllib.request
 import pytest
 import requests
 
+from tests.e2e.test_edge import eventually
 from tests.pipeline_support import targz
 
 pytestmark = pytest.mark.xdist_group("fault-stack")
@@ -96,16 +97,6 @@ def logs(stack, deployment: dict) -> str:
     return body
 
 
-def until(check, timeout_s: float, what: str):
-    deadline = time.monotonic() + timeout_s
-    while True:
-        found = check()
-        if found:
-            return found
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
-
-
 def reach(stack, deployment: dict, status: str, line: str = "", timeout_s: float = 60) -> None:
     """Wait until the deployment is in `status` with `line` in its log."""
 
@@ -114,7 +105,7 @@ def reach(stack, deployment: dict, status: str, line: str = "", timeout_s: float
         assert current["status"] not in ENDED or current["status"] == status, current
         return current["status"] == status and (not line or line in logs(stack, deployment))
 
-    until(there, timeout_s, f"{status} {line!r}")
+    eventually(there, timeout_s, f"{status} {line!r}")
 
 
 def ended(stack, deployment: dict, timeout_s: float = 90) -> dict:
@@ -122,7 +113,7 @@ def ended(stack, deployment: dict, timeout_s: float = 90) -> dict:
         current = get(stack, deployment)
         return current if current["status"] in ENDED else None
 
-    return until(done, timeout_s, "the deployment to end")
+    return eventually(done, timeout_s, "the deployment to end")
 
 
 def serves(project_url: str, deployment_id: str, name: str) -> None:
@@ -138,7 +129,7 @@ def serves(project_url: str, deployment_id: str, name: str) -> None:
         except (urllib.error.URLError, OSError):
             return False
 
-    until(answered, 30, f"{project_url} to serve {deployment_id}")
+    eventually(answered, 30, f"{project_url} to serve {deployment_id}")
 
 
 @pytest.fixture(scope="module")
