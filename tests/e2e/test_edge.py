@@ -23,6 +23,7 @@ from tests.e2e.conftest import ROOT, external_moto, start_stack, stop_stack
 from tests.e2e.test_pipeline import deploy, wait
 from tests.e2e.test_sse_eventsource import SCRIPT, node  # noqa: F401 - a fixture used here
 from tests.pipeline_support import targz
+from tests.waiting import eventually
 
 FAST = {
     "SHIPYARD_SSE_WAIT_S": "1",
@@ -40,6 +41,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 VERSION = os.environ.get("APP_VERSION", "0")
 hung = threading.Event()
+# sys.stdout is not safe to write from two threads at once (a write can be lost), and
+# health checks are served while the flood is written.
+stdout = threading.Lock()
 if os.environ.get("IGNORE_TERM"):
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
@@ -53,14 +57,15 @@ class Handler(BaseHTTPRequestHandler):
         if path == "/hang":
             hung.set()
         if path == "/flood":
-            out = sys.stdout
-            for i in range(100000):
-                out.write(f"flood line {i}\n")
-            out.flush()
+            with stdout:
+                for i in range(100000):
+                    sys.stdout.write(f"flood line {i}\n")
+                sys.stdout.flush()
         if path == "/slow":
             time.sleep(1.5)
         body = f"version {VERSION}".encode()
-        print(f"served {path} as version {VERSION}", flush=True)
+        with stdout:
+            print(f"served {path} as version {VERSION}", flush=True)
         self.send_response(200)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
@@ -117,16 +122,6 @@ def ship(stack, project: dict, version: str, **env) -> dict:
 def deployment(stack, project: dict, deployment_id: str) -> dict:
     _, _, body = stack.request("GET", f"/v1/projects/{project['id']}/deployments/{deployment_id}")
     return body["data"]
-
-
-def eventually(check, timeout_s: float = 30, what: str = "it"):
-    deadline = time.monotonic() + timeout_s
-    while True:
-        result = check()
-        if result:
-            return result
-        assert time.monotonic() < deadline, f"{what} did not happen in {timeout_s} s"
-        time.sleep(0.1)
 
 
 def runtime_lines(stack, project: dict, deployment_id: str) -> list[dict]:

@@ -22,8 +22,8 @@ import urllib.request
 import pytest
 import requests
 
-from tests.e2e.test_edge import eventually
 from tests.pipeline_support import targz
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.xdist_group("fault-stack")
 

@@ -14,7 +14,8 @@ import uuid
 
 import pytest
 
-from tests.faults.test_kills import archive, deploy, ended, logs, serves, until
+from tests.faults.test_kills import archive, deploy, ended, logs, serves
+from tests.waiting import eventually
 from tests.webhook_support import Receiver
 
 pytestmark = pytest.mark.xdist_group("fault-stack")
@@ -87,7 +88,7 @@ def drained(*queue_names: str) -> None:
                 return False
         return True
 
-    until(empty, 30, f"{queue_names} to be drained")
+    eventually(empty, 30, f"{queue_names} to be drained")
 
 
 def status_of(stack, item: dict) -> dict:
@@ -155,7 +156,7 @@ def _deliveries(stack, hook_id: str) -> list[dict]:
 def test_webhook_deliveries_queue(fault_stack, setup, receiver, here, record):
     stack = fault_stack.stack
     hook = setup["hook"]
-    until(
+    eventually(
         lambda: (d := _deliveries(stack, hook["id"])) and all(x["status"] == "success" for x in d),
         30,
         "the deliveries to succeed",
@@ -213,7 +214,7 @@ def test_stream_handlers(table, fault_stack, setup, receiver, here, record):
     arn, records = _stream_records(table)
     assert records
     # The stack's pump has handed every record over already.
-    until(lambda: _event_ids(stack) == _event_ids(stack), 10, "events to settle")
+    eventually(lambda: _event_ids(stack) == _event_ids(stack), 10, "events to settle")
     events, hits = sorted(_event_ids(stack)), len(receiver.hits)
     handler(stream_event(records, arn), None)  # every record again: a retried batch
     handler(stream_event(records[::-1], arn), None)  # and again, newest first
@@ -234,7 +235,7 @@ def test_codebuild_state_changes(fault_stack, setup, here, record):
     # A deployment building on CodeBuild: the local stack builds locally, so its build is
     # named as CodeBuild's (a short local build whose own end comes later, out of order).
     item = deploy(stack, project_id, archive("app-codebuild", build_sleep_s=3))
-    until(lambda: status_of(stack, item)["status"] == "building", 30, "building")
+    eventually(lambda: status_of(stack, item)["status"] == "building", 30, "building")
     build_id = f"shipyard-build:{uuid.uuid4()}"
     assert store.set_fields(project_id, item["id"], {"build_id": build_id}, ("building",))
     variables = [{"name": "SHIPYARD_DEPLOYMENT_ID", "value": item["id"], "type": "PLAINTEXT"}]
