@@ -33,7 +33,8 @@ def median_subprocess_seconds(code: str, runs: int) -> list[float]:
 
 @contextmanager
 def app_on_moto():
-    """(chalice test client, workspace key) on moto's in-process AWS."""
+    """(chalice test client, workspace key) on moto's in-process AWS, patched as the local
+    stack's moto server is (chalicelib/local/moto_server.py)."""
     os.environ.pop("AWS_ENDPOINT_URL", None)
     os.environ.update(BENCH_ENV)
     from chalice.test import Client
@@ -43,8 +44,10 @@ def app_on_moto():
     from chalicelib.accounts.workspaces import create_with_key
     from chalicelib.aws.clients import reset_clients
     from chalicelib.core.settings import get_settings
+    from chalicelib.local import moto_server
     from infra.provision import provision
 
+    moto_server.patch()
     get_settings.cache_clear()
     with mock_aws():
         reset_clients()

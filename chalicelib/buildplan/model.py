@@ -16,7 +16,7 @@ import re
 import shlex
 from typing import Any, Literal
 
-from pydantic import BaseModel
+from chalicelib.core.models import Model
 
 Runtime = Literal["static", "node", "python"]
 
@@ -55,7 +55,7 @@ class PlanError(ValueError):
     """The project's settings cannot make a plan (the message says which and why)."""
 
 
-class BuildPlan(BaseModel):
+class BuildPlan(Model):
     runtime: Runtime
     framework: str | None
     root_directory: str | None

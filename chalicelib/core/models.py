@@ -43,7 +43,14 @@ ProjectStatus = Literal["idle", "deploying", "running", "failed"]
 PROJECT_STATUSES: tuple[str, ...] = ("idle", "deploying", "running", "failed")
 
 
-class Input(BaseModel):
+class Model(BaseModel):
+    """Every model of Shipyard's: its validator is built when first used, not on import,
+    so a cold start pays only for the models its request needs."""
+
+    model_config = ConfigDict(defer_build=True)
+
+
+class Input(Model):
     """A request body: unknown fields are refused, not ignored."""
 
     model_config = ConfigDict(extra="forbid")
@@ -100,7 +107,7 @@ class GitSettingsInput(Input):
     webhook_secret: Annotated[str, Field(min_length=16, max_length=255)] | None = None
 
 
-class GitSettings(BaseModel):
+class GitSettings(Model):
     repository: str
     branch: str
 
@@ -125,7 +132,7 @@ class ProjectUpdate(Input):
     git: GitSettingsInput | None = None
 
 
-class Project(BaseModel):
+class Project(Model):
     id: str
     workspace_id: str
     name: str
@@ -181,23 +188,23 @@ class EnvUpdate(Input):
     ]
 
 
-class EnvVar(BaseModel):
+class EnvVar(Model):
     value: str | None
     secret: bool
     environments: list[Environment]
 
 
-class EnvVars(BaseModel):
+class EnvVars(Model):
     vars: dict[str, EnvVar]
 
 
-class DependencyState(BaseModel):
+class DependencyState(Model):
     status: Literal["ok", "down"]
     latency_ms: float
     error: str | None = None
 
 
-class Health(BaseModel):
+class Health(Model):
     status: Literal["ok", "degraded"]
     dependencies: dict[str, DependencyState]
     # The local stack's sandbox of builds and apps; absent on AWS, where IAM isolates them.
@@ -207,7 +214,7 @@ class Health(BaseModel):
 Quantity = int | float
 
 
-class UsageMetric(BaseModel):
+class UsageMetric(Model):
     used: Quantity
     limit: int | None = Field(description="null: unlimited")
     available: Quantity | None
@@ -215,19 +222,19 @@ class UsageMetric(BaseModel):
     reset_at: Timestamp | None = Field(description="null: a count, not reset by time")
 
 
-class UsagePeriod(BaseModel):
+class UsagePeriod(Model):
     start: Timestamp
     end: Timestamp
 
 
-class Usage(BaseModel):
+class Usage(Model):
     workspace_id: str
     tier: str
     period: UsagePeriod
     metrics: dict[str, UsageMetric]
 
 
-class Entitlement(BaseModel):
+class Entitlement(Model):
     allowed: bool
     feature: str
     current_usage: Quantity
@@ -253,7 +260,7 @@ class ApiKeyRotate(Input):
     grace_period_hours: GraceHours = 24
 
 
-class ApiKey(BaseModel):
+class ApiKey(Model):
     id: str
     name: str
     prefix: str
@@ -298,7 +305,7 @@ class WorkspaceUpdate(Input):
     ] = None
 
 
-class Workspace(BaseModel):
+class Workspace(Model):
     id: str
     name: str
     slug: str
@@ -308,7 +315,7 @@ class Workspace(BaseModel):
     updated_at: Timestamp
 
 
-class PrincipalInfo(BaseModel):
+class PrincipalInfo(Model):
     type: Literal["workspace_key", "partner_key", "user"]
     id: str
     key_id: str | None
@@ -317,13 +324,13 @@ class PrincipalInfo(BaseModel):
     role: RoleName | None
 
 
-class RateLimitInfo(BaseModel):
+class RateLimitInfo(Model):
     requests_per_minute: int
     burst: float
     capacity: int
 
 
-class Me(BaseModel):
+class Me(Model):
     principal: PrincipalInfo
     workspace: Workspace | None
     scopes: list[str]

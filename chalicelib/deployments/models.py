@@ -5,9 +5,17 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
-from chalicelib.core.models import Environment, Input, Ref, RelativePath, Repository, Timestamp
+from chalicelib.core.models import (
+    Environment,
+    Input,
+    Model,
+    Ref,
+    RelativePath,
+    Repository,
+    Timestamp,
+)
 from chalicelib.deployments.status import STATUSES
 
 # Built from the status table, so the API's enum cannot drift from the status machine.
@@ -31,7 +39,7 @@ class UploadCreate(Input):
     sha256: Sha256 | None = None
 
 
-class Upload(BaseModel):
+class Upload(Model):
     id: str
     url: str
     fields: dict[str, str]
@@ -77,7 +85,7 @@ class RedeployRequest(Input):
     note: Note | None = None
 
 
-class DeploymentSource(BaseModel):
+class DeploymentSource(Model):
     type: SourceType
     upload_id: str | None = None
     deployment_id: str | None = None
@@ -91,7 +99,7 @@ class DeploymentSource(BaseModel):
     ] = None
 
 
-class Runtime(BaseModel):
+class Runtime(Model):
     """How a running deployment's app has fared under supervision."""
 
     state: Literal["starting", "up", "restarting", "crashed", "stopped"]
@@ -100,7 +108,7 @@ class Runtime(BaseModel):
     last_restart_at: Timestamp | None
 
 
-class Deployment(BaseModel):
+class Deployment(Model):
     id: str
     project_id: str
     number: int
@@ -123,19 +131,19 @@ class Deployment(BaseModel):
     finished_at: Timestamp | None
 
 
-class LogLine(BaseModel):
+class LogLine(Model):
     seq: int
     timestamp: Timestamp
     phase: Phase
     message: str
 
 
-class LogCursor(BaseModel):
+class LogCursor(Model):
     next_cursor: Annotated[str, Field(description="The seq to pass as ?after= next")]
     has_more: bool
 
 
-class LogPage(BaseModel):
+class LogPage(Model):
     """A page of a deployment's log and the deployment's status, as one JSON document."""
 
     data: list[LogLine]
@@ -143,7 +151,7 @@ class LogPage(BaseModel):
     status: DeploymentStatus
 
 
-class Release(BaseModel):
+class Release(Model):
     id: str
     version: int
     deployment_id: str
@@ -168,7 +176,7 @@ class DetectRequest(Input):
         return self
 
 
-class Detection(BaseModel):
+class Detection(Model):
     runtime: str
     framework: str | None
     install_command: str | None
@@ -188,7 +196,7 @@ class DeployHookCreate(Input):
     ] = None
 
 
-class DeployHook(BaseModel):
+class DeployHook(Model):
     id: str
     project_id: str
     name: str
@@ -201,12 +209,12 @@ class DeployHookWithUrl(DeployHook):
     url: Annotated[str, Field(description="The secret URL to POST to: shown only here")]
 
 
-class ArtifactFile(BaseModel):
+class ArtifactFile(Model):
     path: str
     size: int
     type: Literal["file", "directory", "symlink"]
 
 
-class StreamTicket(BaseModel):
+class StreamTicket(Model):
     ticket: str
     expires_at: Timestamp

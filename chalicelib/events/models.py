@@ -4,15 +4,13 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel
-
-from chalicelib.core.models import Timestamp
+from chalicelib.core.models import Model, Timestamp
 from chalicelib.events.types import EVENT_TYPES
 
 EventType = Literal[EVENT_TYPES]  # type: ignore[valid-type]
 
 
-class Event(BaseModel):
+class Event(Model):
     id: str
     type: EventType
     timestamp: Timestamp

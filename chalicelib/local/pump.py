@@ -10,7 +10,8 @@ process.
   visibility timeout (minutes for the deploy tasks).
 - Every `app.on_dynamodb_record` handler gets its table's stream, read from moto server's
   DynamoDB Streams (app.py names a stream by its table): each shard's records, in order,
-  as the Chalice DynamoDB event Lambda would deliver. A shard's checkpoint (the last
+  as the Chalice DynamoDB event Lambda would deliver, read as soon as this process has
+  written to DynamoDB rather than polled a few times a second. A shard's checkpoint (the last
   sequence number whose handler returned, kept in the state directory) moves only when the
   handler succeeds; one that raises gets the same records again, as Lambda retries a batch.
 - Every `app.schedule` handler is fired on its `rate(...)` schedule (EventBridge schedules
@@ -35,7 +36,11 @@ from chalicelib.core.log import logger
 from chalicelib.core.settings import get_settings, state_dir
 
 STREAM_TABLE = re.compile(r":table/([^/]+)/stream/")
-STREAM_POLL_S = 0.25
+# A stream is read again at once after a write to DynamoDB from this process (every write
+# of the local stack's is), and otherwise every STREAM_IDLE_S, for writes made elsewhere
+# (another process on the same moto).
+STREAM_IDLE_S = 2.0
+WRITES = ("PutItem", "UpdateItem", "DeleteItem", "TransactWriteItems", "BatchWriteItem")
 STREAM_DESCRIBE_S = 10.0
 STREAM_BATCH = 100
 RATE = re.compile(r"^rate\((\d+) (minute|minutes|hour|hours|day|days|second|seconds)\)$")
@@ -187,6 +192,7 @@ class Pump:
         self._threads: list[threading.Thread] = []
         self._checkpoints = Checkpoints()
         self._in_flight = InFlight()
+        self._written: list[threading.Event] = []  # one per stream reader
 
     def start(self) -> None:
         from chalice.app import DynamoDBEventConfig, ScheduledEventConfig, SQSEventConfig
@@ -216,8 +222,15 @@ class Pump:
             thread.start()
             self._threads.append(thread)
 
+    def _wrote(self, model: Any, **_: Any) -> None:
+        if model.name in WRITES:
+            for written in self._written:
+                written.set()
+
     def stop(self) -> None:
         self._stopping.set()
+        for written in self._written:
+            written.set()
         for thread in self._threads:
             thread.join(self.poll_wait_s + 5)
         self._pool.shutdown(wait=True, cancel_futures=True)
@@ -282,6 +295,9 @@ class Pump:
     def _stream(self, table: str, handler: Any) -> None:
         """Hand `table`'s stream to `handler`, shard by shard, each in order."""
         ddb, streams = client("dynamodb"), client("dynamodbstreams")
+        written = threading.Event()
+        self._written.append(written)
+        ddb.meta.events.register_first("after-call.dynamodb", self._wrote, unique_id="pump")
         checkpoints = self._checkpoints
         iterators: dict[str, str | None] = {}
         failing = False
@@ -297,6 +313,7 @@ class Pump:
                     shards = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"]
                     described_at = time.monotonic()
                 busy = False
+                written.clear()
                 for shard in shards:
                     key = f"{arn}|{shard['ShardId']}"
                     if iterators.get(key) is None:
@@ -328,7 +345,7 @@ class Pump:
                 self._stopping.wait(1)
                 continue
             if not busy:
-                self._stopping.wait(STREAM_POLL_S)
+                written.wait(STREAM_IDLE_S)
 
     @staticmethod
     def _iterator(streams: Any, arn: str, shard: dict[str, Any], after: str | None) -> str | None:

@@ -5,9 +5,17 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
-from chalicelib.core.models import URL_CHARS, URL_HOST, URL_PORT, GraceHours, Input, Timestamp
+from chalicelib.core.models import (
+    URL_CHARS,
+    URL_HOST,
+    URL_PORT,
+    GraceHours,
+    Input,
+    Model,
+    Timestamp,
+)
 from chalicelib.events.types import FILTERS
 
 EventFilter = Literal[FILTERS]  # type: ignore[valid-type]
@@ -41,7 +49,7 @@ class SecretRotate(Input):
     grace_period_hours: GraceHours = 24
 
 
-class Webhook(BaseModel):
+class Webhook(Model):
     id: str
     url: str
     events: list[str]
@@ -60,7 +68,7 @@ class WebhookWithSecret(Webhook):
     secret: str = Field(description="whsec_ + base64: shown in this response only")
 
 
-class Attempt(BaseModel):
+class Attempt(Model):
     attempt: int
     status: Literal["success", "failed"]
     response_code: int | None
@@ -74,7 +82,7 @@ class Attempt(BaseModel):
     )
 
 
-class Delivery(BaseModel):
+class Delivery(Model):
     id: str
     webhook_id: str
     event_id: str
@@ -87,7 +95,7 @@ class Delivery(BaseModel):
     attempts: list[Attempt]
 
 
-class TestResult(BaseModel):
+class TestResult(Model):
     success: bool
     status_code: int | None
     response_time_ms: int

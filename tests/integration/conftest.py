@@ -294,9 +294,9 @@ def moto_server_port():
     from moto.server import ThreadedMotoServer
 
     from chalicelib.host.processes import free_port
-    from chalicelib.local.moto_server import serialise_dynamodb
+    from chalicelib.local import moto_server
 
-    serialise_dynamodb()
+    moto_server.patch()
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()

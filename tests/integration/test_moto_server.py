@@ -1,0 +1,162 @@
+"""The embedded AWS's Query (chalicelib/local/moto_server.py) reads a partition from its
+key condition and start key, no further than its Limit: what it answers must be what
+DynamoDB answers, page by page, after any change to the table."""
+
+from __future__ import annotations
+
+import random
+import uuid
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+
+pytestmark = pytest.mark.xdist_group("moto-server")
+
+
+@pytest.fixture
+def dynamodb(moto_server_port):
+    return boto3.client(
+        "dynamodb",
+        endpoint_url=f"http://127.0.0.1:{moto_server_port}",
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+
+
+def new_table(dynamodb, range_type: str) -> str:
+    name = f"query-{uuid.uuid4().hex[:8]}"
+    dynamodb.create_table(
+        TableName=name,
+        KeySchema=[
+            {"AttributeName": "pk", "KeyType": "HASH"},
+            {"AttributeName": "sk", "KeyType": "RANGE"},
+        ],
+        AttributeDefinitions=[
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "sk", "AttributeType": range_type},
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    return name
+
+
+def every_page(dynamodb, **query) -> tuple[list, int]:
+    """The range keys of every page, in order, and how many pages it took."""
+    found, pages, start = [], 0, None
+    while True:
+        answer = dynamodb.query(**query, **({"ExclusiveStartKey": start} if start else {}))
+        pages += 1
+        found += [item["sk"] for item in answer["Items"]]
+        assert answer["Count"] == len(answer["Items"])
+        start = answer.get("LastEvaluatedKey")
+        if start is None:
+            return found, pages
+
+
+def test_numeric_ranges_page_in_order_whatever_the_insert_order(dynamodb):
+    table = new_table(dynamodb, "N")
+    numbers = list(range(1, 121))
+    random.Random(7).shuffle(numbers)
+    for n in numbers:
+        dynamodb.put_item(TableName=table, Item={"pk": {"S": "a"}, "sk": {"N": str(n)}})
+        dynamodb.put_item(TableName=table, Item={"pk": {"S": "b"}, "sk": {"N": str(n * 1000)}})
+    values = {":p": {"S": "a"}, ":x": {"N": "10"}, ":y": {"N": "100"}}
+    cases = {
+        "sk > :x": [n for n in range(11, 121)],
+        "sk >= :x": [n for n in range(10, 121)],
+        "sk < :x": [n for n in range(1, 10)],
+        "sk <= :x": [n for n in range(1, 11)],
+        "sk = :x": [10],
+        "sk BETWEEN :x AND :y": [n for n in range(10, 101)],
+    }
+    for condition, expected in cases.items():
+        for forward in (True, False):
+            used = {k: v for k, v in values.items() if k == ":p" or k in condition}
+            found, pages = every_page(
+                dynamodb,
+                TableName=table,
+                KeyConditionExpression=f"pk = :p AND {condition}",
+                ExpressionAttributeValues=used,
+                Limit=7,
+                ScanIndexForward=forward,
+            )
+            wanted = expected if forward else expected[::-1]
+            assert [int(v["N"]) for v in found] == wanted, (condition, forward)
+            assert pages == max(1, -(-len(expected) // 7)), (condition, forward)
+
+
+def test_a_page_sees_every_change_before_it(dynamodb):
+    table = new_table(dynamodb, "S")
+    for i in range(10):
+        dynamodb.put_item(TableName=table, Item={"pk": {"S": "p"}, "sk": {"S": f"k{i:02}"}})
+
+    def keys(**extra):
+        answer = dynamodb.query(
+            TableName=table,
+            KeyConditionExpression="pk = :p",
+            ExpressionAttributeValues={":p": {"S": "p"}},
+            **extra,
+        )
+        return [item["sk"]["S"] for item in answer["Items"]]
+
+    assert keys() == [f"k{i:02}" for i in range(10)]
+    dynamodb.delete_item(TableName=table, Key={"pk": {"S": "p"}, "sk": {"S": "k03"}})
+    dynamodb.put_item(TableName=table, Item={"pk": {"S": "p"}, "sk": {"S": "k035"}})
+    dynamodb.update_item(
+        TableName=table,
+        Key={"pk": {"S": "p"}, "sk": {"S": "k99"}},
+        UpdateExpression="SET n = :n",
+        ExpressionAttributeValues={":n": {"N": "1"}},
+    )
+    assert keys(Limit=5) == ["k00", "k01", "k02", "k035", "k04"]
+    assert keys(ExclusiveStartKey={"pk": {"S": "p"}, "sk": {"S": "k035"}}, Limit=2) == [
+        "k04",
+        "k05",
+    ]
+    assert keys(ScanIndexForward=False, Limit=2) == ["k99", "k09"]
+    # A transaction that fails restores the table; what it had written is gone again.
+    with pytest.raises(ClientError):
+        dynamodb.transact_write_items(
+            TransactItems=[
+                {"Put": {"TableName": table, "Item": {"pk": {"S": "p"}, "sk": {"S": "k000"}}}},
+                {
+                    "Put": {
+                        "TableName": table,
+                        "Item": {"pk": {"S": "p"}, "sk": {"S": "k01"}},
+                        "ConditionExpression": "attribute_not_exists(pk)",
+                    }
+                },
+            ]
+        )
+    assert keys(Limit=2) == ["k00", "k01"]
+
+
+def test_limit_counts_what_is_read_before_the_filter(dynamodb):
+    table = new_table(dynamodb, "N")
+    for n in range(1, 21):
+        item = {"pk": {"S": "f"}, "sk": {"N": str(n)}, "even": {"BOOL": n % 2 == 0}}
+        dynamodb.put_item(TableName=table, Item=item)
+    answer = dynamodb.query(
+        TableName=table,
+        KeyConditionExpression="pk = :p",
+        FilterExpression="even = :t",
+        ExpressionAttributeValues={":p": {"S": "f"}, ":t": {"BOOL": True}},
+        Limit=5,
+    )
+    assert [item["sk"]["N"] for item in answer["Items"]] == ["2", "4"]
+    assert answer["ScannedCount"] == 5
+    assert answer["LastEvaluatedKey"]["sk"] == {"N": "5"}
+
+
+def test_a_key_of_the_wrong_type_is_refused_as_dynamodb_refuses_it(dynamodb):
+    table = new_table(dynamodb, "N")
+    dynamodb.put_item(TableName=table, Item={"pk": {"S": "w"}, "sk": {"N": "1"}})
+    with pytest.raises(ClientError) as refused:
+        dynamodb.query(
+            TableName=table,
+            KeyConditionExpression="pk = :p AND sk > :x",
+            ExpressionAttributeValues={":p": {"S": "w"}, ":x": {"S": "text"}},
+        )
+    assert refused.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
