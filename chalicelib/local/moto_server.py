@@ -6,24 +6,26 @@ restoring whole tables, so concurrent requests can both pass a condition or undo
 other's writes. Quotas and idempotency rest on that atomicity, so the local stack and the
 tests run moto with its DynamoDB requests taken one at a time.
 
-Three changes make it answer at a speed closer to what it stands in for:
+Two changes make it answer at a speed closer to what it stands in for:
+- it is served by waitress, not werkzeug's development server: werkzeug closes the
+  connection after every response, so each AWS call cost a TCP connection and a thread
+  (and a wait for the client to close); waitress keeps connections alive, answers from a
+  thread pool, writes each response at once (`TCP_NODELAY`) and logs no line per request;
 - a Query on a table's key reads its partition, in key order, from where the key
   condition and the start key put it, and no further than its Limit, as DynamoDB does
-  (moto walks and sorts every item of the table for each Query);
-- responses leave on `TCP_NODELAY` sockets: werkzeug writes headers and body separately,
-  and Nagle's algorithm held the body back for the client's delayed ACK (about 40 ms
-  per call on a keep-alive connection);
-- no log line per request.
+  (moto walks and sorts every item of the table for each Query).
 
     python -m chalicelib.local.moto_server -H 127.0.0.1 -p PORT
 """
 
 from __future__ import annotations
 
+import argparse
 import bisect
-import contextlib
 import itertools
-import socket
+import json
+import os
+import signal
 import sys
 import threading
 from typing import Any
@@ -31,13 +33,148 @@ from typing import Any
 _lock = threading.RLock()
 _versions = itertools.count(1)  # a table's version: a new one at each of its changes
 _cut = threading.local()  # the items a Query of this thread runs on, with their table
+THREADS = 32
 
 
 def patch() -> None:
-    """Everything below, for a moto server in this process (idempotent)."""
+    """DynamoDB's atomicity, Query and transactions, and quicker answers, for a moto in
+    this process (idempotent)."""
     serialise_dynamodb()
     query_partitions()
-    quick_responses()
+    undo_logged_transactions()
+    quick_answers()
+
+
+def undo_logged_transactions() -> None:
+    """A transaction keeps what it touches to undo it, not a copy of its tables
+    (idempotent).
+
+    moto deep-copies every table a TransactWriteItems names, every time, to restore it if
+    the transaction fails: a cost that grows with the table (most of a project create's
+    time once a workspace has a few thousand items). Here moto's own transaction runs with
+    that copy skipped, after the items it names (as they were) and the length of each
+    table's stream are noted; if it fails, those items are put back and the stream
+    records it added are dropped, which is what restoring the copy did.
+    """
+    import copy
+    import types
+
+    from moto.dynamodb import models
+    from moto.dynamodb.models.dynamo_type import DynamoType
+    from moto.dynamodb.models.table import Table
+
+    original = models.DynamoDBBackend.transact_write_items
+    if getattr(original, "undo_logged", False):
+        return
+    models.copy = types.SimpleNamespace(
+        deepcopy=lambda value, memo=None: (
+            value if isinstance(value, Table) else copy.deepcopy(value, memo)
+        ),
+        copy=copy.copy,
+    )
+
+    def key_of(table: Any, op_type: str, op: dict) -> tuple[Any, Any]:
+        key = op["Item"] if op_type == "Put" else op["Key"]
+        hash_value = DynamoType(key[table.hash_key_attr])
+        if table.range_key_attr is None:
+            return hash_value, None
+        return hash_value, DynamoType(key[table.range_key_attr])
+
+    def transact_write_items(self, transact_items):
+        touched: dict[tuple, tuple] = {}
+        streams: dict[str, tuple] = {}
+        for entry in transact_items:
+            op_type, op = next(iter(entry.items()))
+            table = self.tables.get(op.get("TableName")) if isinstance(op, dict) else None
+            if table is None:
+                continue
+            if table.stream_shard is not None:
+                streams.setdefault(table.name, (table, len(table.stream_shard.items)))
+            try:
+                hash_value, range_value = key_of(table, op_type, op)
+            except (KeyError, TypeError):
+                continue  # moto refuses it before writing anything
+            before = table.items.get(hash_value)
+            if range_value is not None:
+                before = before.get(range_value) if before else None
+            touched.setdefault(
+                (table.name, hash_value, range_value),
+                (table, copy.deepcopy(before) if before is not None else None),
+            )
+        try:
+            return original(self, transact_items)
+        except Exception:
+            for (_, hash_value, range_value), (table, before) in touched.items():
+                partition = table.items.get(hash_value) if range_value is not None else None
+                if before is None and range_value is None:
+                    table.items.pop(hash_value, None)
+                elif before is None:
+                    if partition is not None:
+                        partition.pop(range_value, None)
+                elif range_value is None:
+                    table.items[hash_value] = before
+                else:
+                    table.items[hash_value][range_value] = before
+                table.__dict__["_shipyard_version"] = next(_versions)
+            for table, length in streams.values():
+                del table.stream_shard.items[length:]
+            raise
+
+    transact_write_items.undo_logged = True
+    models.DynamoDBBackend.transact_write_items = transact_write_items
+
+
+# The DynamoDB operations whose results moto already holds in their wire form.
+_ITEM_OPERATIONS = frozenset(
+    [
+        "GetItem",
+        "PutItem",
+        "UpdateItem",
+        "DeleteItem",
+        "Query",
+        "Scan",
+        "BatchGetItem",
+        "BatchWriteItem",
+        "TransactGetItems",
+        "TransactWriteItems",
+    ]
+)
+
+
+def _plain(value: Any) -> bool:
+    """Whether `value` is JSON as it stands: no None, bytes, dates or other objects."""
+    if isinstance(value, str | bool | int | float):
+        return True
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _plain(v) for k, v in value.items())
+    if isinstance(value, list):
+        return all(_plain(v) for v in value)
+    return False
+
+
+def quick_answers() -> None:
+    """Two costs moto pays on every request, cut (idempotent):
+    - it lists its own package directory (200-odd `isdir` calls) to route each request;
+    - it serializes DynamoDB's item results by walking botocore's output shape, where
+      they are already the JSON to send: those that are plain JSON go out as they are.
+    """
+    from moto import backends
+    from moto.dynamodb.responses import DynamoResult
+
+    if getattr(DynamoResult.execute_result, "quick", False):
+        return
+    modules = tuple(backends.list_of_moto_modules())
+    backends.list_of_moto_modules = lambda: modules
+    shaped = DynamoResult.execute_result
+
+    def execute_result(self, context):
+        result = self.result
+        if context.operation_model.name in _ITEM_OPERATIONS and _plain(result):
+            return 200, {"Content-Type": "application/x-amz-json-1.0"}, json.dumps(result)
+        return shaped(self, context)
+
+    execute_result.quick = True
+    DynamoResult.execute_result = execute_result
 
 
 def serialise_dynamodb() -> None:
@@ -215,29 +352,35 @@ def query_partitions() -> None:
     Table.query = query
 
 
-def quick_responses() -> None:
-    """`TCP_NODELAY` on every connection, and no log line per request (idempotent)."""
-    from werkzeug.serving import WSGIRequestHandler
+def wsgi_server(host: str, port: int) -> Any:
+    """moto's WSGI app on a waitress server (not yet running: call `.run()`), with every
+    patch above applied."""
+    import waitress
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
-    if getattr(WSGIRequestHandler.setup, "nodelay", False):
-        return
-    original = WSGIRequestHandler.setup
-
-    def setup(self):
-        original(self)
-        with contextlib.suppress(OSError):
-            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-    setup.nodelay = True
-    WSGIRequestHandler.setup = setup
-    WSGIRequestHandler.log_request = lambda self, code="-", size="-": None
+    patch()
+    app = DomainDispatcherApplication(create_backend_app)
+    # Long polls (the pump's SQS receives, each up to its wait) hold a thread each.
+    return waitress.create_server(
+        app, host=host, port=port, threads=THREADS, connection_limit=1000, ident="moto"
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
-    from moto.server import main as moto_main
-
-    patch()
-    moto_main(argv if argv is not None else sys.argv[1:])
+    parser = argparse.ArgumentParser(prog="python -m chalicelib.local.moto_server")
+    parser.add_argument("-H", "--host", default="127.0.0.1")
+    parser.add_argument("-p", "--port", type=int, default=5000)
+    args = parser.parse_args(argv)
+    # moto writes its own address into what it answers (presigned URLs, queue URLs).
+    os.environ.setdefault("MOTO_PORT", str(args.port))
+    server = wsgi_server(args.host, args.port)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    try:
+        server.run()
+    except (KeyboardInterrupt, SystemExit):
+        pass
+    finally:
+        server.close()
 
 
 if __name__ == "__main__":

@@ -290,18 +290,16 @@ def codebuild_calls(aws):
 
 @pytest.fixture(scope="session")
 def moto_server_port():
-    """A moto server in this process (DynamoDB Streams answer only in server mode)."""
-    from moto.server import ThreadedMotoServer
-
+    """A moto server in this process, served as the local stack serves it
+    (DynamoDB Streams answer only in server mode)."""
     from chalicelib.host.processes import free_port
     from chalicelib.local import moto_server
 
-    moto_server.patch()
     port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
+    server = moto_server.wsgi_server("127.0.0.1", port)
+    threading.Thread(target=server.run, name="moto", daemon=True).start()
     yield port
-    server.stop()
+    server.close()
 
 
 @pytest.fixture

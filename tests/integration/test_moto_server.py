@@ -116,11 +116,21 @@ def test_a_page_sees_every_change_before_it(dynamodb):
         "k05",
     ]
     assert keys(ScanIndexForward=False, Limit=2) == ["k99", "k09"]
-    # A transaction that fails restores the table; what it had written is gone again.
+    # A transaction that fails leaves nothing behind: what it put, updated or deleted
+    # before the write whose condition failed is as it was.
     with pytest.raises(ClientError):
         dynamodb.transact_write_items(
             TransactItems=[
                 {"Put": {"TableName": table, "Item": {"pk": {"S": "p"}, "sk": {"S": "k000"}}}},
+                {
+                    "Update": {
+                        "TableName": table,
+                        "Key": {"pk": {"S": "p"}, "sk": {"S": "k99"}},
+                        "UpdateExpression": "SET n = :n",
+                        "ExpressionAttributeValues": {":n": {"N": "5"}},
+                    }
+                },
+                {"Delete": {"TableName": table, "Key": {"pk": {"S": "p"}, "sk": {"S": "k00"}}}},
                 {
                     "Put": {
                         "TableName": table,
@@ -131,6 +141,46 @@ def test_a_page_sees_every_change_before_it(dynamodb):
             ]
         )
     assert keys(Limit=2) == ["k00", "k01"]
+    kept = dynamodb.get_item(TableName=table, Key={"pk": {"S": "p"}, "sk": {"S": "k99"}})
+    assert kept["Item"]["n"] == {"N": "1"}
+
+
+def test_a_failed_transaction_adds_nothing_to_the_stream(dynamodb, moto_server_port):
+    table = new_table(dynamodb, "S")
+    described = dynamodb.update_table(
+        TableName=table,
+        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
+    )
+    arn = described["TableDescription"]["LatestStreamArn"]
+    streams = boto3.client(
+        "dynamodbstreams",
+        endpoint_url=f"http://127.0.0.1:{moto_server_port}",
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    dynamodb.put_item(TableName=table, Item={"pk": {"S": "s"}, "sk": {"S": "taken"}})
+    with pytest.raises(ClientError):
+        dynamodb.transact_write_items(
+            TransactItems=[
+                {"Put": {"TableName": table, "Item": {"pk": {"S": "s"}, "sk": {"S": "new"}}}},
+                {
+                    "Put": {
+                        "TableName": table,
+                        "Item": {"pk": {"S": "s"}, "sk": {"S": "taken"}},
+                        "ConditionExpression": "attribute_not_exists(pk)",
+                    }
+                },
+            ]
+        )
+    dynamodb.put_item(TableName=table, Item={"pk": {"S": "s"}, "sk": {"S": "after"}})
+    shard = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"][0]
+    iterator = streams.get_shard_iterator(
+        StreamArn=arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
+    )["ShardIterator"]
+    records = streams.get_records(ShardIterator=iterator)["Records"]
+    keys = [r["dynamodb"]["Keys"]["sk"]["S"] for r in records]
+    assert keys == ["taken", "after"]
 
 
 def test_limit_counts_what_is_read_before_the_filter(dynamodb):
