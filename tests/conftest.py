@@ -44,10 +44,10 @@ def aws(request, monkeypatch):
     from chalicelib.aws.clients import reset_clients
     from chalicelib.core.settings import get_settings
     from chalicelib.identity.auth import forget_cached
-    from chalicelib.local.moto_server import serialise_dynamodb
+    from chalicelib.local import moto_server
     from infra.provision import provision
 
-    serialise_dynamodb()
+    moto_server.patch()  # the moto the local stack runs, whichever test comes first
     config = {}
     if request.node.get_closest_marker("workflows"):
         config = {"stepfunctions": {"execute_state_machine": True}}

@@ -45,6 +45,17 @@ def patch() -> None:
     quick_answers()
 
 
+def changed(table: Any, hash_key: Any) -> None:
+    """Note a change to one partition of `table` (None: to any of them)."""
+    versions = table.__dict__.setdefault("_shipyard_versions", {})
+    versions[hash_key] = next(_versions)
+
+
+def version_of(table: Any, hash_key: Any) -> tuple[int, int]:
+    versions = table.__dict__.get("_shipyard_versions", {})
+    return versions.get(None, 0), versions.get(hash_key, 0)
+
+
 def undo_logged_transactions() -> None:
     """A transaction keeps what it touches to undo it, not a copy of its tables
     (idempotent).
@@ -115,7 +126,7 @@ def undo_logged_transactions() -> None:
                     table.items[hash_value] = before
                 else:
                     table.items[hash_value][range_value] = before
-                table.__dict__["_shipyard_version"] = next(_versions)
+                changed(table, hash_value)
             for table, length in streams.values():
                 del table.stream_shard.items[length:]
             raise
@@ -178,19 +189,22 @@ def quick_answers() -> None:
 
 
 def serialise_dynamodb() -> None:
-    """Make moto handle one DynamoDB request at a time (idempotent)."""
+    """Make moto handle one DynamoDB or DynamoDB Streams request at a time (idempotent):
+    a stream read never sees the records of a transaction that is being undone."""
     from moto.dynamodb.responses import DynamoHandler
+    from moto.dynamodbstreams.responses import DynamoDBStreamsHandler
 
-    original = DynamoHandler.call_action
-    if getattr(original, "serialised", False):
-        return
+    for handler in (DynamoHandler, DynamoDBStreamsHandler):
+        original = handler.call_action
+        if getattr(original, "serialised", False):
+            continue
 
-    def call_action(self):
-        with _lock:
-            return original(self)
+        def call_action(self, original=original):
+            with _lock:
+                return original(self)
 
-    call_action.serialised = True
-    DynamoHandler.call_action = call_action
+        call_action.serialised = True
+        handler.call_action = call_action
 
 
 # Which keys a key condition keeps, as bisect bounds over the partition's sorted keys.
@@ -233,15 +247,20 @@ def query_partitions() -> None:
     if getattr(original, "by_partition", False):
         return
 
-    def changes(method):
-        def changed(self, *args, **kwargs):
-            self.__dict__["_shipyard_version"] = next(_versions)
-            return method(self, *args, **kwargs)
+    put_item, delete_item = Table.put_item, Table.delete_item
 
-        return changed
+    def put(self, item_attrs, *args, **kwargs):
+        try:
+            changed(self, DynamoType(item_attrs[self.hash_key_attr]))
+        except (KeyError, TypeError):
+            changed(self, None)
+        return put_item(self, item_attrs, *args, **kwargs)
 
-    Table.put_item = changes(Table.put_item)
-    Table.delete_item = changes(Table.delete_item)
+    def delete(self, hash_key, *args, **kwargs):
+        changed(self, hash_key)
+        return delete_item(self, hash_key, *args, **kwargs)
+
+    Table.put_item, Table.delete_item = put, delete
     every_item = Table.all_items
 
     def all_items(self):
@@ -254,7 +273,7 @@ def query_partitions() -> None:
         partition = table.items.get(hash_key)
         if not partition:
             return [], []
-        version = table.__dict__.get("_shipyard_version", 0)
+        version = version_of(table, hash_key)
         cache = table.__dict__.setdefault("_shipyard_sorted", {})
         known = cache.get(hash_key)
         if known is not None and known[0] is partition and known[1] == version:
@@ -318,26 +337,36 @@ def query_partitions() -> None:
                 **filter_kwargs,
             )
         lo, hi = bounds
-        if exclusive_start_key is not None:
-            start = DynamoType(exclusive_start_key.get(self.range_key_attr) or {"NULL": True})
-            start = start.cast_value
-            if scan_index_forward is False:
-                hi = min(hi, bisect.bisect_left(keys, start))
-            else:
-                lo = max(lo, bisect.bisect_right(keys, start))
-        if limit:
-            # One more than the Limit, so moto's Query sees that there is a next page.
-            if scan_index_forward is False:
+        try:
+            if exclusive_start_key is not None:
+                start = exclusive_start_key.get(self.range_key_attr) or {"NULL": True}
+                start = DynamoType(start).cast_value
+                if scan_index_forward is False:
+                    hi = min(hi, bisect.bisect_left(keys, start))
+                else:
+                    lo = max(lo, bisect.bisect_right(keys, start))
+        except TypeError:
+            raise MockValidationException(
+                "The provided starting key does not match the range key predicate"
+            ) from None
+        # One item past the key condition's bound, and one past the Limit: moto's Query
+        # checks the Limit before the condition, and returns a LastEvaluatedKey when the
+        # partition goes on after a full page, as DynamoDB does.
+        if scan_index_forward is False:
+            lo = max(lo - 1, 0)
+            if limit:
                 lo = max(lo, hi - limit - 1)
-            else:
+        else:
+            hi = min(hi + 1, len(items))
+            if limit:
                 hi = min(hi, lo + limit + 1)
         _cut.items = (self, items[lo:hi])
         try:
             return original(
                 self,
                 hash_key,
-                None,
-                [],
+                range_comparison,
+                range_objs,
                 limit,
                 None,
                 scan_index_forward,
@@ -359,10 +388,23 @@ def wsgi_server(host: str, port: int) -> Any:
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
     patch()
-    app = DomainDispatcherApplication(create_backend_app)
-    # Long polls (the pump's SQS receives, each up to its wait) hold a thread each.
+    moto = DomainDispatcherApplication(create_backend_app)
+
+    def app(environ, start_response):
+        # moto's S3 reads the path as sent from RAW_URI (werkzeug's name for it).
+        environ.setdefault("RAW_URI", environ.get("REQUEST_URI", ""))
+        return moto(environ, start_response)
+
+    # Long polls (the pump's SQS receives, each up to its wait) hold a thread each; poll(),
+    # not select(), watches the sockets: moto keeps a file open per large S3 object.
     return waitress.create_server(
-        app, host=host, port=port, threads=THREADS, connection_limit=1000, ident="moto"
+        app,
+        host=host,
+        port=port,
+        threads=THREADS,
+        connection_limit=1000,
+        asyncore_use_poll=True,
+        ident="moto",
     )
 
 

@@ -11,7 +11,7 @@ process.
 - Every `app.on_dynamodb_record` handler gets its table's stream, read from moto server's
   DynamoDB Streams (app.py names a stream by its table): each shard's records, in order,
   as the Chalice DynamoDB event Lambda would deliver, read as soon as this process has
-  written to DynamoDB rather than polled a few times a second. A shard's checkpoint (the last
+  written to that table rather than polled a few times a second. A shard's checkpoint (the last
   sequence number whose handler returned, kept in the state directory) moves only when the
   handler succeeds; one that raises gets the same records again, as Lambda retries a batch.
 - Every `app.schedule` handler is fired on its `rate(...)` schedule (EventBridge schedules
@@ -39,8 +39,9 @@ STREAM_TABLE = re.compile(r":table/([^/]+)/stream/")
 # A stream is read again at once after a write to DynamoDB from this process (every write
 # of the local stack's is), and otherwise every STREAM_IDLE_S, for writes made elsewhere
 # (another process on the same moto).
-STREAM_IDLE_S = 2.0
-WRITES = ("PutItem", "UpdateItem", "DeleteItem", "TransactWriteItems", "BatchWriteItem")
+STREAM_IDLE_S = 0.5
+STREAM_MIN_S = 0.02  # between two reads of a stream, so a burst of writes is read in batches
+WRITES = {"PutItem", "UpdateItem", "DeleteItem", "TransactWriteItems", "BatchWriteItem"}
 STREAM_DESCRIBE_S = 10.0
 STREAM_BATCH = 100
 RATE = re.compile(r"^rate\((\d+) (minute|minutes|hour|hours|day|days|second|seconds)\)$")
@@ -192,7 +193,8 @@ class Pump:
         self._threads: list[threading.Thread] = []
         self._checkpoints = Checkpoints()
         self._in_flight = InFlight()
-        self._written: list[threading.Event] = []  # one per stream reader
+        self._written: dict[str, threading.Event] = {}  # table name -> its reader's
+        self._hooked: dict[int, Any] = {}  # the DynamoDB clients that tell of their writes
 
     def start(self) -> None:
         from chalice.app import DynamoDBEventConfig, ScheduledEventConfig, SQSEventConfig
@@ -222,15 +224,39 @@ class Pump:
             thread.start()
             self._threads.append(thread)
 
-    def _wrote(self, model: Any, **_: Any) -> None:
+    def _tables(self, params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+        """Before a DynamoDB call: note the tables it writes to (if it writes)."""
+        names = {params.get("TableName")} | set(params.get("RequestItems") or ())
+        for entry in params.get("TransactItems") or ():
+            names |= {op.get("TableName") for op in entry.values() if isinstance(op, dict)}
+        context["shipyard_tables"] = names
+
+    def _wrote(self, model: Any, context: dict[str, Any], **_: Any) -> None:
+        """After a DynamoDB call: wake the readers of the streams of what it wrote."""
         if model.name in WRITES:
-            for written in self._written:
-                written.set()
+            for name in context.get("shipyard_tables", ()):
+                if (written := self._written.get(name)) is not None:
+                    written.set()
+
+    def _hook(self, ddb: Any) -> None:
+        """Have this DynamoDB client (the process's, remade after reset_clients) tell the
+        stream readers of its writes (idempotent)."""
+        if id(ddb) in self._hooked:
+            return
+        self._hooked[id(ddb)] = ddb
+        events, unique = ddb.meta.events, f"pump-{id(self)}"
+        events.register("before-parameter-build.dynamodb", self._tables, unique_id=unique)
+        events.register("after-call.dynamodb", self._wrote, unique_id=unique)
 
     def stop(self) -> None:
         self._stopping.set()
-        for written in self._written:
+        for written in self._written.values():
             written.set()
+        for ddb in self._hooked.values():
+            ddb.meta.events.unregister(
+                "before-parameter-build.dynamodb", unique_id=f"pump-{id(self)}"
+            )
+            ddb.meta.events.unregister("after-call.dynamodb", unique_id=f"pump-{id(self)}")
         for thread in self._threads:
             thread.join(self.poll_wait_s + 5)
         self._pool.shutdown(wait=True, cancel_futures=True)
@@ -295,9 +321,7 @@ class Pump:
     def _stream(self, table: str, handler: Any) -> None:
         """Hand `table`'s stream to `handler`, shard by shard, each in order."""
         ddb, streams = client("dynamodb"), client("dynamodbstreams")
-        written = threading.Event()
-        self._written.append(written)
-        ddb.meta.events.register_first("after-call.dynamodb", self._wrote, unique_id="pump")
+        written = self._written.setdefault(get_settings().table(table), threading.Event())
         checkpoints = self._checkpoints
         iterators: dict[str, str | None] = {}
         failing = False
@@ -312,6 +336,7 @@ class Pump:
                     ]
                     shards = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"]
                     described_at = time.monotonic()
+                self._hook(client("dynamodb"))
                 busy = False
                 written.clear()
                 for shard in shards:
@@ -346,6 +371,7 @@ class Pump:
                 continue
             if not busy:
                 written.wait(STREAM_IDLE_S)
+                self._stopping.wait(STREAM_MIN_S)
 
     @staticmethod
     def _iterator(streams: Any, arn: str, shard: dict[str, Any], after: str | None) -> str | None:
