@@ -227,6 +227,15 @@ def _key_range(keys: list, comparison: str | None, values: list) -> tuple[int, i
         return bisect.bisect_left(keys, values[0]), bisect.bisect_right(keys, values[0])
     if comparison == "BETWEEN":
         return bisect.bisect_left(keys, values[0]), bisect.bisect_right(keys, values[1])
+    if comparison == "BEGINS_WITH" and isinstance(values[0], str):
+        prefix = values[0]
+        if not prefix:
+            return lo, hi
+        if prefix[-1] == chr(sys.maxunicode):
+            return None
+        # The first string past every one that starts with `prefix`.
+        after = prefix[:-1] + chr(ord(prefix[-1]) + 1)
+        return bisect.bisect_left(keys, prefix), bisect.bisect_left(keys, after)
     return None
 
 

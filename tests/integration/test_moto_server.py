@@ -129,6 +129,16 @@ def test_a_page_sees_every_change_before_it(dynamodb):
         "k05",
     ]
     assert keys(ScanIndexForward=False, Limit=2) == ["k99", "k09"]
+    dynamodb.put_item(TableName=table, Item={"pk": {"S": "p"}, "sk": {"S": "l0"}})
+    prefixed = dynamodb.query(
+        TableName=table,
+        KeyConditionExpression="pk = :p AND begins_with(sk, :k)",
+        ExpressionAttributeValues={":p": {"S": "p"}, ":k": {"S": "k0"}},
+        ScanIndexForward=False,
+        Limit=3,
+    )
+    assert [item["sk"]["S"] for item in prefixed["Items"]] == ["k09", "k08", "k07"]
+    assert prefixed["LastEvaluatedKey"]["sk"] == {"S": "k07"}
     # A transaction that fails leaves nothing behind: what it put, updated or deleted
     # before the write whose condition failed is as it was.
     with pytest.raises(ClientError):
