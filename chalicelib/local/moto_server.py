@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import bisect
+import inspect
 import itertools
 import json
 import os
@@ -295,65 +296,41 @@ def query_partitions() -> None:
         cache[hash_key] = (partition, version, keys, items)
         return keys, items
 
-    def query(
-        self,
-        hash_key,
-        range_comparison,
-        range_objs,
-        limit,
-        exclusive_start_key,
-        scan_index_forward,
-        projection_expressions,
-        index_name=None,
-        consistent_read=False,
-        filter_expression=None,
-        hash_key_conditions=None,
-        range_key_conditions=None,
-        **filter_kwargs,
-    ):
-        unchanged = (
-            index_name
+    signature = inspect.signature(original)
+
+    def query(self, *args, **kwargs):
+        asked = signature.bind(self, *args, **kwargs)
+        asked.apply_defaults()
+        a = asked.arguments
+        conditions = a["range_key_conditions"]
+        if (
+            a["index_name"]
             or not self.range_key_attr
-            or filter_kwargs
-            or (range_key_conditions and len(range_key_conditions) > 1)
-        )
-        bounds = None
-        if not unchanged:
-            keys, items = sorted_partition(self, hash_key)
-            values = [obj.cast_value for obj in range_objs or []]
-            try:
-                bounds = _key_range(keys, range_comparison, values)
-            except TypeError:  # moto would fail the same comparison with a 500
-                raise MockValidationException(
-                    "One or more parameter values were invalid: "
-                    "Condition parameter type does not match schema type"
-                ) from None
-        if bounds is None:
-            return original(
-                self,
-                hash_key,
-                range_comparison,
-                range_objs,
-                limit,
-                exclusive_start_key,
-                scan_index_forward,
-                projection_expressions,
-                index_name=index_name,
-                consistent_read=consistent_read,
-                filter_expression=filter_expression,
-                hash_key_conditions=hash_key_conditions,
-                range_key_conditions=range_key_conditions,
-                **filter_kwargs,
-            )
-        lo, hi = bounds
+            or a["filter_kwargs"]
+            or (conditions and len(conditions) > 1)
+        ):
+            return original(self, *args, **kwargs)
+        keys, items = sorted_partition(self, a["hash_key"])
+        values = [obj.cast_value for obj in a["range_objs"] or []]
         try:
-            if exclusive_start_key is not None:
-                start = exclusive_start_key.get(self.range_key_attr) or {"NULL": True}
+            bounds = _key_range(keys, a["range_comparison"], values)
+        except TypeError:  # moto would fail the same comparison with a 500
+            raise MockValidationException(
+                "One or more parameter values were invalid: "
+                "Condition parameter type does not match schema type"
+            ) from None
+        if bounds is None:
+            return original(self, *args, **kwargs)
+        lo, hi = bounds
+        forward, limit, start = a["scan_index_forward"] is not False, a["limit"], None
+        try:
+            if a["exclusive_start_key"] is not None:
+                start = a["exclusive_start_key"].get(self.range_key_attr) or {"NULL": True}
                 start = DynamoType(start).cast_value
-                if scan_index_forward is False:
-                    hi = min(hi, bisect.bisect_left(keys, start))
-                else:
+                if forward:
                     lo = max(lo, bisect.bisect_right(keys, start))
+                else:
+                    hi = min(hi, bisect.bisect_left(keys, start))
         except TypeError:
             raise MockValidationException(
                 "The provided starting key does not match the range key predicate"
@@ -361,28 +338,18 @@ def query_partitions() -> None:
         # One item past the key condition's bound, and one past the Limit: moto's Query
         # checks the Limit before the condition, and returns a LastEvaluatedKey when the
         # partition goes on after a full page, as DynamoDB does.
-        if scan_index_forward is False:
-            lo = max(lo - 1, 0)
-            if limit:
-                lo = max(lo, hi - limit - 1)
-        else:
+        if forward:
             hi = min(hi + 1, len(items))
             if limit:
                 hi = min(hi, lo + limit + 1)
+        else:
+            lo = max(lo - 1, 0)
+            if limit:
+                lo = max(lo, hi - limit - 1)
+        a["exclusive_start_key"] = None
         _cut.items = (self, items[lo:hi])
         try:
-            return original(
-                self,
-                hash_key,
-                range_comparison,
-                range_objs,
-                limit,
-                None,
-                scan_index_forward,
-                projection_expressions,
-                consistent_read=consistent_read,
-                filter_expression=filter_expression,
-            )
+            return original(*asked.args, **asked.kwargs)
         finally:
             _cut.items = None
 

@@ -14,15 +14,27 @@ from botocore.exceptions import ClientError
 pytestmark = pytest.mark.xdist_group("moto-server")
 
 
-@pytest.fixture
-def dynamodb(moto_server_port):
+def aws_client(service: str, port: int):
     return boto3.client(
-        "dynamodb",
-        endpoint_url=f"http://127.0.0.1:{moto_server_port}",
+        service,
+        endpoint_url=f"http://127.0.0.1:{port}",
         region_name="us-east-1",
         aws_access_key_id="testing",
         aws_secret_access_key="testing",
     )
+
+
+@pytest.fixture
+def dynamodb(moto_server_port):
+    return aws_client("dynamodb", moto_server_port)
+
+
+def put(table: str, pk: str, sk: str, **condition) -> dict:
+    """One Put of a transaction."""
+    return {"Put": {"TableName": table, "Item": {"pk": {"S": pk}, "sk": {"S": sk}}, **condition}}
+
+
+FREE = {"ConditionExpression": "attribute_not_exists(pk)"}
 
 
 def new_table(dynamodb, range_type: str) -> str:
@@ -144,7 +156,7 @@ def test_a_page_sees_every_change_before_it(dynamodb):
     with pytest.raises(ClientError):
         dynamodb.transact_write_items(
             TransactItems=[
-                {"Put": {"TableName": table, "Item": {"pk": {"S": "p"}, "sk": {"S": "k000"}}}},
+                put(table, "p", "k000"),
                 {
                     "Update": {
                         "TableName": table,
@@ -154,13 +166,7 @@ def test_a_page_sees_every_change_before_it(dynamodb):
                     }
                 },
                 {"Delete": {"TableName": table, "Key": {"pk": {"S": "p"}, "sk": {"S": "k00"}}}},
-                {
-                    "Put": {
-                        "TableName": table,
-                        "Item": {"pk": {"S": "p"}, "sk": {"S": "k01"}},
-                        "ConditionExpression": "attribute_not_exists(pk)",
-                    }
-                },
+                put(table, "p", "k01", **FREE),
             ]
         )
     assert keys(Limit=2) == ["k00", "k01"]
@@ -175,26 +181,11 @@ def test_a_failed_transaction_adds_nothing_to_the_stream(dynamodb, moto_server_p
         StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
     )
     arn = described["TableDescription"]["LatestStreamArn"]
-    streams = boto3.client(
-        "dynamodbstreams",
-        endpoint_url=f"http://127.0.0.1:{moto_server_port}",
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
+    streams = aws_client("dynamodbstreams", moto_server_port)
     dynamodb.put_item(TableName=table, Item={"pk": {"S": "s"}, "sk": {"S": "taken"}})
     with pytest.raises(ClientError):
         dynamodb.transact_write_items(
-            TransactItems=[
-                {"Put": {"TableName": table, "Item": {"pk": {"S": "s"}, "sk": {"S": "new"}}}},
-                {
-                    "Put": {
-                        "TableName": table,
-                        "Item": {"pk": {"S": "s"}, "sk": {"S": "taken"}},
-                        "ConditionExpression": "attribute_not_exists(pk)",
-                    }
-                },
-            ]
+            TransactItems=[put(table, "s", "new"), put(table, "s", "taken", **FREE)]
         )
     dynamodb.put_item(TableName=table, Item={"pk": {"S": "s"}, "sk": {"S": "after"}})
     shard = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"][0]
