@@ -79,7 +79,7 @@ format: $(STAMP)
 	$(VENV)/bin/ruff check --fix .
 
 test: $(STAMP) node_modules/.installed $(CHROMIUM) git-cli edge-installed sandbox-tools lint infra-lint
-	$(PY) -m pytest -n 2 --dist loadgroup
+	$(PY) -m pytest -n 2 --dist loadgroup --durations=15
 
 unit: $(STAMP)
 	$(PY) -m pytest tests/unit
