@@ -25,7 +25,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from bench.harness import show
+from bench.harness import BENCH_ENV, show
 from chalicelib.host.processes import free_port, stop_process
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -136,6 +136,8 @@ def _serving_after(stack: Stack, project: dict, path: str, body: dict) -> float:
 
 def _static_server_start_seconds() -> list[float]:
     """How long the example's own start takes: the static server, until it listens."""
+    for name, value in BENCH_ENV.items():  # settings, when this module runs on its own
+        os.environ.setdefault(name, value)
     from chalicelib.buildplan.plan import make_plan
     from chalicelib.runtimes.local import LocalProcessRuntime
 

@@ -23,6 +23,7 @@ from pathlib import Path
 PROXY_PORT = 3128
 _CONNECT_TIMEOUT_S = 15
 _IDLE_TIMEOUT_S = 300
+_SHUTDOWN_POLL_S = 0.05
 _MAX_HEADER = 16 * 1024
 
 
@@ -59,8 +60,13 @@ class EgressProxy:
         socket_path.unlink(missing_ok=True)
         self._server = socketserver.ThreadingUnixStreamServer(str(socket_path), Handler)
         self._server.daemon_threads = True
+        # serve_forever looks for a shutdown every poll interval (0.5 s by default), and a
+        # build's end waits for its proxy to close.
         self._thread = threading.Thread(
-            target=self._server.serve_forever, name=f"egress-{socket_path.parent.name}", daemon=True
+            target=self._server.serve_forever,
+            args=(_SHUTDOWN_POLL_S,),
+            name=f"egress-{socket_path.parent.name}",
+            daemon=True,
         )
         self._thread.start()
 
