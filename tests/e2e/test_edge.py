@@ -5,6 +5,7 @@ a deleted project), the runtime log (and a flood) and the access log."""
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import signal
@@ -342,9 +343,10 @@ def test_a_project_deleted_while_its_app_restarts_leaves_nothing_running(stack):
 
 
 def _answers(url: str) -> str | None:
+    """What the URL answers; None when nothing does (refused, or cut off by the stop)."""
     try:
         return get(url, timeout=2)[1]
-    except OSError:
+    except (OSError, http.client.HTTPException):
         return None
 
 
