@@ -73,18 +73,14 @@ def _cpu_seconds(pids: list[int]) -> float:
 
 def _server_pids(stack) -> list[int]:
     """The stack's process and its moto server's."""
-    moto = f"-p\x00{stack.env['SHIPYARD_MOTO_PORT']}\x00"
+    moto = f"moto_server\x00-H\x00127.0.0.1\x00-p\x00{stack.env['SHIPYARD_MOTO_PORT']}\x00"
     found = [stack.process.pid]
     for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if (
-                    moto in (entry / "cmdline").read_text()
-                    and "moto_server" in (entry / "cmdline").read_text()
-                ):
-                    found.append(int(entry.name))
-            except OSError:
-                continue
+        try:
+            if entry.name.isdigit() and moto in (entry / "cmdline").read_text():
+                found.append(int(entry.name))
+        except OSError:
+            continue  # gone meanwhile
     return found
 
 

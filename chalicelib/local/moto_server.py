@@ -6,14 +6,18 @@ restoring whole tables, so concurrent requests can both pass a condition or undo
 other's writes. Quotas and idempotency rest on that atomicity, so the local stack and the
 tests run moto with its DynamoDB requests taken one at a time.
 
-Two changes make it answer at a speed closer to what it stands in for:
+Other changes make it answer at a speed closer to what it stands in for:
 - it is served by waitress, not werkzeug's development server: werkzeug closes the
   connection after every response, so each AWS call cost a TCP connection and a thread
   (and a wait for the client to close); waitress keeps connections alive, answers from a
   thread pool, writes each response at once (`TCP_NODELAY`) and logs no line per request;
 - a Query on a table's key reads its partition, in key order, from where the key
   condition and the start key put it, and no further than its Limit, as DynamoDB does
-  (moto walks and sorts every item of the table for each Query).
+  (moto walks and sorts every item of the table for each Query);
+- a transaction notes the items it touches to undo them, instead of deep-copying its
+  tables;
+- requests are routed without listing moto's package directory, and item results that are
+  plain JSON are sent as they are.
 
     python -m chalicelib.local.moto_server -H 127.0.0.1 -p PORT
 """
@@ -32,7 +36,7 @@ import threading
 from typing import Any
 
 _lock = threading.RLock()
-_versions = itertools.count(1)  # a table's version: a new one at each of its changes
+_versions = itertools.count(1)  # a partition's version: a new one at each of its changes
 _cut = threading.local()  # the items a Query of this thread runs on, with their table
 THREADS = 32
 
@@ -117,14 +121,13 @@ def undo_logged_transactions() -> None:
             return original(self, transact_items)
         except Exception:
             for (_, hash_value, range_value), (table, before) in touched.items():
-                partition = table.items.get(hash_value) if range_value is not None else None
-                if before is None and range_value is None:
-                    table.items.pop(hash_value, None)
+                if range_value is None:
+                    if before is None:
+                        table.items.pop(hash_value, None)
+                    else:
+                        table.items[hash_value] = before
                 elif before is None:
-                    if partition is not None:
-                        partition.pop(range_value, None)
-                elif range_value is None:
-                    table.items[hash_value] = before
+                    table.items.get(hash_value, {}).pop(range_value, None)
                 else:
                     table.items[hash_value][range_value] = before
                 changed(table, hash_value)
@@ -136,9 +139,9 @@ def undo_logged_transactions() -> None:
     models.DynamoDBBackend.transact_write_items = transact_write_items
 
 
-# The DynamoDB operations whose results moto already holds in their wire form.
+# The DynamoDB operations that answer with a DynamoResult (their items in wire form).
 _ITEM_OPERATIONS = frozenset(
-    [
+    {
         "GetItem",
         "PutItem",
         "UpdateItem",
@@ -146,10 +149,8 @@ _ITEM_OPERATIONS = frozenset(
         "Query",
         "Scan",
         "BatchGetItem",
-        "BatchWriteItem",
         "TransactGetItems",
-        "TransactWriteItems",
-    ]
+    }
 )
 
 
@@ -243,9 +244,9 @@ def _key_range(keys: list, comparison: str | None, values: list) -> tuple[int, i
 def query_partitions() -> None:
     """Make a Query on a table's own key read only what DynamoDB would (idempotent).
 
-    Each partition's items are kept sorted by range key, remade when the table changes
-    (a put or delete bumps its version; a transaction's rollback replaces the partitions);
-    the key condition, the start key and the Limit cut that list with bisect, and moto's
+    Each partition's items are kept sorted by range key, remade after the partition
+    changes (a put, a delete or a transaction's undo gives it a new version); the key
+    condition, the start key and the Limit cut that list with bisect, and moto's
     own Query runs on the cut, which is already in order. Index queries, legacy filters and
     multi-attribute keys go to moto unchanged.
     """
@@ -322,7 +323,7 @@ def query_partitions() -> None:
         if bounds is None:
             return original(self, *args, **kwargs)
         lo, hi = bounds
-        forward, limit, start = a["scan_index_forward"] is not False, a["limit"], None
+        forward, limit = a["scan_index_forward"] is not False, a["limit"]
         try:
             if a["exclusive_start_key"] is not None:
                 start = a["exclusive_start_key"].get(self.range_key_attr) or {"NULL": True}

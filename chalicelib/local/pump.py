@@ -36,8 +36,8 @@ from chalicelib.core.log import logger
 from chalicelib.core.settings import get_settings, state_dir
 
 STREAM_TABLE = re.compile(r":table/([^/]+)/stream/")
-# A stream is read again at once after a write to DynamoDB from this process (every write
-# of the local stack's is), and otherwise every STREAM_IDLE_S, for writes made elsewhere
+# A stream is read again at once after this process writes to its table (every write of
+# the local stack's is), and otherwise every STREAM_IDLE_S, for writes made elsewhere
 # (another process on the same moto).
 STREAM_IDLE_S = 0.5
 STREAM_MIN_S = 0.02  # between two reads of a stream, so a burst of writes is read in batches
@@ -195,6 +195,7 @@ class Pump:
         self._in_flight = InFlight()
         self._written: dict[str, threading.Event] = {}  # table name -> its reader's
         self._hooked: dict[int, Any] = {}  # the DynamoDB clients that tell of their writes
+        self._hook_id = f"pump-{id(self)}"
 
     def start(self) -> None:
         from chalice.app import DynamoDBEventConfig, ScheduledEventConfig, SQSEventConfig
@@ -224,19 +225,22 @@ class Pump:
             thread.start()
             self._threads.append(thread)
 
-    def _tables(self, params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
-        """Before a DynamoDB call: note the tables it writes to (if it writes)."""
+    def _tables(
+        self, params: dict[str, Any], model: Any, context: dict[str, Any], **_: Any
+    ) -> None:
+        """Before a DynamoDB write: note the tables it writes to."""
+        if model.name not in WRITES:
+            return
         names = {params.get("TableName")} | set(params.get("RequestItems") or ())
         for entry in params.get("TransactItems") or ():
             names |= {op.get("TableName") for op in entry.values() if isinstance(op, dict)}
         context["shipyard_tables"] = names
 
-    def _wrote(self, model: Any, context: dict[str, Any], **_: Any) -> None:
+    def _wrote(self, context: dict[str, Any], **_: Any) -> None:
         """After a DynamoDB call: wake the readers of the streams of what it wrote."""
-        if model.name in WRITES:
-            for name in context.get("shipyard_tables", ()):
-                if (written := self._written.get(name)) is not None:
-                    written.set()
+        for name in context.get("shipyard_tables", ()):
+            if (written := self._written.get(name)) is not None:
+                written.set()
 
     def _hook(self, ddb: Any) -> None:
         """Have this DynamoDB client (the process's, remade after reset_clients) tell the
@@ -244,19 +248,17 @@ class Pump:
         if id(ddb) in self._hooked:
             return
         self._hooked[id(ddb)] = ddb
-        events, unique = ddb.meta.events, f"pump-{id(self)}"
-        events.register("before-parameter-build.dynamodb", self._tables, unique_id=unique)
-        events.register("after-call.dynamodb", self._wrote, unique_id=unique)
+        events = ddb.meta.events
+        events.register("before-parameter-build.dynamodb", self._tables, unique_id=self._hook_id)
+        events.register("after-call.dynamodb", self._wrote, unique_id=self._hook_id)
 
     def stop(self) -> None:
         self._stopping.set()
         for written in self._written.values():
             written.set()
         for ddb in self._hooked.values():
-            ddb.meta.events.unregister(
-                "before-parameter-build.dynamodb", unique_id=f"pump-{id(self)}"
-            )
-            ddb.meta.events.unregister("after-call.dynamodb", unique_id=f"pump-{id(self)}")
+            for event in ("before-parameter-build.dynamodb", "after-call.dynamodb"):
+                ddb.meta.events.unregister(event, unique_id=self._hook_id)
         for thread in self._threads:
             thread.join(self.poll_wait_s + 5)
         self._pool.shutdown(wait=True, cancel_futures=True)
