@@ -63,10 +63,13 @@ def _verified_projects(payload: Any, body: bytes, signature: str) -> list[dict[s
     for key in sorted(keys):
         for project in project_store.with_repository(key):
             found[project["id"]] = project
+    # As bytes: compare_digest refuses str holding anything but ASCII, and a forged header
+    # may hold anything.
+    given = signature.encode("utf-8", "surrogateescape")
     verified = []
     for project in found.values():
         secret = projects.webhook_secret(project)
-        if secret and hmac.compare_digest(signature_of(secret, body), signature):
+        if secret and hmac.compare_digest(signature_of(secret, body).encode(), given):
             verified.append(project)
     return verified
 

@@ -56,6 +56,7 @@ def test_a_push_is_verified_with_githubs_signature_and_refused_otherwise(
         "missing": deliver(anonymous, body, None),
         "forged": deliver(anonymous, body, "sha256=" + "0" * 64),
         "truncated": deliver(anonymous, body, good[:-6]),
+        "not ASCII": deliver(anonymous, body, "sha256=" + "\u00e9" * 64),
         "another project's secret": deliver(anonymous, body, github_signature(OTHER_SECRET, body)),
         "altered after signing": deliver(anonymous, body.replace(b"main", b"mein"), good),
         "unknown repository": deliver(anonymous, unknown, github_signature(SECRET, unknown)),
