@@ -11,9 +11,10 @@ from typing import Any
 
 from chalicelib.core import ids
 from chalicelib.core.clock import now_iso
-from chalicelib.core.errors import NotFound
+from chalicelib.core.errors import NotFound, ValidationFailed
 from chalicelib.core.pagination import Page
 from chalicelib.deployments.models import DeployHook, DeployHookCreate, DeployHookWithUrl
+from chalicelib.git.refs import BadRef, check_ref
 from chalicelib.store import hooks as store
 from chalicelib.store import projects as project_store
 
@@ -40,6 +41,11 @@ def create(
     workspace_id: str, project_id: str, body: DeployHookCreate, base_url: str
 ) -> DeployHookWithUrl:
     project_store.get(workspace_id, project_id)
+    if body.ref is not None:
+        try:
+            check_ref(body.ref)
+        except BadRef as error:
+            raise ValidationFailed({"ref": [str(error)]}) from None
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     item = {
         "token_hash": token_hash(token),

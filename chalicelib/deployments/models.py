@@ -190,10 +190,8 @@ class Detection(Model):
 
 class DeployHookCreate(Input):
     name: Annotated[str, Field(min_length=1, max_length=255)]
-    ref: Annotated[
-        str | None,
-        Field(min_length=1, max_length=255, description="Default: the project's git.branch"),
-    ] = None
+    # The same rules as a deployment's git.ref: a hook never stores a ref git can't be given.
+    ref: Annotated[Ref | None, Field(description="Default: the project's git.branch")] = None
 
 
 class DeployHook(Model):

@@ -205,6 +205,13 @@ def test_deploy_hooks_deploy_with_their_secret_url_alone(api, anonymous, repo, m
     assert api.delete(f"{hooks}/{hook['id']}").status_code == 204
     assert anonymous.post(token_path).status_code == 404
 
+    # A hook's ref obeys a deployment's ref rules: an option, a path or shell is refused.
+    for ref in ("--upload-pack=touch /tmp/pwned", "../x", "main;id", "main.lock"):
+        refused = api.post(hooks, {"name": "Bad", "ref": ref})
+        assert refused.status_code == 422, (ref, refused.json)
+        assert "ref" in refused.json["error"]["details"]["fields"], ref
+    assert [h["name"] for h in api.get(hooks).json["data"]] == []
+
     # A second hook counts against the workspace's daily deployments.
     second = api.post(hooks, {"name": "CI 2", "ref": "main"}).json["data"]
     second_path = second["url"].split("127.0.0.1:8000", 1)[1]
