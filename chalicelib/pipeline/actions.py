@@ -41,8 +41,8 @@ from chalicelib.store import projects as project_store
 BUILT_FIELDS = ("artifact_key", "plan", "framework", "build_method", "image_tag")
 # Inherited by a retry, which builds the same source again.
 SOURCE_FIELDS = ("git_sha", "git_branch", "environment")
-# Single flight: the same commit of a project asked for again within this window (pushes,
-# hooks, API calls) gets the deployment the first ask made.
+# Single flight: the same commit of a project asked for again within this window of the
+# first ask (pushes, hooks, API calls) gets the deployment the first ask made.
 FLIGHT_WINDOW_S = 60
 
 
@@ -168,8 +168,10 @@ def deploy_git(
         deployments.fail(item, "build_failed", f"Cannot resolve '{ref}': {failure}")
         return deployments.to_model(store.get(project["id"], item["id"]) or item)
     sha = resolved.sha
-    flight = f"commit#{project['id']}#{sha}#{int(time.time()) // FLIGHT_WINDOW_S}"
-    if (taken := hook_store.claim(flight, FLIGHT_WINDOW_S * 2)) is not None:
+    # The window runs from the first ask, not from the clock's minute: two asks a second
+    # apart on either side of a minute's end are one flight too.
+    flight = f"commit#{project['id']}#{sha}"
+    if (taken := hook_store.claim(flight, FLIGHT_WINDOW_S)) is not None:
         return _same_flight(project, flight, taken)
     try:
         _admit(workspace_id, tier, needs_build=True)

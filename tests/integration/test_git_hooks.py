@@ -174,6 +174,33 @@ def test_a_clone_past_its_deadline_is_timed_out(repo, tmp_path):
     assert not (tmp_path / "ok" / ".git").exists()
 
 
+def test_one_commit_asked_for_across_the_end_of_a_clock_minute_is_one_flight(
+    api, repo, monkeypatch
+):
+    import types
+
+    from chalicelib.pipeline import actions
+
+    project = git_project(api, f"file://{repo}")
+    # The two asks on either side of a minute's end (if anything reads the clock for it).
+    boundary = (int(time.time()) // 60 + 1) * 60
+    times = [boundary - 0.5, boundary + 0.5]
+    clock = types.SimpleNamespace(
+        time=lambda: times.pop(0) if len(times) > 1 else times[0],
+        monotonic=time.monotonic,
+        sleep=time.sleep,
+    )
+    monkeypatch.setattr(actions, "time", clock)
+    path = f"/v1/projects/{project['id']}/deployments"
+
+    first = api.post(path, {"git": {"ref": "main"}})
+    second = api.post(path, {"git": {"ref": "main"}})
+
+    assert (first.status_code, second.status_code) == (202, 202), second.json
+    assert second.json["data"]["id"] == first.json["data"]["id"], "one commit, one flight"
+    assert len(api.get(path).json["data"]) == 1
+
+
 def test_deploy_hooks_deploy_with_their_secret_url_alone(api, anonymous, repo, make_workspace):
     from chalicelib.core.errors import QuotaExceeded
     from chalicelib.limits import quotas
