@@ -5,7 +5,8 @@ one Query (store/projects.py `with_repository`, on `repository.full_name` and
 `repository.clone_url`), and the body's `X-Hub-Signature-256` is checked against each
 one's webhook secret in constant time. A missing or wrong signature and an unknown
 repository are the same 401, so nothing tells a caller which repositories exist. A
-delivery id is claimed once (kept 3 days): GitHub's redelivery of it starts nothing new.
+delivery id is claimed once (kept 4 days): GitHub's redelivery of it starts nothing new,
+unless the first delivery was refused before it did anything (then the claim is given back).
 
 Deploy hooks (`POST /v1/hooks/deploy/{token}`): rate-limited per hook, counted against the
 workspace's daily deployments like any deployment; they deploy the project's git branch
@@ -83,7 +84,8 @@ def github(event: str, delivery: str, signature: str, body: bytes, payload: Any)
         raise Unauthorized(BAD_SIGNATURE)
     if event == "ping":
         return {"status": "pong", "deployments": []}
-    if delivery and hook_store.claim(f"delivery#{delivery[:100]}", DELIVERY_KEEP_S) is not None:
+    claim = f"delivery#{delivery[:100]}" if delivery else None
+    if claim and hook_store.claim(claim, DELIVERY_KEEP_S) is not None:
         return {"status": "duplicate", "deployments": []}
     if event != "push":
         return {"status": "ignored", "deployments": []}
@@ -91,6 +93,22 @@ def github(event: str, delivery: str, signature: str, body: bytes, payload: Any)
     if branch is None:
         return {"status": "ignored", "deployments": []}
     made: list[Deployment] = []
+    try:
+        stopped = _push(verified, payload, branch, made)
+    except Exception:
+        # Refused before it made a deployment (a quota, a full queue, an outage): GitHub's
+        # "Redeliver" of this delivery must be able to make it, so the claim is given back.
+        # (Stopping a deleted branch's previews again is harmless.)
+        if claim and not made:
+            hook_store.release(claim)
+        raise
+    status = "stopped_previews" if payload.get("deleted") else "deploying"
+    return {"status": status, "stopped": stopped, "deployments": made}
+
+
+def _push(verified: list[dict[str, Any]], payload: dict, branch: str, made: list) -> int:
+    """Deploy (or, for a deleted branch, stop the previews of) each verified project;
+    appends the deployments to `made` as they are made, returns how many were stopped."""
     stopped = 0
     for project in verified:
         if payload.get("deleted"):
@@ -118,8 +136,7 @@ def github(event: str, delivery: str, signature: str, body: bytes, payload: Any)
                 message=message,
             )
         )
-    status = "stopped_previews" if payload.get("deleted") else "deploying"
-    return {"status": status, "stopped": stopped, "deployments": made}
+    return stopped
 
 
 def deploy_hook(token: str) -> Deployment:

@@ -87,6 +87,27 @@ def test_a_push_is_verified_with_githubs_signature_and_refused_otherwise(
     assert [d["id"] for d in again.json["data"]["deployments"]] == [made["id"]]
 
 
+def test_a_delivery_refused_before_it_deployed_can_be_redelivered(api, anonymous, repo):
+    from chalicelib.core.errors import QuotaExceeded
+    from chalicelib.limits import quotas
+
+    project = git_project(api, f"file://{repo}")
+    with pytest.raises(QuotaExceeded):
+        for _ in range(100):
+            quotas.reserve_deployment(project["workspace_id"], "free")
+    sha = commit(repo, {"index.html": "v2"}, "v2")
+    body = payload(repo, sha)
+    signature = github_signature(SECRET, body)
+
+    refused = deliver(anonymous, body, signature, delivery="q-1")
+    redelivered = deliver(anonymous, body, signature, delivery="q-1")
+
+    assert (refused.status_code, refused.json["error"]["code"]) == (429, "quota_exceeded")
+    # GitHub's "Redeliver" is tried again, not taken for a duplicate of what never happened.
+    assert redelivered.status_code == 429, redelivered.json
+    assert redelivered.json["error"]["code"] == "quota_exceeded"
+
+
 def test_a_push_of_five_megabytes_is_413(anonymous, api, repo):
     git_project(api, f"file://{repo}")
     body = b'{"pad": "' + b"x" * (5 * 1024 * 1024) + b'"}'
