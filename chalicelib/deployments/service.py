@@ -293,19 +293,31 @@ def promote(item: dict[str, Any], project_url: str | None = None) -> tuple[bool,
 
 
 def run_preview(item: dict[str, Any]) -> tuple[bool, list[str]]:
-    """Make a `deploying` preview `running` at its own URL, stopping the running previews
-    of its branch in the same transaction; the project and its production deployment are
-    not touched. (True, the ids it stopped) once it runs, (False, []) if it can't."""
+    """Make a `deploying` preview `running` at its own URL, stopping the older running
+    previews of its branch in the same transaction; the project and its production
+    deployment are not touched. A preview older than one of its branch that runs already
+    is canceled instead. (True, the ids it stopped) once it runs, (False, []) if it can't."""
     while True:
         current = store.get(item["project_id"], item["id"])
         if current is None or current["status"] != "deploying":
             return current is not None and current["status"] == "running", []
         branch = current.get("git_branch")
-        older = [
+        others = [
             other
             for other in (store.previews_of_branch(current["project_id"], branch) if branch else [])
             if other["status"] == "running" and other["id"] != current["id"]
         ]
+        newer = [other for other in others if other["number"] > current["number"]]
+        if newer:
+            # A newer push of the branch finished first: this older one never replaces it.
+            move(
+                current,
+                "canceled",
+                f"Canceled: preview #{newer[0]['number']} of {branch} is newer and runs already",
+                only_from=("deploying",),
+            )
+            continue
+        older = others
         now = now_iso()
         lines = {
             current["id"]: log_lines.line(

@@ -243,6 +243,8 @@ def _run_preview(item: dict[str, Any]) -> dict[str, Any]:
     end_app_output(item["id"])
     running, replaced = deployments.run_preview(item)
     if not running:
+        # Canceled (by a user, or because a newer preview of its branch runs): its app goes.
+        engines.apps().stop(item)
         raise _moved_on(store.get(item["project_id"], item["id"]) or item)
     for previous_id in replaced:
         engines.apps().stop({"id": previous_id, "project_id": item["project_id"]})

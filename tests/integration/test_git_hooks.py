@@ -222,6 +222,33 @@ def test_one_commit_asked_for_across_the_end_of_a_clock_minute_is_one_flight(
     assert len(api.get(path).json["data"]) == 1
 
 
+def test_an_older_preview_that_finishes_after_a_newer_one_never_replaces_it(api, repo):
+    from chalicelib.deployments import service as deployments
+    from chalicelib.pipeline import workflow
+    from chalicelib.store import deployments as store
+
+    project = git_project(api, f"file://{repo}")
+    path = f"/v1/projects/{project['id']}/deployments"
+    made = []
+    for version in ("1", "2"):
+        commit(repo, {"index.html": version}, f"Feature {version}", branch="feature")
+        made.append(api.post(path, {"git": {"ref": "feature"}}).json["data"])
+    assert [d["environment"] for d in made] == ["preview", "preview"]
+    for deployment in made:
+        item = store.get(project["id"], deployment["id"])
+        for status in ("building", "built", "deploying"):
+            item = deployments.move(item, status, status)
+    older, newer = (store.get(project["id"], d["id"]) for d in made)
+
+    # The newer push's preview becomes running first; the older one's step comes after.
+    assert workflow.promote(newer, {}) == {"promoted": False}
+    with pytest.raises(workflow.StepFailed):
+        workflow.promote(older, {})
+
+    statuses = {d["id"]: d["status"] for d in api.get(path + "?environment=preview").json["data"]}
+    assert statuses == {made[1]["id"]: "running", made[0]["id"]: "canceled"}
+
+
 def test_deploy_hooks_deploy_with_their_secret_url_alone(api, anonymous, repo, make_workspace):
     from chalicelib.core.errors import QuotaExceeded
     from chalicelib.limits import quotas
