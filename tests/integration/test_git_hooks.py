@@ -141,6 +141,23 @@ def test_a_ref_that_is_an_option_a_path_or_shell_is_refused(api, repo, ref):
     assert "git.ref" in answer.json["error"]["details"]["fields"]
 
 
+@pytest.mark.parametrize("branch", ["x;touch {marker}", "$(touch {marker})", "a..b", "-c"])
+def test_a_pushed_branch_that_is_shell_an_option_or_dotdot_deploys_nothing(
+    api, anonymous, repo, tmp_path, branch
+):
+    project = git_project(api, f"file://{repo}")
+    marker = tmp_path / "pwned"
+    sha = commit(repo, {"index.html": "v2"}, "v2")
+    body = payload(repo, sha, ref="refs/heads/" + branch.format(marker=marker))
+
+    answer = deliver(anonymous, body, github_signature(SECRET, body))
+
+    assert answer.status_code == 202, answer.json
+    assert answer.json["data"]["deployments"] == []
+    assert api.get(f"/v1/projects/{project['id']}/deployments").json["data"] == []
+    assert not marker.exists()
+
+
 def test_refs_and_repositories_that_fail_their_deployment_say_which(
     client, make_workspace, repo, tmp_path, pump
 ):
