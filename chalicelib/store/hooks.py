@@ -2,10 +2,10 @@
 
 A deploy hook is found by the SHA-256 of its token (the table's key: the token itself is
 never stored), and listed per project through the index `by_project`. A claim is an item
-written with a condition so that only its first writer wins: a GitHub delivery id (kept 3
-days: GitHub redelivers for up to that long) or a (project, sha) of a deployment, for the
-minute after its first ask (single flight). DynamoDB's TTL deletes late or never (moto: never), so an expired claim is
-recognised by comparing `expires_at` in the condition itself.
+written with a condition so that only its first writer wins: a GitHub delivery id (kept 4
+days: GitHub redelivers for up to 3) or a (project, sha) of a deployment, for the minute
+after its first ask (single flight). DynamoDB's TTL deletes late or never (moto: never), so
+an expired claim is recognised by comparing `expires_at` in the condition itself.
 """
 
 from __future__ import annotations
