@@ -18,6 +18,7 @@ it passes `HARD_CAP`, and every `EXPIRE_EVERY_S` the copier expires what is olde
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
@@ -135,10 +136,8 @@ class RuntimeLogs:
             self._wake.wait(_EVERY_S)
             if time.monotonic() >= expire_at:
                 expire_at = time.monotonic() + EXPIRE_EVERY_S
-                try:
+                with contextlib.suppress(OSError, ValueError):  # the next pass tries again
                     self.expire()
-                except (OSError, ValueError):
-                    pass  # the next pass tries again
             with self._lock:
                 for deployment_id, raw in list(self._followed.items()):
                     try:
