@@ -11,13 +11,17 @@ or skipped. A supervisor line is written after everything the app printed before
 A flood is kept up with while a copy pass can read it; what is beyond `MAX_PASS_BYTES`
 behind is skipped and replaced by one `[N lines dropped]` line, never silently.
 Retention: a line is kept while it is one of the last `KEEP_LINES` or younger than
-`KEEP_S`, and never beyond the last `HARD_CAP` lines (the file is compacted on the way).
+`KEEP_S`, and never beyond the last `HARD_CAP` lines. The file is compacted on the way when
+it passes `HARD_CAP`, and every `EXPIRE_EVERY_S` the copier expires what is older than
+`KEEP_S` in every deployment's log, stopped deployments' included.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +33,7 @@ KEEP_S = 7 * 24 * 3600
 HARD_CAP = 200_000
 MAX_PASS_BYTES = 32 * 1024 * 1024
 MAX_LINE = 8192
+EXPIRE_EVERY_S = 3600.0
 _EVERY_S = 0.1
 
 
@@ -45,6 +50,8 @@ class RuntimeLogs:
         self._positions: dict[tuple[str, int], int] = {}
         self._thread: threading.Thread | None = None
         self._masks: dict[str, Mask] = {}
+        # The size each log had when expire() last found nothing left to expire in it.
+        self._expired_sizes: dict[str, int] = {}
 
     def follow(self, deployment_id: str, raw_path: Path, mask: Mask | None = None) -> None:
         """Copy the app's raw output file into this log from now on (idempotent); every
@@ -102,9 +109,35 @@ class RuntimeLogs:
                 self._positions[(deployment_id, found[-1]["seq"])] = position
         return found
 
+    def expire(self) -> None:
+        """Drop the lines older than KEEP_S that are not among the last KEEP_LINES, in
+        every deployment's log (a log that has not changed since its last pass is skipped)."""
+        now = parse_rfc3339(now_iso())
+        for path in sorted(self.dir.glob("*.tsv")):
+            deployment_id = path.stem
+            with self._lock:
+                try:
+                    size = path.stat().st_size
+                    with path.open("rb") as handle:
+                        first = handle.readline()
+                except FileNotFoundError:
+                    continue
+                if self._expired_sizes.get(deployment_id) == size or not first.endswith(b"\n"):
+                    continue
+                oldest = parse_rfc3339(first.split(b"\t", 2)[1].decode())
+                if (now - oldest).total_seconds() >= KEEP_S:
+                    self._tail(deployment_id)
+                    self._compact(deployment_id)
+                self._expired_sizes[deployment_id] = path.stat().st_size
+
     def _run(self) -> None:
+        expire_at = 0.0
         while True:
             self._wake.wait(_EVERY_S)
+            if time.monotonic() >= expire_at:
+                expire_at = time.monotonic() + EXPIRE_EVERY_S
+                with contextlib.suppress(OSError, ValueError):  # the next pass tries again
+                    self.expire()
             with self._lock:
                 for deployment_id, raw in list(self._followed.items()):
                     try:
@@ -203,6 +236,8 @@ class RuntimeLogs:
             if (now - parse_rfc3339(timestamp)).total_seconds() < KEEP_S:
                 break
             cut = index + 1
+        if cut == 0 and len(kept) == len(lines):
+            return
         kept = kept[cut:]
         partial = path.with_suffix(".partial")
         partial.write_bytes(b"".join(kept))

@@ -218,6 +218,14 @@ def test_a_crashing_app_is_restarted_and_served_again_with_its_runtime_log(stack
     assert restarted["runtime"]["last_restart_at"]
     assert get(project["url"])[:2] == (200, "version 7")
 
+    def crashed_events():
+        _, _, events = stack.request("GET", "/v1/events?type=deployment.crashed")
+        return [e["data"] for e in events["data"] if e["data"]["deployment_id"] == running["id"]]
+
+    # The restart is a deployment.crashed event, listed (and sent to webhooks) once.
+    crashed = eventually(crashed_events, what="the deployment.crashed event")
+    assert [(e["restarts"], e["status"]) for e in crashed] == [(1, "running")]
+
     lines = runtime_lines(stack, project, running["id"])
     assert [line["seq"] for line in lines] == list(range(1, len(lines) + 1))
     messages = [(line["phase"], line["message"]) for line in lines]

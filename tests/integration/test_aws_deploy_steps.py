@@ -1,6 +1,7 @@
 """The deploy workflow's steps on the AWS path, tested by what they leave in moto's Lambda:
 a deployment becomes a published version with its own alias and URL, promotion moves the
-project's `live` alias (the project's URL), and the replaced deployment's alias goes."""
+project's `live` alias (the project's URL), and the replaced deployment's alias goes;
+`runtime` stays null and the access log empty, as docs/runtimes.md says of AWS."""
 
 from __future__ import annotations
 
@@ -90,6 +91,13 @@ def test_deploy_and_promote_publish_versions_and_move_the_live_alias(on_aws, api
     project = api.get(f"/v1/projects/{project_item['id']}").json["data"]
     assert project["status"] == "running"
     assert project["url"] == lam.get_function_url_config(FunctionName=function)["FunctionUrl"]
+    # Lambda restarts execution environments itself: nothing supervises them, so `runtime`
+    # stays null; function URLs keep no access log, so the project's is empty.
+    path = f"/v1/projects/{project_item['id']}"
+    running = api.get(f"{path}/deployments/{first['id']}").json["data"]
+    assert running["status"] == "running" and running["runtime"] is None
+    access = api.get(f"{path}/access-logs").json
+    assert access["data"] == [] and access["pagination"]["has_more"] is False
 
     second = built_deployment(project_item, "v2")
     workflow.deploy(second, {})

@@ -75,3 +75,48 @@ def test_old_lines_expire_past_the_hard_cap_and_the_newest_stay(tmp_path, monkey
     assert 50 <= len(found) <= 60
     assert found[-1] == {**found[-1], "seq": 200, "message": "line 199"}
     assert [line["seq"] for line in found] == list(range(201 - len(found), 201))
+
+
+def test_lines_older_than_the_retention_expire_below_the_hard_cap(tmp_path, monkeypatch):
+    monkeypatch.setattr(runtime_logs, "KEEP_LINES", 10)
+    old, new = "2020-01-01T00:00:00Z", runtime_logs.now_iso()
+    logs_dir = tmp_path / "runtime-logs"
+    logs_dir.mkdir()
+    # A long log of a deployment: 30 lines of years ago, then 5 of today.
+    lines = [f"{seq}\t{old if seq <= 30 else new}\tapp\t0\tline {seq}\n" for seq in range(1, 36)]
+    (logs_dir / "dep_1.tsv").write_text("".join(lines))
+    # A short old one, and a long recent one: nothing to expire in either.
+    (logs_dir / "dep_2.tsv").write_text("".join(f"{s}\t{old}\tapp\t0\tx\n" for s in range(1, 6)))
+    (logs_dir / "dep_3.tsv").write_text("".join(f"{s}\t{new}\tapp\t0\tx\n" for s in range(1, 41)))
+    logs = RuntimeLogs(tmp_path)
+
+    logs.expire()
+
+    found = logs.read("dep_1", 0, 10**6)
+    # The last 10 stay whatever their age; the older ones are gone.
+    assert [line["seq"] for line in found] == list(range(26, 36))
+    assert len(logs.read("dep_2", 0, 10**6)) == 5
+    assert len(logs.read("dep_3", 0, 10**6)) == 40
+    # Numbering goes on after the expiry.
+    logs.note("dep_1", "after the expiry", tmp_path / "none.log")
+    assert logs.read("dep_1", 35, 10) == [
+        {**logs.read("dep_1", 35, 10)[0], "seq": 36, "message": "after the expiry"}
+    ]
+
+
+def test_the_copier_expires_old_lines_of_logs_it_does_not_follow(tmp_path, monkeypatch):
+    monkeypatch.setattr(runtime_logs, "KEEP_LINES", 1)
+    logs_dir = tmp_path / "runtime-logs"
+    logs_dir.mkdir()
+    old = "".join(f"{s}\t2020-01-01T00:00:00Z\tapp\t0\tx\n" for s in range(1, 4))
+    (logs_dir / "dep_stopped.tsv").write_text(old)
+    raw = tmp_path / "dep_1.log"
+    raw.write_bytes(b"hello\n")
+    logs = RuntimeLogs(tmp_path)
+    logs.follow("dep_1", raw)  # the copier starts, and expires on its first pass
+
+    deadline = time.monotonic() + 10
+    while len(logs.read("dep_stopped", 0, 100)) != 1:
+        assert time.monotonic() < deadline, logs.read("dep_stopped", 0, 100)
+        time.sleep(0.05)
+    assert logs.read("dep_stopped", 0, 100)[0]["seq"] == 3
