@@ -551,3 +551,19 @@ def test_each_stream_handler_reads_its_tables_stream(merged):
         "OnProjectsChangeDynamodbEventSource"
     ]["Properties"]["Stream"] = {"Fn::GetAtt": ["TableShipyardApiKeys", "StreamArn"]}
     assert any("OnProjectsChange" in p and "stream" in p for p in problems(merged))
+
+
+def test_each_schedule_and_rule_is_wired_to_its_own_function(merged):
+    # The sweeper and the webhook retries each run on their schedule, the CodeBuild handler
+    # on its rule
+    resources = merged["Resources"]
+    for function, kind in (
+        ("Sweep", "Schedule"),
+        ("RetryWebhooks", "Schedule"),
+        ("OnCodebuildStateChange", "CloudWatchEvent"),
+    ):
+        events = resources[function]["Properties"]["Events"].values()
+        assert [e["Type"] for e in events] == [kind], function
+    # A schedule lost by one of them is caught, though the other keeps its own
+    del resources["RetryWebhooks"]["Properties"]["Events"]
+    assert "RetryWebhooks: no schedule invokes it" in problems(merged)
