@@ -145,3 +145,17 @@ def test_a_layer_holding_a_build_or_test_package_is_refused(tmp_path):
         archive.writestr(LAYER_SITE + "yaml/__init__.py", "")
         archive.writestr(LAYER_SITE + "botocore/__init__.py", "")
     assert build_and_test_packages(layer) == ["botocore", "chalice", "yaml"]
+
+
+def test_the_docs_count_the_alarms_that_bill_at_rest():
+    # README.md and docs/aws.md price the alarms of the template: one per dead-letter queue
+    alarms = [
+        r for r in template()["Resources"].values() if r.get("Type") == "AWS::CloudWatch::Alarm"
+    ]
+    words = {3: "three", 4: "four", 5: "five", 6: "six"}
+    count = f"{words[len(alarms)]} alarms (${len(alarms) / 10:.2f})"
+    assert count in (ROOT / "README.md").read_text()
+    assert (
+        f"{words[len(alarms)]} CloudWatch alarms (${len(alarms) / 10:.2f}/month"
+        in (ROOT / "docs" / "aws.md").read_text()
+    )
