@@ -167,7 +167,7 @@ def test_each_queue_consumer_without_reserved_concurrency_says_why_in_its_own_te
     # is not the deploy worker's
     rendered = template()["Resources"]
     reasons = {}
-    for queue, function in declaration()["queue_consumers"].items():
+    for function in declaration()["queue_consumers"].values():
         skips = rendered[function]["Metadata"]["checkov"]["skip"]
         concurrency = [s["comment"] for s in skips if s["id"] == "CKV_AWS_115"]
         if declaration()["functions"][function].get("reserved_concurrency"):
