@@ -102,7 +102,8 @@ package: $(STAMP)
 
 # The packaged template, offline: cfn-lint and checkov with no finding left (checkov's skips
 # are on the resources, with their reasons), Shipyard's own rules (infra/verify.py: DLQs,
-# least privilege, log retention, the ASL), and the bundle under its 20 MB.
+# least privilege, log retention, the ASL), and the bundle under its 20 MB with no build or
+# test tool in its layer.
 infra-lint: package $(CHECKOV)/.installed
 	$(VENV)/bin/cfn-lint infra/build/out/sam.json
 	$(CHECKOV)/bin/checkov -f infra/build/out/sam.json --framework cloudformation \

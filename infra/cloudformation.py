@@ -95,6 +95,11 @@ SKIPS = {
         "CKV_AWS_115",
         "One invocation per step of a running deploy workflow: load follows deployments",
     ),
+    "webhook_concurrency": (
+        "CKV_AWS_115",
+        "A delivery stays due in its table until attempted: one throttled is sent by the retry"
+        " schedule, so a cap would only delay every workspace's webhooks",
+    ),
     "event_concurrency": (
         "CKV_AWS_115",
         "One invocation per CodeBuild state change: bounded by the builds' concurrency",
@@ -132,6 +137,14 @@ SKIPS = {
         "CKV_AWS_18",
         "The access-log bucket itself: logging its own writes would log forever",
     ),
+}
+
+
+# Why the consumer of each queue reserves no concurrency (one that does, like the builds
+# consumer, needs none): a queue added without either does not render.
+UNRESERVED_CONSUMERS = {
+    "deploy-tasks": "deploy_concurrency",
+    "webhook-deliveries": "webhook_concurrency",
 }
 
 
@@ -766,9 +779,17 @@ def _functions(spec: dict[str, Any], names: iam.Names) -> dict[str, Any]:
                     }
                 }
         skips = ["function_vpc"]
+        if trigger == "sqs" and not reserved:
+            queue = consumers[function]
+            if queue not in UNRESERVED_CONSUMERS:
+                raise ValueError(
+                    f"{function} consumes {queue} with no reserved_concurrency: declare one, or"
+                    " say why it needs none in UNRESERVED_CONSUMERS and SKIPS"
+                )
+            skips.append(UNRESERVED_CONSUMERS[queue])
         skips += {
             "api": ["api_dlq", "api_concurrency"],
-            "sqs": ["sqs_dlq"] + ([] if reserved else ["deploy_concurrency"]),
+            "sqs": ["sqs_dlq"],
             "event": ["event_concurrency"],
             "schedule": ["schedule_concurrency"],
             "stream": ["stream_dlq", "stream_concurrency"],

@@ -201,14 +201,16 @@ def problems(template: dict) -> list[str]:
     }
     if '["aws.codebuild"]' not in kinds:
         found.append("no function receives the CodeBuild state-change events")
-    schedules = [
-        e
-        for f in functions.values()
-        for e in f["Properties"].get("Events", {}).values()
-        if e["Type"] == "Schedule"
-    ]
-    if not schedules:
-        found.append("no scheduled function (the sweeper)")
+    # Each scheduled function (the sweeper, the webhook retries) has its schedule, and each
+    # event-triggered one its rule: one function wired is not the other.
+    wiring = {"schedule": ("Schedule", "schedule"), "event": ("CloudWatchEvent", "rule")}
+    for function, declared in spec["functions"].items():
+        if declared["trigger"] not in wiring:
+            continue
+        kind, what = wiring[declared["trigger"]]
+        events = functions.get(function, {}).get("Properties", {}).get("Events", {})
+        if not any(e["Type"] == kind for e in events.values()):
+            found.append(f"{function}: no {what} invokes it")
 
     # 2. Every queue has a dead-letter queue with an alarm; encrypted; visibility > timeout.
     dead_letter = {

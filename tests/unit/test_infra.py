@@ -2,7 +2,11 @@
 envelope for API Gateway's own responses."""
 
 import json
+import re
+import zipfile
+from pathlib import Path
 
+from infra.bundle import LAYER_SITE, build_and_test_packages
 from infra.cloudformation import template
 from infra.iam import RESOURCELESS_ACTIONS
 from infra.provision import declaration, table_definitions
@@ -104,3 +108,54 @@ def test_idempotency_records_and_period_counters_expire_on_aws():
             "Enabled": True,
         }
     assert "TimeToLiveSpecification" not in rendered["shipyard-projects"]
+
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def requirement_names(path: Path) -> set[str]:
+    names = set()
+    for line in path.read_text().splitlines():
+        line = line.split("#")[0].strip()
+        if line and not line.startswith("-"):
+            names.add(re.split(r"[\[=<>~! ]", line)[0].lower().replace("_", "-"))
+    return names
+
+
+def test_what_ships_to_lambda_is_not_the_build_or_the_tests_tools():
+    # requirements.txt is the layer: chalice vendors its runtime into the app, and boto3
+    # is the Lambda runtime's (docs/aws.md says why); both are dev requirements
+    shipped = requirement_names(ROOT / "requirements.txt")
+    dev = requirement_names(ROOT / "requirements-dev.txt")
+    assert {"chalice", "boto3", "botocore"} & shipped == set()
+    assert {"chalice", "boto3", "pytest", "moto", "cfn-lint"} <= dev
+    assert shipped  # the runtime's own needs are still there
+    assert {"pydantic", "cryptography"} <= shipped
+
+
+def test_a_layer_holding_a_build_or_test_package_is_refused(tmp_path):
+    # infra/bundle.py (make infra-lint) reads the layer chalice built
+    layer = tmp_path / "layer-deployment.zip"
+    with zipfile.ZipFile(layer, "w") as archive:
+        archive.writestr(LAYER_SITE + "pydantic/__init__.py", "")
+        archive.writestr(LAYER_SITE + "typing_extensions.py", "")
+    assert build_and_test_packages(layer) == []
+    with zipfile.ZipFile(layer, "a") as archive:
+        archive.writestr(LAYER_SITE + "chalice/__init__.py", "")
+        archive.writestr(LAYER_SITE + "yaml/__init__.py", "")
+        archive.writestr(LAYER_SITE + "botocore/__init__.py", "")
+    assert build_and_test_packages(layer) == ["botocore", "chalice", "yaml"]
+
+
+def test_the_docs_count_the_alarms_that_bill_at_rest():
+    # README.md and docs/aws.md price the alarms of the template: one per dead-letter queue
+    alarms = [
+        r for r in template()["Resources"].values() if r.get("Type") == "AWS::CloudWatch::Alarm"
+    ]
+    words = {3: "three", 4: "four", 5: "five", 6: "six"}
+    count = f"{words[len(alarms)]} alarms (${len(alarms) / 10:.2f})"
+    assert count in (ROOT / "README.md").read_text()
+    assert (
+        f"{words[len(alarms)]} CloudWatch alarms (${len(alarms) / 10:.2f}/month"
+        in (ROOT / "docs" / "aws.md").read_text()
+    )

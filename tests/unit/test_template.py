@@ -129,11 +129,11 @@ def test_every_queue_has_a_dead_letter_queue_with_an_alarm_on_its_depth(merged):
 
 
 def test_a_queue_added_to_the_declaration_gets_its_dlq_and_alarm(monkeypatch):
-    # Given the webhook deliveries queue declared, with its consumer
+    # Given a new queue declared, with its consumer
     spec = declaration()
-    spec["queues"]["webhook-deliveries"] = {"VisibilityTimeout": 90, "max_receives": 8}
-    spec["queue_consumers"]["webhook-deliveries"] = "OnWebhookDelivery"
-    spec["functions"]["OnWebhookDelivery"] = {
+    spec["queues"]["exports"] = {"VisibilityTimeout": 90, "max_receives": 8}
+    spec["queue_consumers"]["exports"] = "OnExport"
+    spec["functions"]["OnExport"] = {
         "trigger": "sqs",
         "timeout_s": 60,
         "memory_mb": 256,
@@ -142,19 +142,41 @@ def test_a_queue_added_to_the_declaration_gets_its_dlq_and_alarm(monkeypatch):
     }
     for module in (infra.cloudformation, infra.provision, infra.verify):
         monkeypatch.setattr(module, "declaration", lambda: copy.deepcopy(spec))
-    # When the template is rendered
+    # When it reserves no concurrency and nothing says why, the template does not render
+    with pytest.raises(ValueError, match="OnExport consumes exports with no reserved_concurrency"):
+        template()
+    # When its reason is given and the template is rendered
+    monkeypatch.setitem(infra.cloudformation.UNRESERVED_CONSUMERS, "exports", "deploy_concurrency")
     resources = template()["Resources"]
     # Then it has its DLQ, the redrive, the alarm, and its consumer may read it
-    queue = resources["QueueWebhookDeliveries"]["Properties"]
+    queue = resources["QueueExports"]["Properties"]
     assert queue["RedrivePolicy"]["maxReceiveCount"] == 8
     assert queue["RedrivePolicy"]["deadLetterTargetArn"] == {
-        "Fn::GetAtt": ["QueueWebhookDeliveriesDead", "Arn"]
+        "Fn::GetAtt": ["QueueExportsDead", "Arn"]
     }
     assert queue["SqsManagedSseEnabled"] is True
-    assert "QueueWebhookDeliveriesDeadAlarm" in resources
-    consume = statements(resources["OnWebhookDeliveryRole"])[-1]
+    assert resources["QueueExportsDead"]["Properties"]["QueueName"] == "shipyard-exports-dead"
+    assert "QueueExportsDeadAlarm" in resources
+    consume = statements(resources["OnExportRole"])[-1]
     assert "sqs:ReceiveMessage" in consume["Action"]
-    assert consume["Resource"] == {"Fn::GetAtt": ["QueueWebhookDeliveries", "Arn"]}
+    assert consume["Resource"] == {"Fn::GetAtt": ["QueueExports", "Arn"]}
+
+
+def test_each_queue_consumer_without_reserved_concurrency_says_why_in_its_own_terms():
+    # The reason a checkov skip gives is about the function it is on: the webhook worker's
+    # is not the deploy worker's
+    rendered = template()["Resources"]
+    reasons = {}
+    for function in declaration()["queue_consumers"].values():
+        skips = rendered[function]["Metadata"]["checkov"]["skip"]
+        concurrency = [s["comment"] for s in skips if s["id"] == "CKV_AWS_115"]
+        if declaration()["functions"][function].get("reserved_concurrency"):
+            assert concurrency == [], function
+        else:
+            reasons[function] = concurrency[0]
+    assert "deploy workflow" in reasons["OnDeployTask"]
+    assert "webhooks" in reasons["OnWebhookDelivery"]
+    assert "deploy" not in reasons["OnWebhookDelivery"]
 
 
 def test_a_visibility_timeout_must_exceed_its_consumers_timeout(merged):
@@ -529,3 +551,19 @@ def test_each_stream_handler_reads_its_tables_stream(merged):
         "OnProjectsChangeDynamodbEventSource"
     ]["Properties"]["Stream"] = {"Fn::GetAtt": ["TableShipyardApiKeys", "StreamArn"]}
     assert any("OnProjectsChange" in p and "stream" in p for p in problems(merged))
+
+
+def test_each_schedule_and_rule_is_wired_to_its_own_function(merged):
+    # The sweeper and the webhook retries each run on their schedule, the CodeBuild handler
+    # on its rule
+    resources = merged["Resources"]
+    for function, kind in (
+        ("Sweep", "Schedule"),
+        ("RetryWebhooks", "Schedule"),
+        ("OnCodebuildStateChange", "CloudWatchEvent"),
+    ):
+        events = resources[function]["Properties"]["Events"].values()
+        assert [e["Type"] for e in events] == [kind], function
+    # A schedule lost by one of them is caught, though the other keeps its own
+    del resources["RetryWebhooks"]["Properties"]["Events"]
+    assert "RetryWebhooks: no schedule invokes it" in problems(merged)
