@@ -484,7 +484,7 @@ def cmd_webhooks_list(client: Client, out: Output, args: argparse.Namespace) -> 
 
 
 def cmd_webhooks_create(client: Client, out: Output, args: argparse.Namespace) -> None:
-    body: dict[str, Any] = {"url": args.url, "events": args.event or ["*"]}
+    body: dict[str, Any] = {"url": args.endpoint, "events": args.event or ["*"]}
     if args.description:
         body["description"] = args.description
     hook = client.post("/v1/webhooks", body)["data"]
@@ -698,7 +698,8 @@ def parser() -> argparse.ArgumentParser:
     hook_create = command(
         webhooks, "create", cmd_webhooks_create, "Create an endpoint; prints its secret once."
     )
-    hook_create.add_argument("url")
+    # Not dest "url": that is the root's --url, the API's address, which it would replace.
+    hook_create.add_argument("endpoint", metavar="URL", help="where the webhooks are sent")
     hook_create.add_argument(
         "--event", action="append", help="repeat for each event pattern (default: *)"
     )

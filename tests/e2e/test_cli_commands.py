@@ -1,6 +1,6 @@
 """The CLI's commands beyond `deploy`, run as a subprocess against the real local stack:
 credentials (login's 0600 file, the local stack's key, SHIPYARD_API_KEY winning), link,
-status, logs, redeploy, promote/rollback, cancel, env pull, keys, files, open, and
+status, logs, redeploy, promote/rollback, cancel, env pull, keys, webhooks, files, open, and
 `--json` on every command."""
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import pytest
 
 from tests.e2e.cli import EXAMPLES, run_cli
 from tests.e2e.conftest import ROOT
+from tests.webhook_support import Receiver, Reply
 
 BAD_KEY = "sk_live_" + "x" * 38
 
@@ -128,6 +129,33 @@ def test_keys_create_list_revoke(cli_stack):
     assert run_cli(cli_stack, "keys", "revoke", created["id"]).returncode == 0
     refused = run_cli(cli_stack, "projects", "list", env={"SHIPYARD_API_KEY": created["key"]})
     assert refused.returncode == 1 and "(unauthorized)" in refused.stderr
+
+
+def test_webhooks_create_list_test_deliveries_and_delete(cli_stack):
+    # Given: a receiver on this machine (the local stack allows http://127.0.0.1), whose
+    # first answer fails
+    receiver = Receiver(lambda n: Reply(status=500 if n == 1 else 200))
+    try:
+        # When: its URL is the positional argument, not the API's --url
+        created = cli_json(cli_stack, "webhooks", "create", receiver.url, "--event", "deploy.*")
+        hook = created["id"]
+        listed = cli_json(cli_stack, "webhooks", "list")
+        failed = run_cli(cli_stack, "webhooks", "test", hook)
+        passed = cli_json(cli_stack, "webhooks", "test", hook)
+        deliveries = cli_json(cli_stack, "webhooks", "deliveries", hook)
+        deleted = run_cli(cli_stack, "webhooks", "delete", hook)
+        # Then
+        assert created["url"] == receiver.url and created["secret"].startswith("whsec_")
+        assert created["events"] == ["deploy.*"]
+        assert hook in {h["id"] for h in listed}
+        assert failed.returncode == 1 and "the test delivery failed" in failed.stderr
+        assert passed["success"] is True
+        assert len(receiver.hits) == 2 and all(h.path == "/hook" for h in receiver.hits)
+        assert isinstance(deliveries, list)
+        assert deleted.returncode == 0, deleted.stderr
+        assert hook not in {h["id"] for h in cli_json(cli_stack, "webhooks", "list")}
+    finally:
+        receiver.close()
 
 
 def test_files_list_get_and_artifact(cli_stack, tmp_path):
