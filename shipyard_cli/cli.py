@@ -289,7 +289,9 @@ def cmd_env_set(client: Client, out: Output, args: argparse.Namespace) -> None:
         if not equals:
             raise ApiError(f"'{assignment}' is not KEY=VALUE", "usage")
         values[key] = {"value": value, "secret": args.secret}
-    client.put(f"{paths(project['id'])}/env", {"vars": values})
+    env = client.put(f"{paths(project['id'])}/env", {"vars": values})["data"]
+    if args.json:
+        return out.json(env)
     out.info(f"Set {', '.join(values)}; it reaches the app at its next deployment or redeploy")
 
 
@@ -297,6 +299,8 @@ def cmd_env_unset(client: Client, out: Output, args: argparse.Namespace) -> None
     project = resolve_project(client, out, require_project(args))
     for key in args.keys:
         client.delete(f"{paths(project['id'])}/env/{key}")
+    if args.json:
+        return out.json({"removed": args.keys})
     out.info(f"Removed {', '.join(args.keys)}")
 
 
@@ -540,7 +544,7 @@ def cmd_files_list(client: Client, out: Output, args: argparse.Namespace) -> Non
 
 
 def cmd_files_get(client: Client, out: Output, args: argparse.Namespace) -> None:
-    """One file of the artifact to stdout (or -o FILE), or the whole artifact (--artifact)."""
+    """One file of the artifact to stdout (or -o FILE), or without PATH the whole artifact."""
     project = resolve_project(client, out, require_project(args))
     base = paths(project["id"], args.deployment)
     if args.path:

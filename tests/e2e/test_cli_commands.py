@@ -66,6 +66,7 @@ def test_link_deploy_status_logs_redeploy_promote_and_rollback(cli_stack, tmp_pa
     first = cli_json_in(cli_stack, site, "deploy")
     status = cli_json_in(cli_stack, site, "status")
     logs = run_in(cli_stack, site, "logs", "--json")
+    runtime = run_in(cli_stack, site, "logs", first["id"], "--runtime", "--json")
     redeployed = cli_json_in(cli_stack, site, "redeploy")
     rolled = cli_json_in(cli_stack, site, "rollback")
     promoted = cli_json_in(cli_stack, site, "promote", redeployed["id"])
@@ -76,6 +77,10 @@ def test_link_deploy_status_logs_redeploy_promote_and_rollback(cli_stack, tmp_pa
     assert status["deployment"]["id"] == first["id"]
     lines = [json.loads(line) for line in logs.stdout.splitlines()]
     assert any("Health check passed" in line["message"] for line in lines)
+    # --runtime: what the running app printed (the static server's own lines)
+    assert runtime.returncode == 0, runtime.stderr
+    runtime_lines = [json.loads(line) for line in runtime.stdout.splitlines()]
+    assert any(line["phase"] == "app" for line in runtime_lines), runtime.stdout
     assert redeployed["source"]["type"] == "redeploy" and redeployed["status"] == "running"
     assert rolled["source"]["type"] == "rollback"
     assert rolled["source"]["deployment_id"] == first["id"]
@@ -113,6 +118,14 @@ def test_env_pull_never_writes_a_secret(cli_stack, tmp_path):
         run_cli(cli_stack, "env", "set", "-p", pid, "MODE=prod", 'GREETING=hi "you"').returncode
         == 0
     )
+    # set and unset print their result with --json, as every command does
+    unset = cli_json(cli_stack, "env", "unset", "-p", pid, "GREETING")
+    assert unset == {"removed": ["GREETING"]}
+    again = cli_json(cli_stack, "env", "set", "-p", pid, 'GREETING=hi "you"')
+    assert again["vars"]["GREETING"]["value"] == 'hi "you"'
+    assert again["vars"]["TOKEN"] == {**again["vars"]["TOKEN"], "secret": True, "value": None}
+    listed = cli_json(cli_stack, "env", "list", "-p", pid)
+    assert set(listed["vars"]) == {"TOKEN", "MODE", "GREETING"}
     target = tmp_path / ".env"
     pulled = cli_json(cli_stack, "env", "pull", "-p", pid, "-o", str(target))
     text = target.read_text()
