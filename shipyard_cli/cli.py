@@ -347,7 +347,9 @@ def cmd_status(client: Client, out: Output, args: argparse.Namespace) -> None:
     if args.deployment:
         latest = client.get(paths(project["id"], args.deployment))["data"]
     if args.json:
-        return out.json({"project": project, "deployment": latest})
+        current = project.get("current_deployment_id")
+        running = client.get(paths(project["id"], current))["data"] if current else None
+        return out.json({"project": project, "deployment": latest, "running": running})
     rows = [("project", f"{project['slug']} ({project['id']})"), ("status", project["status"])]
     rows.append(("url", project.get("url") or ""))
     if latest:

@@ -75,6 +75,8 @@ def test_link_deploy_status_logs_redeploy_promote_and_rollback(cli_stack, tmp_pa
     assert first["status"] == "running" and first["project_id"] == linked["project_id"]
     assert status["project"]["id"] == linked["project_id"]
     assert status["deployment"]["id"] == first["id"]
+    assert status["running"]["id"] == first["id"]
+    assert status["running"]["runtime"]["state"] == "up"
     lines = [json.loads(line) for line in logs.stdout.splitlines()]
     assert any("Health check passed" in line["message"] for line in lines)
     # --runtime: what the running app printed (the static server's own lines)
