@@ -186,6 +186,8 @@ def test_sign_in_follow_a_deployment_live_and_roll_back(cli_stack, browser, proj
     assert any("step 1" in text and "Running at" not in text for text in seen)
     assert len({text.count("\n") for text in seen}) >= 3
     log_text = page.locator("#log").inner_text()
+    # A status is shown after the lines written before it, not where a response opened
+    assert log_text.index("Running at") < log_text.index("-- running"), log_text
     assert "<script>window.pwned = 1</script>" in log_text
     assert page.evaluate("window.pwned") is None
     page.screenshot(path=str(SHOTS / "dashboard-1280.png"), full_page=True)
