@@ -1,8 +1,9 @@
 """The dashboard in a real headless Chromium (Debian's `chromium`, driven by Playwright's
 Python client) against the real local stack: sign in by keyboard, open a project, watch a
 new deployment's log lines arrive live, roll back; follow a deployment from its build log
-into its runtime log, where what the running app prints arrives live, and redeploy; names and log lines
-with markup stay text; it fits 1280 and 390 pixels. Screenshots are kept in .local/."""
+into its runtime log, where what the running app prints arrives live, and redeploy; names
+and log lines with markup stay text; it fits 1280 and 390 pixels. Screenshots are kept in
+.local/."""
 
 from __future__ import annotations
 
