@@ -289,7 +289,9 @@ def cmd_env_set(client: Client, out: Output, args: argparse.Namespace) -> None:
         if not equals:
             raise ApiError(f"'{assignment}' is not KEY=VALUE", "usage")
         values[key] = {"value": value, "secret": args.secret}
-    client.put(f"{paths(project['id'])}/env", {"vars": values})
+    env = client.put(f"{paths(project['id'])}/env", {"vars": values})["data"]
+    if args.json:
+        return out.json(env)
     out.info(f"Set {', '.join(values)}; it reaches the app at its next deployment or redeploy")
 
 
@@ -297,6 +299,8 @@ def cmd_env_unset(client: Client, out: Output, args: argparse.Namespace) -> None
     project = resolve_project(client, out, require_project(args))
     for key in args.keys:
         client.delete(f"{paths(project['id'])}/env/{key}")
+    if args.json:
+        return out.json({"removed": args.keys})
     out.info(f"Removed {', '.join(args.keys)}")
 
 
@@ -343,7 +347,9 @@ def cmd_status(client: Client, out: Output, args: argparse.Namespace) -> None:
     if args.deployment:
         latest = client.get(paths(project["id"], args.deployment))["data"]
     if args.json:
-        return out.json({"project": project, "deployment": latest})
+        current = project.get("current_deployment_id")
+        running = client.get(paths(project["id"], current))["data"] if current else None
+        return out.json({"project": project, "deployment": latest, "running": running})
     rows = [("project", f"{project['slug']} ({project['id']})"), ("status", project["status"])]
     rows.append(("url", project.get("url") or ""))
     if latest:
@@ -484,7 +490,7 @@ def cmd_webhooks_list(client: Client, out: Output, args: argparse.Namespace) -> 
 
 
 def cmd_webhooks_create(client: Client, out: Output, args: argparse.Namespace) -> None:
-    body: dict[str, Any] = {"url": args.url, "events": args.event or ["*"]}
+    body: dict[str, Any] = {"url": args.endpoint, "events": args.event or ["*"]}
     if args.description:
         body["description"] = args.description
     hook = client.post("/v1/webhooks", body)["data"]
@@ -540,7 +546,7 @@ def cmd_files_list(client: Client, out: Output, args: argparse.Namespace) -> Non
 
 
 def cmd_files_get(client: Client, out: Output, args: argparse.Namespace) -> None:
-    """One file of the artifact to stdout (or -o FILE), or the whole artifact (--artifact)."""
+    """One file of the artifact to stdout (or -o FILE), or without PATH the whole artifact."""
     project = resolve_project(client, out, require_project(args))
     base = paths(project["id"], args.deployment)
     if args.path:
@@ -698,7 +704,8 @@ def parser() -> argparse.ArgumentParser:
     hook_create = command(
         webhooks, "create", cmd_webhooks_create, "Create an endpoint; prints its secret once."
     )
-    hook_create.add_argument("url")
+    # Not dest "url": that is the root's --url, the API's address, which it would replace.
+    hook_create.add_argument("endpoint", metavar="URL", help="where the webhooks are sent")
     hook_create.add_argument(
         "--event", action="append", help="repeat for each event pattern (default: *)"
     )

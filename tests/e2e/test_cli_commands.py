@@ -1,6 +1,6 @@
 """The CLI's commands beyond `deploy`, run as a subprocess against the real local stack:
 credentials (login's 0600 file, the local stack's key, SHIPYARD_API_KEY winning), link,
-status, logs, redeploy, promote/rollback, cancel, env pull, keys, files, open, and
+status, logs, redeploy, promote/rollback, cancel, env pull, keys, webhooks, files, open, and
 `--json` on every command."""
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import pytest
 
 from tests.e2e.cli import EXAMPLES, run_cli
 from tests.e2e.conftest import ROOT
+from tests.webhook_support import Receiver, Reply
 
 BAD_KEY = "sk_live_" + "x" * 38
 
@@ -65,6 +66,7 @@ def test_link_deploy_status_logs_redeploy_promote_and_rollback(cli_stack, tmp_pa
     first = cli_json_in(cli_stack, site, "deploy")
     status = cli_json_in(cli_stack, site, "status")
     logs = run_in(cli_stack, site, "logs", "--json")
+    runtime = run_in(cli_stack, site, "logs", first["id"], "--runtime", "--json")
     redeployed = cli_json_in(cli_stack, site, "redeploy")
     rolled = cli_json_in(cli_stack, site, "rollback")
     promoted = cli_json_in(cli_stack, site, "promote", redeployed["id"])
@@ -73,8 +75,14 @@ def test_link_deploy_status_logs_redeploy_promote_and_rollback(cli_stack, tmp_pa
     assert first["status"] == "running" and first["project_id"] == linked["project_id"]
     assert status["project"]["id"] == linked["project_id"]
     assert status["deployment"]["id"] == first["id"]
+    assert status["running"]["id"] == first["id"]
+    assert status["running"]["runtime"]["state"] == "up"
     lines = [json.loads(line) for line in logs.stdout.splitlines()]
     assert any("Health check passed" in line["message"] for line in lines)
+    # --runtime: what the running app printed (the static server's own lines)
+    assert runtime.returncode == 0, runtime.stderr
+    runtime_lines = [json.loads(line) for line in runtime.stdout.splitlines()]
+    assert any(line["phase"] == "app" for line in runtime_lines), runtime.stdout
     assert redeployed["source"]["type"] == "redeploy" and redeployed["status"] == "running"
     assert rolled["source"]["type"] == "rollback"
     assert rolled["source"]["deployment_id"] == first["id"]
@@ -112,6 +120,14 @@ def test_env_pull_never_writes_a_secret(cli_stack, tmp_path):
         run_cli(cli_stack, "env", "set", "-p", pid, "MODE=prod", 'GREETING=hi "you"').returncode
         == 0
     )
+    # set and unset print their result with --json, as every command does
+    unset = cli_json(cli_stack, "env", "unset", "-p", pid, "GREETING")
+    assert unset == {"removed": ["GREETING"]}
+    again = cli_json(cli_stack, "env", "set", "-p", pid, 'GREETING=hi "you"')
+    assert again["vars"]["GREETING"]["value"] == 'hi "you"'
+    assert again["vars"]["TOKEN"] == {**again["vars"]["TOKEN"], "secret": True, "value": None}
+    listed = cli_json(cli_stack, "env", "list", "-p", pid)
+    assert set(listed["vars"]) == {"TOKEN", "MODE", "GREETING"}
     target = tmp_path / ".env"
     pulled = cli_json(cli_stack, "env", "pull", "-p", pid, "-o", str(target))
     text = target.read_text()
@@ -128,6 +144,33 @@ def test_keys_create_list_revoke(cli_stack):
     assert run_cli(cli_stack, "keys", "revoke", created["id"]).returncode == 0
     refused = run_cli(cli_stack, "projects", "list", env={"SHIPYARD_API_KEY": created["key"]})
     assert refused.returncode == 1 and "(unauthorized)" in refused.stderr
+
+
+def test_webhooks_create_list_test_deliveries_and_delete(cli_stack):
+    # Given: a receiver on this machine (the local stack allows http://127.0.0.1), whose
+    # first answer fails
+    receiver = Receiver(lambda n: Reply(status=500 if n == 1 else 200))
+    try:
+        # When: its URL is the positional argument, not the API's --url
+        created = cli_json(cli_stack, "webhooks", "create", receiver.url, "--event", "deploy.*")
+        hook = created["id"]
+        listed = cli_json(cli_stack, "webhooks", "list")
+        failed = run_cli(cli_stack, "webhooks", "test", hook)
+        passed = cli_json(cli_stack, "webhooks", "test", hook)
+        deliveries = cli_json(cli_stack, "webhooks", "deliveries", hook)
+        deleted = run_cli(cli_stack, "webhooks", "delete", hook)
+        # Then
+        assert created["url"] == receiver.url and created["secret"].startswith("whsec_")
+        assert created["events"] == ["deploy.*"]
+        assert hook in {h["id"] for h in listed}
+        assert failed.returncode == 1 and "the test delivery failed" in failed.stderr
+        assert passed["success"] is True
+        assert len(receiver.hits) == 2 and all(h.path == "/hook" for h in receiver.hits)
+        assert isinstance(deliveries, list)
+        assert deleted.returncode == 0, deleted.stderr
+        assert hook not in {h["id"] for h in cli_json(cli_stack, "webhooks", "list")}
+    finally:
+        receiver.close()
 
 
 def test_files_list_get_and_artifact(cli_stack, tmp_path):

@@ -1,8 +1,9 @@
 """The dashboard in a real headless Chromium (Debian's `chromium`, driven by Playwright's
 Python client) against the real local stack: sign in by keyboard, open a project, watch a
 new deployment's log lines arrive live, roll back; follow a deployment from its build log
-into its runtime log, where what the running app prints arrives live; names and log lines
-with markup stay text; it fits 1280 and 390 pixels. Screenshots are kept in .local/."""
+into its runtime log, where what the running app prints arrives live, and redeploy; names
+and log lines with markup stay text; it fits 1280 and 390 pixels. Screenshots are kept in
+.local/."""
 
 from __future__ import annotations
 
@@ -150,6 +151,10 @@ def test_sign_in_follow_a_deployment_live_and_roll_back(cli_stack, browser, proj
     expect(link).to_be_visible()
     assert page.evaluate("sessionStorage.getItem('shipyard.apiKey')") == cli_stack.key
     assert cli_stack.key not in page.url
+    # The list shows each project's name, URL and status
+    row = page.locator("#project-rows tr", has=link)
+    expect(row).to_contain_text("http://127.0.0.1:")
+    expect(row.locator("td").nth(2)).to_have_text("running")
     assert page.context.cookies() == []
     assert controls_without_labels(page) == []
 
@@ -182,6 +187,8 @@ def test_sign_in_follow_a_deployment_live_and_roll_back(cli_stack, browser, proj
     assert any("step 1" in text and "Running at" not in text for text in seen)
     assert len({text.count("\n") for text in seen}) >= 3
     log_text = page.locator("#log").inner_text()
+    # A status is shown after the lines written before it, not where a response opened
+    assert log_text.index("Running at") < log_text.index("-- running"), log_text
     assert "<script>window.pwned = 1</script>" in log_text
     assert page.evaluate("window.pwned") is None
     page.screenshot(path=str(SHOTS / "dashboard-1280.png"), full_page=True)
@@ -238,6 +245,14 @@ def test_the_live_log_follows_the_build_into_the_runtime_log(cli_stack, browser)
     assert text.index("-- runtime log") < text.index(f"served {path}")
     SHOTS.mkdir(exist_ok=True)
     page.screenshot(path=str(SHOTS / "dashboard-runtime-log.png"), full_page=True)
+
+    # Redeploy, by keyboard: the page follows the new deployment into its runtime log
+    page.get_by_role("button", name="Redeploy").focus()
+    page.keyboard.press("Enter")
+    expect(page.locator("#action-message")).to_contain_text("Redeployed", timeout=15_000)
+    expect(page.locator("#log-title")).to_have_text("Deployment #2", timeout=15_000)
+    expect(log).to_contain_text("-- runtime log", timeout=60_000)
+    expect(page.locator("#deployment-rows tr").first).to_contain_text("redeploy")
     page.close()
 
 

@@ -1,5 +1,7 @@
 """POST /v1/mcp through chalice's test client: the JSON-RPC edge and its refusals (wrong
-schema, unknown tool, batches, a key without the scope, deploy_files' path and size rules).
+schema, unknown tool, batches, a key without the scope, deploy_files' path and size rules),
+the tools the SDK run does not call (set_env, get_deployment, cancel_deployment, redeploy) and
+Idempotency-Key on a tool call.
 The SDK client's end-to-end run (deploy, wait, logs, rollback) is tests/e2e/test_mcp.py."""
 
 from __future__ import annotations
@@ -229,3 +231,57 @@ def test_the_body_is_read_as_the_documents_json_rpc_message(api):
     # An integral float is the integer JSON Schema takes it for
     pong = api.post(MCP, {"jsonrpc": "2.0", "id": 2.0, "method": "ping"})
     assert pong.status_code == 200 and pong.json == {"jsonrpc": "2.0", "id": 2, "result": {}}
+
+
+def test_set_env_get_deployment_cancel_and_redeploy_act_as_their_routes(api, project):
+    # Given: a pending deployment (no build runs here) and nothing ever built
+    from chalicelib.store import projects as project_store
+
+    deployment = new_deployment(project_store.get(project["workspace_id"], project["id"]))
+    ref = {"project_id": project["id"], "deployment_id": deployment["id"]}
+    variables = {"MODE": {"value": "prod"}, "TOKEN": {"value": "hunter2-x", "secret": True}}
+    # When
+    set_env = call(api, "set_env", {"project_id": project["id"], "vars": variables})
+    got = call(api, "get_deployment", ref)
+    canceled = call(api, "cancel_deployment", ref)
+    again = call(api, "cancel_deployment", ref)
+    redeploy = call(api, "redeploy", {"project_id": project["id"]})
+    # Then: each is its REST route's answer
+    assert set_env.get("isError") is not True
+    env = api.get(f"/v1/projects/{project['id']}/env").json["data"]
+    assert set_env["structuredContent"] == env
+    assert env["vars"]["MODE"]["value"] == "prod" and env["vars"]["TOKEN"]["value"] is None
+    assert "hunter2" not in set_env["content"][0]["text"]
+    assert got["structuredContent"]["id"] == deployment["id"]
+    assert got["structuredContent"]["status"] == "pending"
+    assert canceled.get("isError") is not True
+    assert canceled["structuredContent"]["status"] == "canceled"
+    assert again["isError"] is True
+    assert again["structuredContent"]["error"]["code"] == "invalid_state"
+    assert redeploy["isError"] is True
+    assert redeploy["structuredContent"]["error"]["code"] == "invalid_state"
+
+
+def test_an_idempotency_key_answers_a_retried_tool_call_from_the_first(api):
+    # Given
+    message = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "tools/call",
+        "params": {"name": "create_project", "arguments": {"name": "Once"}},
+    }
+    headers = {"Idempotency-Key": "mcp-retry-1"}
+    # When
+    first = api.post(MCP, message, headers=headers)
+    retried = api.post(MCP, message, headers=headers)
+    other = api.post(
+        MCP,
+        {**message, "params": {**message["params"], "arguments": {"name": "Twice"}}},
+        headers=headers,
+    )
+    # Then: one project, the same answer; the key reused for another call is refused
+    assert first.status_code == 200 and retried.json == first.json
+    names = [p["name"] for p in api.get("/v1/projects").json["data"]]
+    assert names.count("Once") == 1 and "Twice" not in names
+    assert other.status_code == 422
+    assert other.json["error"]["code"] == "idempotency_key_reused"

@@ -49,3 +49,31 @@ def test_a_missing_api_key_is_explained():
     assert result.returncode == 1
     assert "error: SHIPYARD_API_KEY is not set (missing_api_key)" in result.stderr
     assert "hint:" in result.stderr
+
+
+def test_bad_arguments_and_no_project_exit_2_as_docs_cli_md_says(tmp_path):
+    # Given: a key and an API that is never reached (both refusals come before a request)
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "PYTHONPATH": str(ROOT),
+        "SHIPYARD_URL": "http://127.0.0.1:9",
+        "SHIPYARD_API_KEY": "sk_live_x",
+        "XDG_CONFIG_HOME": str(tmp_path / "config"),
+    }
+
+    def shipyard(*args):
+        return subprocess.run(
+            [sys.executable, "-m", "shipyard_cli", *args],
+            cwd=tmp_path,  # no `shipyard link` here or above
+            capture_output=True,
+            text=True,
+            env=env,
+        )
+
+    # When
+    unknown = shipyard("bogus")
+    missing = shipyard("status")
+    # Then
+    assert unknown.returncode == 2 and "invalid choice" in unknown.stderr
+    assert missing.returncode == 2, missing.stderr
+    assert "error: no project given (usage)" in missing.stderr

@@ -5,7 +5,7 @@
 const KEY = "shipyard.apiKey";
 const $ = (id) => document.getElementById(id);
 // `log` is the stream being followed: "logs" (the build log), then "runtime-logs".
-const state = { project: null, following: null, log: "logs", source: null, lastSeq: 0, lastStatus: null, poll: null };
+const state = { project: null, following: null, log: "logs", source: null, lastSeq: 0, lastStatus: null, pendingStatus: null, poll: null };
 // A build log that ends in one of these is followed by the deployment's runtime log.
 const RAN = ["running", "stopped"];
 
@@ -158,6 +158,7 @@ function follow(projectId, deployment) {
   state.log = "logs";
   state.lastSeq = 0;
   state.lastStatus = deployment.status;
+  state.pendingStatus = null;
   $("log").replaceChildren();
   $("log-title").textContent = `Deployment #${deployment.number}`;
   openStream(projectId, deployment.id);
@@ -189,23 +190,37 @@ async function openStream(projectId, deploymentId) {
     if (frame.type === "log" && frame.seq > state.lastSeq) {
       state.lastSeq = frame.seq;
       appendLine(`[${frame.phase}] ${frame.message}`);
-    } else if (frame.type === "status" || frame.type === "done") {
-      // Each response opens with the status as it is: show only changes.
-      if (frame.status !== state.lastStatus) {
-        appendLine(`-- ${frame.status}`);
-        refreshProject(projectId).catch(() => {});
-      }
-      state.lastStatus = frame.status;
-      if (frame.type !== "done") return;
+    } else if (frame.type === "status") {
+      // Each response opens with the status as it is then, which may be ahead of the lines
+      // that follow it: a status is shown once the lines before it are (at the next status
+      // frame or the end of the response), as the CLI does.
+      showStatus(projectId);
+      state.pendingStatus = frame.status;
+    } else if (frame.type === "done") {
+      showStatus(projectId);
+      state.pendingStatus = frame.status;
+      showStatus(projectId);
       source.close();
       if (log === "logs" && RAN.includes(frame.status)) followRuntime(projectId, deploymentId);
     }
   };
   source.onerror = () => {
+    // A response ended (EventSource reconnects) or the stream did: its status is due.
+    if (state.source === source) showStatus(projectId);
     if (source.readyState === EventSource.CLOSED && state.source === source && state.following === deploymentId) {
       setTimeout(() => { if (state.following === deploymentId) openStream(projectId, deploymentId); }, 1000);
     }
   };
+}
+
+// A status change, once: "-- running".
+function showStatus(projectId) {
+  const status = state.pendingStatus;
+  state.pendingStatus = null;
+  if (status == null || status === state.lastStatus) return;
+  state.lastStatus = status;
+  appendLine(`-- ${status}`);
+  refreshProject(projectId).catch(() => {});
 }
 
 function appendLine(text) {
