@@ -153,13 +153,14 @@ def _load(url: str, key: str, servers: list[int]) -> None:
                 if kind == "create" and status == 201:
                     created.append(json.loads(answer)["data"]["id"])
 
-    started, cpu = time.monotonic(), _cpu_seconds(servers)
+    started, cpu = time.monotonic(), [_cpu_seconds([pid]) for pid in servers]
     threads = [threading.Thread(target=client_loop, args=(n,)) for n in range(CLIENTS)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    wall, cpu = time.monotonic() - started, _cpu_seconds(servers) - cpu
+    wall = time.monotonic() - started
+    cpu = [_cpu_seconds([pid]) - before for pid, before in zip(servers, cpu, strict=True)]
 
     lost = sum(setup.call("GET", f"/v1/projects/{pid}")[0] != 200 for pid in created)
     ordered = sorted(latencies)
@@ -171,9 +172,10 @@ def _load(url: str, key: str, servers: list[int]) -> None:
     show("requests/s   [target >= 100]", f"{len(latencies) / wall:.0f}")
     show("p50   [target: -]", f"{p50:.0f} ms")
     show("p99   [target < 500 ms]", f"{p99:.0f} ms")
+    per_request = [seconds / max(len(latencies), 1) * 1000 for seconds in cpu]
     show(
         "  CPU of the API and moto per request (2 cores: 20 ms = 100/s)",
-        f"{cpu / max(len(latencies), 1) * 1000:.1f} ms",
+        f"{sum(per_request):.1f} ms (API {per_request[0]:.1f}, moto {sum(per_request[1:]):.1f})",
     )
     show("5xx   [target 0]", str(server_errors))
     show("connection errors   [target 0]", str(errors[0]))

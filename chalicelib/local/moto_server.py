@@ -154,40 +154,106 @@ _ITEM_OPERATIONS = frozenset(
 )
 
 
-def _plain(value: Any) -> bool:
-    """Whether `value` is JSON as it stands: no None, bytes, dates or other objects."""
-    if isinstance(value, str | bool | int | float):
-        return True
-    if isinstance(value, dict):
-        return all(isinstance(k, str) and _plain(v) for k, v in value.items())
-    if isinstance(value, list):
-        return all(_plain(v) for v in value)
-    return False
+def _refuse(value: Any) -> Any:
+    raise TypeError(type(value).__name__)
+
+
+def _as_json(value: Any) -> str | None:
+    """`value` as JSON text if it is JSON as it stands: no None, bytes, dates, sets or
+    other objects (those go through moto's serializer, which knows their shapes)."""
+    try:
+        text = json.dumps(value, default=_refuse, allow_nan=False)
+    except (TypeError, ValueError):
+        return None
+    # A None (or a string holding "null": rare, and only slower) takes moto's way.
+    return None if "null" in text else text
 
 
 def quick_answers() -> None:
-    """Two costs moto pays on every request, cut (idempotent):
+    """Costs moto pays on every request, cut (idempotent):
     - it lists its own package directory (200-odd `isdir` calls) to route each request;
+    - it lists a handler class's methods (`inspect.getmembers`) to find the action's;
+    - it draws a request id one random character at a time, and searches every body,
+      JSON ones too, for an XML `<RequestId>` to put it in;
+    - its Flask apps run in debug mode, which wraps each request's form data;
     - it serializes DynamoDB's item results by walking botocore's output shape, where
       they are already the JSON to send: those that are plain JSON go out as they are.
     """
+    import base64
+    import functools
+    import re
+
     from moto import backends
+    from moto.core import responses
     from moto.dynamodb.responses import DynamoResult
+    from moto.moto_server import werkzeug_app
 
     if getattr(DynamoResult.execute_result, "quick", False):
         return
     modules = tuple(backends.list_of_moto_modules())
     backends.list_of_moto_modules = lambda: modules
+    responses.method_names_from_class = functools.cache(responses.method_names_from_class)
+
+    def request_id(headers: dict) -> str:
+        # 52 characters of A-Z and 2-7, as moto's own are 52 of A-Z, a-z and 0-9.
+        headers["x-amzn-requestid"] = base64.b32encode(os.urandom(33)).decode()[:52]
+        return headers["x-amzn-requestid"]
+
+    def enrich(headers: dict, body: Any) -> tuple[dict, Any]:
+        if "status" in headers:
+            headers["status"] = str(headers["status"])
+        identifier = request_id(headers)
+        if isinstance(body, str) and "<RequestId>" in body:
+            body = re.sub(r"(?<=<RequestId>).*(?=<\/RequestId>)", identifier, body)
+        return headers, body
+
+    responses.BaseResponse._enrich_response = staticmethod(enrich)
+    parse_once()
+    make_app = werkzeug_app.create_backend_app
+
+    def create_backend_app(service):
+        app = make_app(service)
+        app.debug = False
+        return app
+
+    werkzeug_app.create_backend_app = create_backend_app
     shaped = DynamoResult.execute_result
 
     def execute_result(self, context):
         result = self.result
-        if context.operation_model.name in _ITEM_OPERATIONS and _plain(result):
-            return 200, {"Content-Type": "application/x-amz-json-1.0"}, json.dumps(result)
+        if context.operation_model.name in _ITEM_OPERATIONS:
+            text = _as_json(result)
+            if text is not None:
+                return 200, {"Content-Type": "application/x-amz-json-1.0"}, text
         return shaped(self, context)
 
     execute_result.quick = True
     DynamoResult.execute_result = execute_result
+
+
+def parse_once() -> None:
+    """Parse each UpdateExpression once, not twice per UpdateItem (idempotent): moto's
+    validation changes the tree it is given, so each request gets its own copy of the
+    parsed one (unpickled: several times quicker than parsing or deep-copying)."""
+    import pickle
+
+    from moto.dynamodb.parsing.expressions import UpdateExpressionParser
+
+    make = UpdateExpressionParser.make
+    if getattr(make, "once", False):
+        return
+    parsed: dict[str, bytes] = {}
+
+    def parse(cls, expression: str):
+        if expression not in parsed:
+            tree = make.__func__(cls, expression)  # a malformed one raises, and is not kept
+            if len(parsed) >= 1024:
+                parsed.clear()
+            parsed[expression] = pickle.dumps(tree)
+        return pickle.loads(parsed[expression])
+
+    parse.once = True
+    UpdateExpressionParser.make = classmethod(parse)
 
 
 def serialise_dynamodb() -> None:
@@ -358,24 +424,53 @@ def query_partitions() -> None:
     Table.query = query
 
 
-def wsgi_server(host: str, port: int) -> Any:
-    """moto's WSGI app on a waitress server (not yet running: call `.run()`), with every
-    patch above applied."""
-    import waitress
-    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+def wsgi_app() -> Any:
+    """moto's WSGI app, with every patch above applied. DynamoDB's and DynamoDB Streams'
+    requests (POST `/` with their `X-Amz-Target`) go straight to moto's handler for them:
+    moto's way finds the service's Flask app under a lock, then routes, wraps and
+    finalizes each request in Flask, a fifth of what a DynamoDB call costs here."""
+    from botocore.exceptions import ClientError
+    from moto.dynamodb.responses import DynamoHandler
+    from moto.dynamodbstreams.responses import DynamoDBStreamsHandler
+    from werkzeug.wrappers import Response
 
     patch()
-    moto = DomainDispatcherApplication(create_backend_app)
+    from moto.moto_server import werkzeug_app
+
+    moto = werkzeug_app.DomainDispatcherApplication(werkzeug_app.create_backend_app)
+    direct = {
+        "DynamoDB_20120810": DynamoHandler,
+        "DynamoDBStreams_20120810": DynamoDBStreamsHandler,
+    }
 
     def app(environ, start_response):
-        # moto's S3 reads the path as sent from RAW_URI (werkzeug's name for it).
-        environ.setdefault("RAW_URI", environ.get("REQUEST_URI", ""))
-        return moto(environ, start_response)
+        target = environ.get("HTTP_X_AMZ_TARGET", "").partition(".")[0]
+        handler = direct.get(target)
+        if handler is None or environ.get("PATH_INFO") != "/":
+            # moto's S3 reads the path as sent from RAW_URI (werkzeug's name for it).
+            environ.setdefault("RAW_URI", environ.get("REQUEST_URI", ""))
+            return moto(environ, start_response)
+        request = werkzeug_app.BackendRequest(environ)
+        headers = dict(request.headers)
+        try:
+            status, headers, body = handler.dispatch(request, request.raw_url, headers)
+        except ClientError as error:  # as moto's Flask view answers it
+            status, headers, body = 400, {}, error.response["Error"]["Message"]
+        except Exception:
+            status, headers, body = 500, {}, "Internal Server Error"
+        return Response(body, status=status, headers=headers)(environ, start_response)
+
+    return app
+
+
+def wsgi_server(host: str, port: int) -> Any:
+    """wsgi_app() on a waitress server (not yet running: call `.run()`)."""
+    import waitress
 
     # Long polls (the pump's SQS receives, each up to its wait) hold a thread each; poll(),
     # not select(), watches the sockets: moto keeps a file open per large S3 object.
     return waitress.create_server(
-        app,
+        wsgi_app(),
         host=host,
         port=port,
         threads=THREADS,

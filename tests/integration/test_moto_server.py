@@ -224,3 +224,79 @@ def test_a_key_of_the_wrong_type_is_refused_as_dynamodb_refuses_it(dynamodb):
             ExpressionAttributeValues={":p": {"S": "w"}, ":x": {"S": "text"}},
         )
     assert refused.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+
+
+def test_one_update_expression_on_many_items_updates_each_by_its_own_values(dynamodb):
+    # The parsed expression is kept; each request must still get a tree of its own.
+    table = new_table(dynamodb, "S")
+    update = {
+        "UpdateExpression": "SET n = if_not_exists(n, :zero) + :step ADD tags :tag",
+        "ReturnValues": "ALL_NEW",
+    }
+    for step, key in ((1, "a"), (5, "b"), (2, "a")):
+        dynamodb.update_item(
+            TableName=table,
+            Key={"pk": {"S": "u"}, "sk": {"S": key}},
+            ExpressionAttributeValues={
+                ":zero": {"N": "0"},
+                ":step": {"N": str(step)},
+                ":tag": {"SS": [f"t{step}"]},
+            },
+            **update,
+        )
+    items = dynamodb.query(
+        TableName=table,
+        KeyConditionExpression="pk = :p",
+        ExpressionAttributeValues={":p": {"S": "u"}},
+    )["Items"]
+    assert [(i["sk"]["S"], i["n"]["N"], sorted(i["tags"]["SS"])) for i in items] == [
+        ("a", "3", ["t1", "t2"]),
+        ("b", "5", ["t5"]),
+    ]
+    for _ in range(2):  # a malformed expression is refused every time, never kept
+        with pytest.raises(ClientError) as refused:
+            dynamodb.update_item(
+                TableName=table,
+                Key={"pk": {"S": "u"}, "sk": {"S": "a"}},
+                UpdateExpression="SET n = = :step",
+                ExpressionAttributeValues={":step": {"N": "1"}},
+            )
+        assert refused.value.response["Error"]["Code"] == "ValidationException"
+
+
+def test_items_that_are_not_plain_json_come_back_as_they_were_put(dynamodb):
+    # Binary, null and set values take moto's serializer; the rest is sent as it is.
+    table = new_table(dynamodb, "S")
+    item = {
+        "pk": {"S": "j"},
+        "sk": {"S": "1"},
+        "blob": {"B": b"\x00\xffbytes"},
+        "nothing": {"NULL": True},
+        "text": {"S": "null and void"},
+        "numbers": {"NS": ["1", "2.5"]},
+        "nested": {"M": {"list": {"L": [{"BOOL": False}, {"S": "x"}]}}},
+    }
+    dynamodb.put_item(TableName=table, Item=item)
+    got = dynamodb.get_item(TableName=table, Key={"pk": {"S": "j"}, "sk": {"S": "1"}})["Item"]
+    assert got["blob"] == {"B": b"\x00\xffbytes"}
+    assert got["nothing"] == {"NULL": True}
+    assert got["text"] == {"S": "null and void"}
+    assert sorted(got["numbers"]["NS"]) == ["1", "2.5"]
+    assert got["nested"] == item["nested"]
+
+
+def test_a_refused_condition_answers_dynamodbs_error_with_the_item(dynamodb):
+    table = new_table(dynamodb, "S")
+    dynamodb.put_item(TableName=table, Item={"pk": {"S": "c"}, "sk": {"S": "1"}})
+    with pytest.raises(ClientError) as refused:
+        dynamodb.put_item(
+            TableName=table,
+            Item={"pk": {"S": "c"}, "sk": {"S": "1"}},
+            ConditionExpression="attribute_not_exists(pk)",
+            ReturnValuesOnConditionCheckFailure="ALL_OLD",
+        )
+    error = refused.value.response
+    assert error["Error"]["Code"] == "ConditionalCheckFailedException"
+    assert error["ResponseMetadata"]["HTTPStatusCode"] == 400
+    assert error["Item"] == {"pk": {"S": "c"}, "sk": {"S": "1"}}
+    assert len(error["ResponseMetadata"]["RequestId"]) == 52
