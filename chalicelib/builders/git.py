@@ -18,6 +18,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from chalicelib.git.refs import SHA, redact
 from chalicelib.git.remote import Unreachable, check_outbound, git_env
@@ -48,9 +49,14 @@ def checkout(url: str, sha: str, dest: Path, deadline: float, cancel: threading.
     if not SHA.match(sha):
         raise CloneFailed("build_failed", "the commit to clone is not a full sha")
     try:
-        check_outbound(url)
+        address = check_outbound(url)
     except Unreachable as error:
         raise CloneFailed("build_failed", f"The repository is unreachable: {error}") from None
+    pinned = []
+    if address is not None:  # git connects to the address that was checked, nowhere else
+        parts = urlsplit(url)
+        shown = f"[{address}]" if ":" in address else address
+        pinned = ["-c", f"http.curloptResolve={parts.hostname}:{parts.port or 443}:{shown}"]
     dest.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="git-home-") as home:
         env = git_env(home)
@@ -63,6 +69,7 @@ def checkout(url: str, sha: str, dest: Path, deadline: float, cancel: threading.
                 str(dest),
                 "-c",
                 "http.followRedirects=false",
+                *pinned,
                 "fetch",
                 "--quiet",
                 "--depth=1",

@@ -9,7 +9,10 @@ has no git binary; for `file://` (local stack only) it runs `git ls-remote`.
 Outbound: with SHIPYARD_OUTBOUND_LOOPBACK_ONLY (every test run) a remote whose host is not
 a loopback address is refused here and in the clone (builders/git.py), by the outbound
 rules (outbound/addresses.py: names other than localhost are not even looked up), so no
-test ever reaches the internet. Redirects are not followed. git runs with a clean
+test ever reaches the internet. Otherwise the rules of webhooks apply: a cloud metadata
+address is never reached, a private one only where the operator allows private targets,
+and the connection goes to the address that was checked (the clone pins it with git's
+`http.curloptResolve`). Redirects are not followed. git runs with a clean
 environment (`git_env`): no prompt, no system or global config, only the protocols allowed.
 """
 
@@ -18,14 +21,13 @@ from __future__ import annotations
 import base64
 import os
 import subprocess
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
 
 from chalicelib.core.settings import get_settings
 from chalicelib.git.refs import branch_of, check_ref, is_sha, redact
 from chalicelib.outbound import addresses
+from chalicelib.outbound import http as outbound_http
 
 MAX_ADVERTISEMENT = 8 * 1024 * 1024
 
@@ -60,24 +62,35 @@ def git_env(home: str) -> dict[str, str]:
     }
 
 
-def check_outbound(url: str) -> None:
-    """Refuse a remote this process may not connect to (see the module's docstring)."""
+def check_outbound(url: str) -> str | None:
+    """The address a remote's host may be reached at (None for `file://`), or Unreachable:
+    the outbound rules of webhooks hold (outbound/addresses.py), so a cloud metadata
+    address is never reached and a private one only where the operator allows it."""
     parts = urlsplit(url)
     if parts.scheme == "file":
-        return
+        return None
     if parts.scheme != "https" or not parts.hostname:
         raise Unreachable(f"only https:// remotes are cloned, not {redact(url)}")
-    if not get_settings().outbound_loopback_only:
-        return
+    settings = get_settings()
     try:
-        found = addresses.resolve(parts.hostname, parts.port or 443, loopback_only=True)
+        found = addresses.checked(
+            parts.hostname,
+            parts.port or 443,
+            # Confined to loopback (every test run), the loopback is what may be reached.
+            settings.allow_private_targets or settings.outbound_loopback_only,
+            settings.outbound_loopback_only,
+        )
     except addresses.Refused as error:
-        raise Unreachable(f"{error} (SHIPYARD_OUTBOUND_LOOPBACK_ONLY)") from None
-    if not all(addresses.parse(address).is_loopback for address in found):
+        confined = " (SHIPYARD_OUTBOUND_LOOPBACK_ONLY)" if settings.outbound_loopback_only else ""
+        raise Unreachable(f"{error}{confined}") from None
+    if settings.outbound_loopback_only and not all(
+        addresses.parse(address).is_loopback for address in found
+    ):
         raise Unreachable(
             f"{parts.hostname} is not a loopback address: outbound connections are confined "
             "to loopback (SHIPYARD_OUTBOUND_LOOPBACK_ONLY)"
         )
+    return found[0]
 
 
 def resolve(url: str, ref: str, timeout_s: float = 20.0) -> Resolved:
@@ -121,13 +134,10 @@ def _ls_remote(url: str, timeout_s: float) -> dict[str, str]:
     return refs
 
 
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, *args, **kwargs):
-        return None
-
-
 def _info_refs(url: str, timeout_s: float) -> dict[str, str]:
-    """The refs a smart-HTTP remote advertises (protocol v0/v1 pkt-lines)."""
+    """The refs a smart-HTTP remote advertises (protocol v0/v1 pkt-lines), asked of the
+    address check_outbound allowed (outbound/http.py connects to it, so a name that
+    resolves elsewhere the second time gains nothing; redirects are not followed)."""
     parts = urlsplit(url)
     headers = {"User-Agent": "git/shipyard", "Accept": "*/*"}
     if parts.username is not None:
@@ -137,18 +147,21 @@ def _info_refs(url: str, timeout_s: float) -> dict[str, str]:
     if parts.port:
         netloc += f":{parts.port}"
     base = urlunsplit((parts.scheme, netloc, parts.path.rstrip("/"), "", ""))
-    request = urllib.request.Request(base + "/info/refs?service=git-upload-pack", headers=headers)
-    opener = urllib.request.build_opener(_NoRedirect)
-    try:
-        with opener.open(request, timeout=timeout_s) as response:
-            body = response.read(MAX_ADVERTISEMENT + 1)
-    except urllib.error.HTTPError as error:
-        raise Unreachable(f"the repository answered HTTP {error.code}") from None
-    except (OSError, ValueError) as error:
-        raise Unreachable(f"the repository could not be reached: {redact(str(error))}") from None
-    if len(body) > MAX_ADVERTISEMENT:
+    answer = outbound_http.request(
+        "GET",
+        base + "/info/refs?service=git-upload-pack",
+        None,
+        headers,
+        timeout_s,
+        MAX_ADVERTISEMENT + 1,
+    )
+    if answer.status is None:
+        raise Unreachable(f"the repository could not be reached: {redact(answer.error or '')}")
+    if answer.status != 200:
+        raise Unreachable(f"the repository answered HTTP {answer.status}")
+    if len(answer.body) > MAX_ADVERTISEMENT:
         raise Unreachable("the repository advertises too many refs")
-    return parse_advertisement(body)
+    return parse_advertisement(answer.body)
 
 
 def parse_advertisement(body: bytes) -> dict[str, str]:

@@ -67,6 +67,18 @@ class _PinnedTLS(http.client.HTTPSConnection):
 def post(url: str, body: bytes, headers: dict[str, str], timeout_s: float, max_body: int) -> Answer:
     """POST `body` to `url`; the answer's body is cut at `max_body` bytes (at most one byte
     more is read, to know it was cut)."""
+    return request("POST", url, body, headers, timeout_s, max_body)
+
+
+def request(
+    method: str,
+    url: str,
+    body: bytes | None,
+    headers: dict[str, str],
+    timeout_s: float,
+    max_body: int,
+) -> Answer:
+    """One request to `url`, as `post` describes."""
     started = time.monotonic()
 
     def answer(status: int | None, **kwargs) -> Answer:
@@ -88,7 +100,7 @@ def post(url: str, body: bytes, headers: dict[str, str], timeout_s: float, max_b
     connection = kind(host, port, address, timeout_s)
     target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     try:
-        connection.request("POST", target, body=body, headers=headers)
+        connection.request(method, target, body=body, headers=headers)
         response = connection.getresponse()
         received = response.read(max_body + 1)
         return answer(

@@ -188,6 +188,38 @@ def test_refs_and_repositories_that_fail_their_deployment_say_which(
     assert shown == "https://***@192.0.2.1/acme/web.git"
 
 
+def test_remotes_obey_the_outbound_rules_of_webhooks(client, make_workspace, monkeypatch, pump):
+    # As on AWS: not confined to loopback, private targets not allowed. Each host is an
+    # address literal refused before any connection, so nothing leaves this machine.
+    from chalicelib.core.settings import get_settings
+
+    monkeypatch.delenv("SHIPYARD_OUTBOUND_LOOPBACK_ONLY", raising=False)
+    monkeypatch.setenv("SHIPYARD_ALLOW_PRIVATE_TARGETS", "false")
+    get_settings.cache_clear()
+    api = Api(client, make_workspace("Outbound", "pro")[1])
+    cases = {
+        "metadata": ("https://169.254.169.254/acme/web.git", "a cloud metadata address"),
+        "private": ("https://10.1.2.3/acme/web.git", "a private address"),
+        "loopback": ("https://127.0.0.1:9/acme/web.git", "a loopback address"),
+    }
+    for number, (case, (repository, reason)) in enumerate(cases.items()):
+        project = git_project(api, repository, name=f"O{number}")
+        deploying = f"/v1/projects/{project['id']}/deployments"
+        created = api.post(deploying, {"git": {"ref": "main"}})
+        assert created.status_code == 202, (case, created.json)
+        failed = wait_for(api, created.json["data"], ("failed", "running"))
+        assert (failed["status"], failed["error_code"]) == ("failed", "build_failed"), case
+        assert reason in failed["error_message"], (case, failed["error_message"])
+    # An operator who allows private targets reaches them; metadata stays refused.
+    monkeypatch.setenv("SHIPYARD_ALLOW_PRIVATE_TARGETS", "true")
+    get_settings.cache_clear()
+    from chalicelib.git.remote import Unreachable, check_outbound
+
+    assert check_outbound("https://10.1.2.3/acme/web.git") == "10.1.2.3"
+    with pytest.raises(Unreachable, match="metadata"):
+        check_outbound("https://169.254.169.254/acme/web.git")
+
+
 def test_repositories_are_github_names_or_clone_urls(api):
     for bad in ("ftp://host/x.git", "file:relative", "owner", "ssh://git@github.com/a/b"):
         answer = api.post("/v1/projects", {"name": "X", "git": {"repository": bad}})
