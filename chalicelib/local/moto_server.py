@@ -209,6 +209,7 @@ def quick_answers() -> None:
 
     responses.BaseResponse._enrich_response = staticmethod(enrich)
     parse_once()
+    reuse_workflow_clients()
     make_app = werkzeug_app.create_backend_app
 
     def create_backend_app(service):
@@ -254,6 +255,40 @@ def parse_once() -> None:
 
     parse.once = True
     UpdateExpressionParser.make = classmethod(parse)
+
+
+def reuse_workflow_clients() -> None:
+    """Step Functions' tasks reuse their boto3 clients (idempotent): moto makes a new one
+    for every task it runs (about 20 ms of CPU each; the deploy workflow runs three SQS
+    tasks per deployment). boto3's clients are safe to share between threads."""
+    import sys
+
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
+        state_task_service_sqs,  # noqa: F401 - the deploy workflow's tasks: loaded now
+    )
+    from moto.stepfunctions.parser.asl.utils import boto_client
+
+    make = boto_client.boto_client_for
+    if getattr(make, "reused", False):
+        return
+    clients: dict[tuple, Any] = {}
+    lock = threading.Lock()
+
+    def boto_client_for(region: str, service: str, state_credentials: Any = None) -> Any:
+        # What the client depends on: moto's own address, or in-process interception.
+        key = (region, service, boto_client.botocore_stubber.enabled, os.environ.get("MOTO_PORT"))
+        with lock:
+            if key not in clients:
+                clients[key] = make(region, service, state_credentials)
+            return clients[key]
+
+    boto_client_for.reused = True
+    for name, module in list(sys.modules.items()):
+        if (
+            name.startswith("moto.stepfunctions")
+            and getattr(module, "boto_client_for", None) is make
+        ):
+            module.boto_client_for = boto_client_for
 
 
 def serialise_dynamodb() -> None:

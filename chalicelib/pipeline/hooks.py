@@ -102,7 +102,10 @@ def github(event: str, delivery: str, signature: str, body: bytes, payload: Any)
         if claim and not made:
             hook_store.release(claim)
         raise
-    status = "stopped_previews" if payload.get("deleted") else "deploying"
+    if payload.get("deleted"):
+        status = "stopped_previews"
+    else:  # a branch refused by its name, or no commit to deploy, starts nothing
+        status = "deploying" if made else "ignored"
     return {"status": status, "stopped": stopped, "deployments": made}
 
 

@@ -223,7 +223,16 @@ class CaddyEdge:
                     "filename": str(self.access_log(project_id)),
                     "roll": False,
                 },
-                "encoder": {"format": "json"},
+                # No query string (it may carry a token) and no credentials reach the file.
+                "encoder": {
+                    "format": "filter",
+                    "wrap": {"format": "json"},
+                    "fields": {
+                        "request>uri": {"filter": "regexp", "regexp": r"\?.*$", "value": ""},
+                        "request>headers>Authorization": {"filter": "delete"},
+                        "request>headers>Cookie": {"filter": "delete"},
+                    },
+                },
                 "include": [f"http.log.access.{project_id}"],
             }
         return {

@@ -188,8 +188,12 @@ def test_the_project_url_is_stable_and_switches_without_a_failed_request(stack):
     eventually(lambda: deployment(stack, project, second["id"])["status"] == "stopped")
     eventually(lambda: _answers(second["url"]) is None, 10, "the drained app's stop")
 
+    assert get(url + "?token=hunter2secret")[0] == 200
     _, _, access = stack.request("GET", f"/v1/projects/{project['id']}/access-logs?limit=1000")
     entries = access["data"]
+    # A query string (tokens, say) is in no answer, and in no file the edge writes.
+    edge_files = (stack.state_dir / "edge").rglob("*")
+    assert not any(b"hunter2secret" in f.read_bytes() for f in edge_files if f.is_file())
     assert len(entries) >= len(seen)
     # Each version the client saw is in the edge's log (on a slow machine a short-lived
     # one may have come and gone between two of the client's requests).

@@ -154,6 +154,7 @@ def test_a_pushed_branch_that_is_shell_an_option_or_dotdot_deploys_nothing(
 
     assert answer.status_code == 202, answer.json
     assert answer.json["data"]["deployments"] == []
+    assert answer.json["data"]["status"] == "ignored"
     assert api.get(f"/v1/projects/{project['id']}/deployments").json["data"] == []
     assert not marker.exists()
 
