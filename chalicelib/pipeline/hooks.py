@@ -102,10 +102,10 @@ def github(event: str, delivery: str, signature: str, body: bytes, payload: Any)
         if claim and not made:
             hook_store.release(claim)
         raise
+    # A push that made nothing (a branch refused by its name, no commit) started nothing.
+    status = "deploying" if made else "ignored"
     if payload.get("deleted"):
         status = "stopped_previews"
-    else:  # a branch refused by its name, or no commit to deploy, starts nothing
-        status = "deploying" if made else "ignored"
     return {"status": status, "stopped": stopped, "deployments": made}
 
 
