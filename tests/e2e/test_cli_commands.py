@@ -18,6 +18,7 @@ import pytest
 
 from tests.e2e.cli import EXAMPLES, run_cli
 from tests.e2e.conftest import ROOT
+from tests.waiting import eventually
 from tests.webhook_support import Receiver, Reply
 
 BAD_KEY = "sk_live_" + "x" * 38
@@ -64,7 +65,11 @@ def test_link_deploy_status_logs_redeploy_promote_and_rollback(cli_stack, tmp_pa
     linked = json.loads((site / ".shipyard" / "project.json").read_text())
     # When: commands run from inside it, with no --project
     first = cli_json_in(cli_stack, site, "deploy")
-    status = cli_json_in(cli_stack, site, "status")
+    # The supervisor records the app's runtime at its first look (every second).
+    status = eventually(
+        lambda: (seen := cli_json_in(cli_stack, site, "status"))["running"]["runtime"] and seen,
+        what="the running deployment's runtime in status",
+    )
     logs = run_in(cli_stack, site, "logs", "--json")
     runtime = run_in(cli_stack, site, "logs", first["id"], "--runtime", "--json")
     redeployed = cli_json_in(cli_stack, site, "redeploy")
