@@ -14,7 +14,7 @@ from chalicelib.core.errors import NotFound
 
 router = Router(__name__, "dashboard")
 STATIC = Path(__file__).parent / "static"
-ASSETS = {"app.js": "text/javascript", "app.css": "text/css"}
+ASSETS = {"app.js": "text/javascript", "app.css": "text/css", "icon.svg": "image/svg+xml"}
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
         "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
@@ -59,7 +59,7 @@ def index(ctx: RequestContext):
     content={media: {"schema": {"type": "string"}} for media in ASSETS.values()},
 )
 def asset(ctx: RequestContext, name: str):
-    """The dashboard's script and style sheet."""
+    """The dashboard's script, style sheet and icon."""
     if name not in ASSETS:
         raise NotFound("Asset")
     return _page(name, ASSETS[name])

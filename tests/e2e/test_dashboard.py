@@ -139,9 +139,13 @@ def controls_without_labels(page) -> list[str]:
 def test_sign_in_follow_a_deployment_live_and_roll_back(cli_stack, browser, project):
     SHOTS.mkdir(exist_ok=True)
     page = browser.new_page(viewport={"width": 1280, "height": 900})
+    refused = []
+    page.on("response", lambda answer: answer.status >= 400 and refused.append(answer.url))
     response = page.goto(cli_stack.url + "/")
     csp = response.headers["content-security-policy"]
     assert "script-src 'self'" in csp and "default-src 'none'" in csp
+    icon = page.request.get(cli_stack.url + page.locator("link[rel=icon]").get_attribute("href"))
+    assert icon.status == 200 and icon.headers["content-type"].startswith("image/svg+xml")
 
     # Sign in with the keyboard only: the key field has focus, Enter submits.
     expect(page.get_by_label("API key")).to_be_focused()
@@ -157,6 +161,7 @@ def test_sign_in_follow_a_deployment_live_and_roll_back(cli_stack, browser, proj
     expect(row.locator("td").nth(2)).to_have_text("running")
     assert page.context.cookies() == []
     assert controls_without_labels(page) == []
+    assert refused == [], "the page asked for something the API does not have"
 
     link.focus()
     page.keyboard.press("Enter")

@@ -106,6 +106,11 @@ def test_a_delivery_refused_before_it_deployed_can_be_redelivered(api, anonymous
     # GitHub's "Redeliver" is tried again, not taken for a duplicate of what never happened.
     assert redelivered.status_code == 429, redelivered.json
     assert redelivered.json["error"]["code"] == "quota_exceeded"
+    # A preview counts against the daily deployments like any deployment.
+    feature = payload(repo, sha, ref="refs/heads/feature")
+    preview = deliver(anonymous, feature, github_signature(SECRET, feature), delivery="q-2")
+    assert (preview.status_code, preview.json["error"]["code"]) == (429, "quota_exceeded")
+    assert api.get(f"/v1/projects/{project['id']}/deployments").json["data"] == []
 
 
 def test_a_push_of_five_megabytes_is_413(anonymous, api, repo):
