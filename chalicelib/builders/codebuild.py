@@ -94,17 +94,21 @@ REDACT = r"""sed -E 's#([a-zA-Z][a-zA-Z0-9+.-]*://)[^/@[:space:]]+@#\1***@#g' >&
 # failure means). Each is one command, so a failed build's phase context, which names the
 # command, tells the step. git's output goes through the redaction; `pipefail` keeps git's
 # exit status through the pipe.
+# git connects to the addresses the API checked (SHIPYARD_GIT_RESOLVE, curl's resolve
+# entry), not to what a second lookup of the name would answer; nothing when it is empty.
+RESOLVE_VARIABLE = "SHIPYARD_GIT_RESOLVE"
+PINNED = f'${{{RESOLVE_VARIABLE}:+-c "http.curloptResolve=${RESOLVE_VARIABLE}"}}'
 CLONE_STEPS: tuple[tuple[str, str, str], ...] = (
     ("git init", "git init --quiet src", "could not prepare the clone"),
     (
         "ls-remote",
-        'git -c http.followRedirects=false ls-remote -- "$SHIPYARD_GIT_URL" HEAD 2>&1 >/dev/null'
-        f" | {REDACT}",
+        f"git -c http.followRedirects=false {PINNED} ls-remote"
+        f' -- "$SHIPYARD_GIT_URL" HEAD 2>&1 >/dev/null | {REDACT}',
         "the repository could not be read (it is unreachable, or refused the credentials)",
     ),
     (
         " fetch ",
-        "git -C src -c http.followRedirects=false fetch --quiet --depth=1 --no-tags"
+        f"git -C src -c http.followRedirects=false {PINNED} fetch --quiet --depth=1 --no-tags"
         f' -- "$SHIPYARD_GIT_URL" "$SHIPYARD_GIT_SHA" 2>&1 | {REDACT}',
         "could not fetch commit {sha}: the repository does not have it",
     ),
@@ -205,15 +209,18 @@ class CodeBuildBuilder:
             raise
         return response["build"]["id"]
 
-    def start_clone(self, job: BuildJob) -> str:
+    def start_clone(self, job: BuildJob, resolve: str = "") -> str:
         """Start the build that clones `job.git`'s commit into the bucket; its build id.
-        None of the project's env is given to it, as to git locally."""
+        None of the project's env is given to it, as to git locally. `resolve`: the
+        addresses the remote was checked at (git/remote.py's `pin`), which git connects to
+        instead of looking the name up again."""
         if job.git is None:
             raise ValueError("the job has no git source to clone")
         variables = {
             DEPLOYMENT_VARIABLE: job.deployment_id,
             STEP_VARIABLE: CLONE_STEP,
             SHA_VARIABLE: job.git["sha"],
+            RESOLVE_VARIABLE: resolve,
         }
         overrides = self._overrides(
             job.deployment_id, CLONE_STEP, variables, {URL_VARIABLE: job.git["url"]}

@@ -18,10 +18,9 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from chalicelib.git.refs import SHA, redact
-from chalicelib.git.remote import Unreachable, check_outbound, git_env
+from chalicelib.git.remote import Unreachable, check_outbound, git_env, pin
 from chalicelib.host.processes import kill_group, stop_process
 
 POLL_S = 0.05
@@ -49,14 +48,11 @@ def checkout(url: str, sha: str, dest: Path, deadline: float, cancel: threading.
     if not SHA.match(sha):
         raise CloneFailed("build_failed", "the commit to clone is not a full sha")
     try:
-        address = check_outbound(url)
+        entry = pin(url, check_outbound(url))
     except Unreachable as error:
         raise CloneFailed("build_failed", f"The repository is unreachable: {error}") from None
-    pinned = []
-    if address is not None:  # git connects to the address that was checked, nowhere else
-        parts = urlsplit(url)
-        shown = f"[{address}]" if ":" in address else address
-        pinned = ["-c", f"http.curloptResolve={parts.hostname}:{parts.port or 443}:{shown}"]
+    # git connects to the addresses that were checked, nowhere else.
+    pinned = ["-c", f"http.curloptResolve={entry}"] if entry else []
     dest.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="git-home-") as home:
         env = git_env(home)

@@ -62,8 +62,8 @@ def git_env(home: str) -> dict[str, str]:
     }
 
 
-def check_outbound(url: str) -> str | None:
-    """The address a remote's host may be reached at (None for `file://`), or Unreachable:
+def check_outbound(url: str) -> list[str] | None:
+    """The addresses a remote's host may be reached at (None for `file://`), or Unreachable:
     the outbound rules of webhooks hold (outbound/addresses.py), so a cloud metadata
     address is never reached and a private one only where the operator allows it."""
     parts = urlsplit(url)
@@ -74,11 +74,7 @@ def check_outbound(url: str) -> str | None:
     settings = get_settings()
     try:
         found = addresses.checked(
-            parts.hostname,
-            parts.port or 443,
-            # Confined to loopback (every test run), the loopback is what may be reached.
-            settings.allow_private_targets or settings.outbound_loopback_only,
-            settings.outbound_loopback_only,
+            parts.hostname, parts.port or 443, _allow_private(), settings.outbound_loopback_only
         )
     except addresses.Refused as error:
         confined = " (SHIPYARD_OUTBOUND_LOOPBACK_ONLY)" if settings.outbound_loopback_only else ""
@@ -90,7 +86,30 @@ def check_outbound(url: str) -> str | None:
             f"{parts.hostname} is not a loopback address: outbound connections are confined "
             "to loopback (SHIPYARD_OUTBOUND_LOOPBACK_ONLY)"
         )
-    return found[0]
+    return found
+
+
+def _allow_private() -> bool:
+    """Whether a remote may be a private address: where the operator allows private
+    targets, and, confined to loopback (every test run), the loopback that may be reached."""
+    settings = get_settings()
+    return settings.allow_private_targets or settings.outbound_loopback_only
+
+
+def pin(url: str, found: list[str] | None) -> str:
+    """curl's resolve entry (git's `http.curloptResolve`) that makes git connect to the
+    addresses check_outbound allowed, in the resolver's order, and nowhere else: `host:port:
+    a,[b]`. Empty where there is nothing to pin: `file://`, or a host that is an address."""
+    parts = urlsplit(url)
+    if not found or not parts.hostname:
+        return ""
+    try:
+        addresses.parse(parts.hostname)
+        return ""  # an address literal: git looks nothing up
+    except ValueError:
+        pass
+    shown = ",".join(f"[{address}]" if ":" in address else address for address in found)
+    return f"{parts.hostname}:{parts.port or 443}:{shown}"
 
 
 def resolve(url: str, ref: str, timeout_s: float = 20.0) -> Resolved:
@@ -154,6 +173,7 @@ def _info_refs(url: str, timeout_s: float) -> dict[str, str]:
         headers,
         timeout_s,
         MAX_ADVERTISEMENT + 1,
+        allow_private=_allow_private(),
     )
     if answer.status is None:
         raise Unreachable(f"the repository could not be reached: {redact(answer.error or '')}")

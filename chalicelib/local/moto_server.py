@@ -29,6 +29,7 @@ import bisect
 import inspect
 import itertools
 import json
+import logging
 import os
 import signal
 import sys
@@ -246,12 +247,13 @@ def parse_once() -> None:
     parsed: dict[str, bytes] = {}
 
     def parse(cls, expression: str):
-        if expression not in parsed:
+        kept = parsed.get(expression)
+        if kept is None:
             tree = make.__func__(cls, expression)  # a malformed one raises, and is not kept
             if len(parsed) >= 1024:
                 parsed.clear()
-            parsed[expression] = pickle.dumps(tree)
-        return pickle.loads(parsed[expression])
+            kept = parsed[expression] = pickle.dumps(tree)
+        return pickle.loads(kept)
 
     parse.once = True
     UpdateExpressionParser.make = classmethod(parse)
@@ -467,6 +469,7 @@ def wsgi_app() -> Any:
     from botocore.exceptions import ClientError
     from moto.dynamodb.responses import DynamoHandler
     from moto.dynamodbstreams.responses import DynamoDBStreamsHandler
+    from werkzeug.exceptions import HTTPException
     from werkzeug.wrappers import Response
 
     patch()
@@ -491,7 +494,12 @@ def wsgi_app() -> Any:
             status, headers, body = handler.dispatch(request, request.raw_url, headers)
         except ClientError as error:  # as moto's Flask view answers it
             status, headers, body = 400, {}, error.response["Error"]["Message"]
-        except Exception:
+        except HTTPException as error:  # the request itself refused (a bad body, say)
+            return error.get_response(environ)(environ, start_response)
+        except Exception:  # as Flask answers, and logs, what a view raised
+            logging.getLogger("moto").exception(
+                "moto failed on %s", environ.get("HTTP_X_AMZ_TARGET")
+            )
             status, headers, body = 500, {}, "Internal Server Error"
         return Response(body, status=status, headers=headers)(environ, start_response)
 

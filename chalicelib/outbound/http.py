@@ -77,8 +77,10 @@ def request(
     headers: dict[str, str],
     timeout_s: float,
     max_body: int,
+    allow_private: bool | None = None,
 ) -> Answer:
-    """One request to `url`, as `post` describes."""
+    """One request to `url`, as `post` describes. `allow_private`: whether a private
+    target may be reached (default: where the operator allows private targets)."""
     started = time.monotonic()
 
     def answer(status: int | None, **kwargs) -> Answer:
@@ -88,7 +90,8 @@ def request(
     parts = urlsplit(url)
     secure = parts.scheme == "https"
     host = parts.hostname or ""
-    allow_private = get_settings().allow_private_targets
+    if allow_private is None:
+        allow_private = get_settings().allow_private_targets
     if not secure and not allow_private:
         return answer(None, error="plain http is refused: private targets are not allowed")
     try:

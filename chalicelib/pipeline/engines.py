@@ -183,18 +183,18 @@ class CodeBuildEngine:
 
     def start(self, job: BuildJob, on_log: OnLog, on_finished: OnFinished) -> dict[str, Any]:
         from chalicelib.builders.codebuild import CodeBuildBuilder
-        from chalicelib.git.remote import Unreachable, check_outbound
+        from chalicelib.git.remote import Unreachable, check_outbound, pin
 
         if job.git is None:
             return self._build(job, on_log, on_finished)
         try:
-            check_outbound(job.git["url"])
+            entry = pin(job.git["url"], check_outbound(job.git["url"]))
         except Unreachable as error:
             on_finished(
                 BuildOutcome.failed("build_failed", f"The repository is unreachable: {error}")
             )
             return {}
-        build_id = CodeBuildBuilder().start_clone(job)
+        build_id = CodeBuildBuilder().start_clone(job, entry)
         on_log(
             "system",
             f"Cloning commit {job.git['sha'][:12]} of {job.git['display']} "

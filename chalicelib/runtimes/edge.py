@@ -209,7 +209,11 @@ class CaddyEdge:
 
     def _config(self, routes: dict[str, dict[str, Any]], admin_port: int) -> dict:
         servers: dict[str, Any] = {}
-        logs: dict[str, Any] = {"default": {"level": "WARN", "exclude": ["http.log.access"]}}
+        # No query string (it may carry a token) and no credentials reach a file: the
+        # access logs and Caddy's own log (its errors quote the request) are filtered.
+        logs: dict[str, Any] = {
+            "default": {"level": "WARN", "exclude": ["http.log.access"], "encoder": _FILTERED}
+        }
         for project_id, route in sorted(routes.items()):
             servers[project_id] = {
                 "listen": [f"127.0.0.1:{route['port']}"],
@@ -223,16 +227,7 @@ class CaddyEdge:
                     "filename": str(self.access_log(project_id)),
                     "roll": False,
                 },
-                # No query string (it may carry a token) and no credentials reach the file.
-                "encoder": {
-                    "format": "filter",
-                    "wrap": {"format": "json"},
-                    "fields": {
-                        "request>uri": {"filter": "regexp", "regexp": r"\?.*$", "value": ""},
-                        "request>headers>Authorization": {"filter": "delete"},
-                        "request>headers>Cookie": {"filter": "delete"},
-                    },
-                },
+                "encoder": _FILTERED,
                 "include": [f"http.log.access.{project_id}"],
             }
         return {
@@ -252,6 +247,20 @@ class CaddyEdge:
         partial = path.with_name(name + ".partial")
         partial.write_text(json.dumps(value, indent=1))
         os.replace(partial, path)
+
+
+# Caddy's log encoder for every file it writes: no query string, no credential header.
+_FILTERED = {
+    "format": "filter",
+    "wrap": {"format": "json"},
+    "fields": {
+        "request>uri": {"filter": "regexp", "regexp": r"\?.*$", "value": ""},
+        **{
+            f"request>headers>{name}": {"filter": "delete"}
+            for name in ("Authorization", "Cookie", "Proxy-Authorization", "Referer")
+        },
+    },
+}
 
 
 def _handlers(route: dict[str, Any]) -> list[dict[str, Any]]:

@@ -67,7 +67,10 @@ def test_link_deploy_status_logs_redeploy_promote_and_rollback(cli_stack, tmp_pa
     first = cli_json_in(cli_stack, site, "deploy")
     # The supervisor records the app's runtime at its first look (every second).
     status = eventually(
-        lambda: (seen := cli_json_in(cli_stack, site, "status"))["running"]["runtime"] and seen,
+        lambda: (
+            ((seen := cli_json_in(cli_stack, site, "status"))["running"] or {}).get("runtime")
+            and seen
+        ),
         what="the running deployment's runtime in status",
     )
     logs = run_in(cli_stack, site, "logs", "--json")

@@ -221,9 +221,69 @@ def test_remotes_obey_the_outbound_rules_of_webhooks(client, make_workspace, mon
     get_settings.cache_clear()
     from chalicelib.git.remote import Unreachable, check_outbound
 
-    assert check_outbound("https://10.1.2.3/acme/web.git") == "10.1.2.3"
+    assert check_outbound("https://10.1.2.3/acme/web.git") == ["10.1.2.3"]
     with pytest.raises(Unreachable, match="metadata"):
         check_outbound("https://169.254.169.254/acme/web.git")
+
+
+def _connections_to_a_listener() -> tuple[int, list, threading.Thread]:
+    """A TCP listener on loopback that notes each connection and closes it at once."""
+    import socket
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    listener.settimeout(15)
+    seen: list = []
+
+    def accept() -> None:
+        try:
+            connection, _ = listener.accept()
+            seen.append(connection.getpeername())
+            connection.close()
+        except OSError:
+            pass
+        finally:
+            listener.close()
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    return listener.getsockname()[1], seen, thread
+
+
+def test_git_connects_to_the_checked_address_not_to_a_second_lookup(monkeypatch, tmp_path):
+    # A name that does not resolve at all: git reaches the listener only through the pin.
+    import subprocess
+
+    from chalicelib.builders import git as local_git
+    from chalicelib.builders.codebuild import CLONE_STEPS
+    from chalicelib.git.remote import git_env, pin
+
+    port, seen, thread = _connections_to_a_listener()
+    url = f"https://pinned.invalid:{port}/acme/web.git"
+    assert pin(url, ["127.0.0.1", "::1"]) == f"pinned.invalid:{port}:127.0.0.1,[::1]"
+    assert pin(f"https://127.0.0.1:{port}/a.git", ["127.0.0.1"]) == ""  # nothing to look up
+    assert pin("file:///srv/a.git", None) == ""
+    monkeypatch.setattr(local_git, "check_outbound", lambda _url: ["127.0.0.1"])
+    with pytest.raises(local_git.CloneFailed):  # no git server there: the fetch fails
+        local_git.checkout(
+            url, "0" * 40, tmp_path / "out", time.monotonic() + 20, threading.Event()
+        )
+    thread.join(15)
+    assert seen, "the local clone did not connect to the pinned address"
+
+    # The clone build on AWS: its ls-remote step, as CodeBuild's bash runs it.
+    port, seen, thread = _connections_to_a_listener()
+    url = f"https://pinned.invalid:{port}/acme/web.git"
+    [ls_remote] = [command for name, command, _ in CLONE_STEPS if name == "ls-remote"]
+    env = {
+        **git_env(str(tmp_path)),
+        "SHIPYARD_GIT_URL": url,
+        "SHIPYARD_GIT_RESOLVE": pin(url, ["127.0.0.1"]),
+    }
+    subprocess.run(["bash", "-c", ls_remote], env=env, timeout=30, check=False, cwd=tmp_path)
+    thread.join(15)
+    assert seen, "the clone build's git did not connect to the pinned address"
 
 
 def test_repositories_are_github_names_or_clone_urls(api):
