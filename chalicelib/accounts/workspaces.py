@@ -29,6 +29,7 @@ from chalicelib.store import keys as key_store
 from chalicelib.store import projects as project_store
 from chalicelib.store import workspaces as store
 from chalicelib.store.errors import Missing
+from chalicelib.webhooks import endpoints as webhook_endpoints
 
 LIST_NAME = "workspaces"
 DEFAULT_TIER = "free"
@@ -169,8 +170,9 @@ def update(principal: Principal, workspace_id: str, body: WorkspaceUpdate) -> Wo
 
 
 def delete(principal: Principal, workspace_id: str) -> None:
-    """Revoke the workspace's keys, delete its projects and memberships, then the
-    workspace. Each step is repeatable, so a DELETE that failed half-way can be retried."""
+    """Revoke the workspace's keys, delete its projects, webhooks (with their deliveries)
+    and memberships, then the workspace. Each step is repeatable, so a DELETE that failed
+    half-way can be retried."""
     if principal.kind == "workspace_key":
         auth.act_in(principal, workspace_id)
         raise Forbidden(
@@ -188,6 +190,7 @@ def delete(principal: Principal, workspace_id: str) -> None:
             projects.delete(workspace_id, project_id)
         except Missing:
             continue
+    webhook_endpoints.purge_workspace(workspace_id)
     store.mark_deleted(workspace_id, now_iso())
     auth.forget_workspace(workspace_id)
     for member in store.members_of(workspace_id):

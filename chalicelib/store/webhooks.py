@@ -89,6 +89,12 @@ def delete_endpoint(workspace_id: str, webhook_id: str) -> None:
         raise
 
 
+def purge_deliveries(webhook_id: str) -> None:
+    """Delete every delivery of an endpoint (repeatable)."""
+    found = deliveries.query_all("webhook_id = :w", {":w": webhook_id})
+    deliveries.batch_write(deletes=[_delivery_key(webhook_id, item["id"]) for item in found])
+
+
 def count_attempt(workspace_id: str, webhook_id: str, succeeded: bool, now: str) -> dict | None:
     """Count one attempt on the endpoint's counters; the endpoint after, or None if gone.
     `failing_since` is when the failures since the last success began."""

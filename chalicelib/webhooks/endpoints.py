@@ -17,6 +17,7 @@ from chalicelib.core.clock import now_iso, parse_rfc3339, rfc3339
 from chalicelib.core.errors import NotFound
 from chalicelib.core.pagination import Page
 from chalicelib.store import webhooks as store
+from chalicelib.store.errors import Missing
 from chalicelib.webhooks import signing
 from chalicelib.webhooks.guard import check_url
 from chalicelib.webhooks.models import (
@@ -110,7 +111,20 @@ def update(workspace_id: str, webhook_id: str, body: WebhookUpdate) -> Webhook:
 
 
 def delete(workspace_id: str, webhook_id: str) -> None:
+    """Delete an endpoint, then its deliveries (no one can read them any more)."""
     store.delete_endpoint(workspace_id, webhook_id)
+    store.purge_deliveries(webhook_id)
+
+
+def purge_workspace(workspace_id: str) -> None:
+    """Delete every endpoint of a workspace being deleted, each after its deliveries, so a
+    retried workspace DELETE finishes what a failed one began."""
+    for item in store.endpoints_of(workspace_id):
+        store.purge_deliveries(item["id"])
+        try:
+            store.delete_endpoint(workspace_id, item["id"])
+        except Missing:
+            continue
 
 
 def rotate_secret(workspace_id: str, webhook_id: str, grace_period_hours: int) -> WebhookWithSecret:

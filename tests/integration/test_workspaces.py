@@ -180,8 +180,18 @@ def test_deleting_a_workspace_revokes_keys_and_deletes_projects(make_partner, cl
     key = inside.post("/v1/api-keys", {"name": "k", "scopes": ["*"]}).json["data"]["key"]
     holder = Api(client, key)
     assert len(holder.get("/v1/projects").json["data"]) == 2  # cached now
+    # A webhook with a delivery (its test event: refused at once, nothing leaves loopback)
+    hook = holder.post("/v1/webhooks", {"url": "https://example.com/hook", "events": ["*"]})
+    webhook_id = hook.json["data"]["id"]
+    assert holder.post(f"/v1/webhooks/{webhook_id}/test").status_code == 200
+    assert len(holder.get(f"/v1/webhooks/{webhook_id}/deliveries").json["data"]) == 1
 
     assert partner.delete(f"/v1/workspaces/{workspace_id}").status_code == 204
+    from chalicelib.store import webhooks as webhook_store
+
+    assert webhook_store.endpoints_of(workspace_id) == []
+    left = webhook_store.deliveries.query_all("webhook_id = :w", {":w": webhook_id})
+    assert list(left) == [], "a deleted workspace's deliveries are gone too"
 
     assert refused(holder.get("/v1/projects"), "unauthorized", 401)
     assert project_store.ids_in(workspace_id) == []
