@@ -37,11 +37,17 @@ def consume_builds_queue(client):
 
 
 def state_change(
-    status: str, build_id: str, deployment_id: str, phases=None, variables=None
+    status: str, build_id: str, deployment_id: str | None = None, phases=None, variables=None
 ) -> dict:
-    """The event of a build of `deployment_id`; `variables` as the build was started with
-    (CodeBuild reports them as given: a PARAMETER_STORE one by its parameter's name)."""
+    """The EventBridge event of a build's state change, as CodeBuild sends it (shape from
+    the CodeBuild docs). `variables`: as the build was started with (CodeBuild reports
+    them as given: a PARAMETER_STORE one by its parameter's name); by default only the
+    SHIPYARD_DEPLOYMENT_ID of `deployment_id`, or none."""
     arn = f"arn:aws:codebuild:us-east-1:{ACCOUNT}:build/{build_id}"
+    if variables is None and deployment_id is not None:
+        variables = [
+            {"name": "SHIPYARD_DEPLOYMENT_ID", "value": deployment_id, "type": "PLAINTEXT"}
+        ]
     return {
         "version": "0",
         "id": "c030038d-8c4d-6141-9545-00ff7b7153ea",
@@ -53,22 +59,24 @@ def state_change(
         "resources": [arn],
         "detail": {
             "build-status": status,
-            "project-name": "shipyard-build",
+            "project-name": build_id.split(":")[0],
             "build-id": arn,
             "additional-information": {
                 "environment": {
-                    "environment-variables": variables
-                    or [
-                        {
-                            "name": "SHIPYARD_DEPLOYMENT_ID",
-                            "value": deployment_id,
-                            "type": "PLAINTEXT",
-                        }
-                    ]
+                    "image": "aws/codebuild/standard:7.0",
+                    "privileged-mode": False,
+                    "compute-type": "BUILD_GENERAL1_SMALL",
+                    "type": "LINUX_CONTAINER",
+                    "environment-variables": variables or [],
                 },
+                "timeout-in-minutes": 15,
                 "build-complete": status != "IN_PROGRESS",
+                "initiator": "shipyard",
                 "phases": phases or [],
             },
+            "current-phase": "COMPLETED" if status != "IN_PROGRESS" else "BUILD",
+            "current-phase-context": "[]",
+            "version": "1",
         },
     }
 

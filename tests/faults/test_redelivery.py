@@ -228,7 +228,7 @@ def test_stream_handlers(table, fault_stack, setup, receiver, here, record):
 def test_codebuild_state_changes(fault_stack, setup, here, record):
     import app as handlers
     from chalicelib.store import deployments as store
-    from tests.integration.test_codebuild import state_change
+    from tests.codebuild_support import state_change
 
     stack = fault_stack.stack
     project_id = setup["project"]["id"]
@@ -239,7 +239,7 @@ def test_codebuild_state_changes(fault_stack, setup, here, record):
     build_id = f"shipyard-build:{uuid.uuid4()}"
     assert store.set_fields(project_id, item["id"], {"build_id": build_id}, ("building",))
     variables = [{"name": "SHIPYARD_DEPLOYMENT_ID", "value": item["id"], "type": "PLAINTEXT"}]
-    failed = state_change("FAILED", build_id, variables)
+    failed = state_change("FAILED", build_id, variables=variables)
     handlers.on_codebuild_state_change(failed, None)
     handlers.on_codebuild_state_change(failed, None)  # duplicate
     for late in ("IN_PROGRESS", "SUCCEEDED"):  # older news, after the end

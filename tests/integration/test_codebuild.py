@@ -12,8 +12,7 @@ from chalicelib.aws.clients import client
 from chalicelib.builders.codebuild import CodeBuildBuilder, parse_state_change, project_name
 from chalicelib.buildplan.plan import make_plan
 from chalicelib.ports import BuildJob
-
-ACCOUNT = "123456789012"
+from tests.codebuild_support import state_change
 
 
 def vite_plan():
@@ -95,42 +94,6 @@ def test_stop_calls_stop_build_and_ignores_unknown_builds(codebuild_calls):
     ]
 
 
-def state_change(status: str, build_id: str, variables=None, phases=None) -> dict:
-    """An EventBridge event as CodeBuild sends it (shape from the CodeBuild docs)."""
-    arn = f"arn:aws:codebuild:us-east-1:{ACCOUNT}:build/{build_id}"
-    return {
-        "version": "0",
-        "id": "c030038d-8c4d-6141-9545-00ff7b7153EX",
-        "detail-type": "CodeBuild Build State Change",
-        "source": "aws.codebuild",
-        "account": ACCOUNT,
-        "time": "2026-02-25T14:30:00Z",
-        "region": "us-east-1",
-        "resources": [arn],
-        "detail": {
-            "build-status": status,
-            "project-name": build_id.split(":")[0],
-            "build-id": arn,
-            "additional-information": {
-                "environment": {
-                    "image": "aws/codebuild/standard:7.0",
-                    "privileged-mode": False,
-                    "compute-type": "BUILD_GENERAL1_SMALL",
-                    "type": "LINUX_CONTAINER",
-                    "environment-variables": variables or [],
-                },
-                "timeout-in-minutes": 15,
-                "build-complete": status != "IN_PROGRESS",
-                "initiator": "shipyard",
-                "phases": phases or [],
-            },
-            "current-phase": "COMPLETED" if status != "IN_PROGRESS" else "BUILD",
-            "current-phase-context": "[]",
-            "version": "1",
-        },
-    }
-
-
 DEPLOYMENT_VARIABLES = [
     {"name": "API_URL", "value": "https://api.example.com", "type": "PLAINTEXT"},
     {"name": "SHIPYARD_DEPLOYMENT_ID", "value": "dep_7", "type": "PLAINTEXT"},
@@ -142,8 +105,10 @@ def test_events_of_a_started_build_map_back_to_its_deployment(codebuild_calls):
     build_id = CodeBuildBuilder().start(make_job(), vite_plan())
 
     # When its state-change events arrive
-    progress = parse_state_change(state_change("IN_PROGRESS", build_id, DEPLOYMENT_VARIABLES))
-    done = parse_state_change(state_change("SUCCEEDED", build_id, DEPLOYMENT_VARIABLES))
+    progress = parse_state_change(
+        state_change("IN_PROGRESS", build_id, variables=DEPLOYMENT_VARIABLES)
+    )
+    done = parse_state_change(state_change("SUCCEEDED", build_id, variables=DEPLOYMENT_VARIABLES))
 
     # Then they name the build start returned, and its deployment
     assert (progress.build_id, progress.deployment_id, progress.status) == (
@@ -184,7 +149,9 @@ def test_secret_values_reach_codebuild_from_parameter_store_and_are_deleted_at_t
     assert stored["Parameter"]["Value"] == "s3cr3t-value"
 
     # and once CodeBuild reports the build's end, the parameter is gone
-    app.on_codebuild_state_change(state_change("SUCCEEDED", build_id, DEPLOYMENT_VARIABLES), None)
+    app.on_codebuild_state_change(
+        state_change("SUCCEEDED", build_id, variables=DEPLOYMENT_VARIABLES), None
+    )
     left = client("ssm").get_parameters_by_path(Path="/shipyard/builds/dep_7")["Parameters"]
     assert left == []
 
@@ -204,7 +171,7 @@ def test_a_failed_build_says_which_phase_and_why():
         {"phase-type": "FINALIZING", "phase-status": "SUCCEEDED", "phase-context": []},
     ]
     change = parse_state_change(
-        state_change("FAILED", "shipyard-build:abc", DEPLOYMENT_VARIABLES, phases)
+        state_change("FAILED", "shipyard-build:abc", phases=phases, variables=DEPLOYMENT_VARIABLES)
     )
     assert change.status == "failed"
     assert change.error_code == "build_failed"
@@ -221,7 +188,9 @@ def test_a_failed_build_says_which_phase_and_why():
     ],
 )
 def test_other_ends_of_a_build(status, error_code, words):
-    change = parse_state_change(state_change(status, "shipyard-build:abc", DEPLOYMENT_VARIABLES))
+    change = parse_state_change(
+        state_change(status, "shipyard-build:abc", variables=DEPLOYMENT_VARIABLES)
+    )
     assert (change.status, change.error_code, change.deployment_id) == (
         "failed",
         error_code,
