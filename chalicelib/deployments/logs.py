@@ -122,6 +122,7 @@ class Batch:
     cursor: int  # the seq the next read starts after
     status: str
     complete: bool  # the deployment has ended and every line of it was handed out
+    caught_up: bool  # every reserved line was handed out (or given up on)
 
 
 def read(project_id: str, deployment_id: str, after: int, limit: int) -> Batch:
@@ -145,7 +146,7 @@ def read(project_id: str, deployment_id: str, after: int, limit: int) -> Batch:
     if whole_page_read and reserved > cursor and abandoned:
         cursor = reserved
     complete = item["status"] in ENDED and whole_page_read and cursor >= reserved
-    return Batch(handed, cursor, item["status"], complete)
+    return Batch(handed, cursor, item["status"], complete, cursor >= reserved)
 
 
 def to_model(found: dict[str, Any]) -> LogLine:
@@ -213,7 +214,10 @@ def stream(project_id: str, deployment_id: str, after: int, resumed: bool) -> tu
         if send_by is None and (batch.lines or len(frames) > 2):
             # Something new: let the rest of a burst join it, briefly, then answer.
             send_by = now + COALESCE_S
-        if now >= deadline or (send_by is not None and now >= send_by):
+        # A status change reserves its own line and writes it right after: a response
+        # waits for it, or the client would show the status above the line.
+        if now >= deadline or (send_by is not None and now >= send_by and batch.caught_up):
             return 200, "".join(frames)
-        time.sleep(min(POLL_S, deadline - now, (send_by or deadline) - now))
+        due = deadline if send_by is None or send_by <= now else min(send_by, deadline)
+        time.sleep(max(0.01, min(POLL_S, due - now)))
         batch = read(project_id, deployment_id, batch.cursor, 1000)

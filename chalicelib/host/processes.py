@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -26,10 +27,26 @@ _POLL_S = 0.05
 
 
 def free_port() -> int:
-    """A port of 127.0.0.1 that nothing is bound to now (the OS picks it)."""
+    """A port of 127.0.0.1 that nothing is bound to now, for a server to bind next.
+
+    It is drawn below the kernel's range of ephemeral ports: a port from that range (what
+    binding port 0 gives) can be taken, before the server binds it, by any outgoing
+    connection of this machine, which gets its local port from the same range."""
+    ephemeral_low = _ephemeral_low()
+    for _ in range(50 if ephemeral_low > 2048 else 0):
+        port = random.randrange(max(1024, ephemeral_low - 16384), ephemeral_low)
+        if port_free(port):
+            return port
     with socket.socket() as sock:
         sock.bind((LOCALHOST, 0))
         return sock.getsockname()[1]
+
+
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768  # Linux's default
 
 
 def port_free(port: int) -> bool:

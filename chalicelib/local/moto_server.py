@@ -7,10 +7,11 @@ other's writes. Quotas and idempotency rest on that atomicity, so the local stac
 tests run moto with its DynamoDB requests taken one at a time.
 
 Other changes make it answer at a speed closer to what it stands in for:
-- it is served by waitress, not werkzeug's development server: werkzeug closes the
-  connection after every response, so each AWS call cost a TCP connection and a thread
-  (and a wait for the client to close); waitress keeps connections alive, answers from a
-  thread pool, writes each response at once (`TCP_NODELAY`) and logs no line per request;
+- it is served by local/wsgi_server.py, not werkzeug's development server: werkzeug closes
+  the connection after every response, so each AWS call cost a TCP connection and a thread
+  (and a wait for the client to close); this one keeps connections alive, runs each
+  request on the thread that read it, writes each response at once (`TCP_NODELAY`) and
+  logs no line per request;
 - a Query on a table's key reads its partition, in key order, from where the key
   condition and the start key put it, and no further than its Limit, as DynamoDB does
   (moto walks and sorts every item of the table for each Query);
@@ -39,7 +40,6 @@ from typing import Any
 _lock = threading.RLock()
 _versions = itertools.count(1)  # a partition's version: a new one at each of its changes
 _cut = threading.local()  # the items a Query of this thread runs on, with their table
-THREADS = 32
 
 
 def patch() -> None:
@@ -47,6 +47,7 @@ def patch() -> None:
     this process (idempotent)."""
     serialise_dynamodb()
     query_partitions()
+    uncopied_results()
     undo_logged_transactions()
     quick_answers()
 
@@ -312,6 +313,35 @@ def serialise_dynamodb() -> None:
         handler.call_action = call_action
 
 
+def uncopied_results() -> None:
+    """A Query or Scan answers its items without deep-copying them first (idempotent).
+
+    moto deep-copies every item a Query or Scan returns (40% of a Query of 20 items),
+    which would keep a concurrent write from changing what is being answered. Here each
+    request runs under the lock (serialise_dynamodb) until its answer is serialized, and
+    what follows the copy (index and expression projections, filters) makes new items
+    rather than changing these, so the copy protects nothing. Other deep copies in the
+    module (a table's backup) are moto's own.
+    """
+    import copy
+    import types
+
+    from moto.dynamodb.models import table as module
+    from moto.dynamodb.models.dynamo_type import Item
+
+    if getattr(module.copy, "uncopied", False):
+        return
+
+    def deepcopy(value: Any, memo: Any = None) -> Any:
+        if isinstance(value, Item):
+            return value
+        if isinstance(value, list) and all(isinstance(each, Item) for each in value):
+            return list(value)
+        return copy.deepcopy(value, memo)
+
+    module.copy = types.SimpleNamespace(deepcopy=deepcopy, copy=copy.copy, uncopied=True)
+
+
 # Which keys a key condition keeps, as bisect bounds over the partition's sorted keys.
 _LOWER = {"GT": bisect.bisect_right, ">": bisect.bisect_right}
 _LOWER |= {"GE": bisect.bisect_left, ">=": bisect.bisect_left}
@@ -507,20 +537,11 @@ def wsgi_app() -> Any:
 
 
 def wsgi_server(host: str, port: int) -> Any:
-    """wsgi_app() on a waitress server (not yet running: call `.run()`)."""
-    import waitress
+    """wsgi_app() on this stack's HTTP server (local/wsgi_server.py), not yet running:
+    call `.run()`, which returns after `.close()`."""
+    from chalicelib.local.wsgi_server import Server
 
-    # Long polls (the pump's SQS receives, each up to its wait) hold a thread each; poll(),
-    # not select(), watches the sockets: moto keeps a file open per large S3 object.
-    return waitress.create_server(
-        wsgi_app(),
-        host=host,
-        port=port,
-        threads=THREADS,
-        connection_limit=1000,
-        asyncore_use_poll=True,
-        ident="moto",
-    )
+    return Server(wsgi_app(), host, port)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -176,3 +176,41 @@ def test_sse_answers_early_when_lines_arrive(api, deployment, monkeypatch):
     got = [f for f in frames(response.body.decode()) if f.get("id")]
     assert [f["data"]["message"] for f in got] == ["arrives during the wait"]
     assert elapsed < 5
+
+
+def test_a_response_with_a_new_status_waits_for_the_line_it_reserved(api, deployment, monkeypatch):
+    """A status change reserves its own line and writes it just after: a response that
+    carries the new status also carries that line, so no client shows the status above it."""
+    import threading
+    import time
+
+    from chalicelib.core.settings import get_settings
+    from chalicelib.store import deployments as deployment_store
+    from chalicelib.store import logs as store
+
+    monkeypatch.setenv("SHIPYARD_SSE_WAIT_S", "5")
+    monkeypatch.setenv("SHIPYARD_LOG_GAP_GRACE_S", "5")
+    get_settings.cache_clear()
+
+    def change_then_write_its_line():
+        time.sleep(0.3)  # the response is open by now, with the status it had
+        moved = deployment_store.transition(
+            deployment["project_id"],
+            deployment["id"],
+            "building",
+            ("pending",),
+            "2026-01-01T00:00:00Z",
+        )
+        time.sleep(0.6)
+        line = {"seq": moved["log_seq"], "timestamp": "2026-01-01T00:00:00Z", "phase": "system"}
+        store.put_line(deployment["id"], {**line, "message": "Building"})
+
+    writer = threading.Thread(target=change_then_write_its_line)
+    writer.start()
+    started = time.monotonic()
+    got = frames(raw(api, path(deployment, "/stream?after=1")).body.decode())
+    writer.join()
+    assert time.monotonic() - started >= 0.7  # it waited for the line ...
+    data = [f["data"] for f in got if "data" in f]
+    assert [d["status"] for d in data if d["type"] == "status"] == ["pending", "building"]
+    assert [d["message"] for d in data if d["type"] == "log"] == ["Building"]  # ... and has it

@@ -300,3 +300,63 @@ def test_a_refused_condition_answers_dynamodbs_error_with_the_item(dynamodb):
     assert error["ResponseMetadata"]["HTTPStatusCode"] == 400
     assert error["Item"] == {"pk": {"S": "c"}, "sk": {"S": "1"}}
     assert len(error["ResponseMetadata"]["RequestId"]) == 52
+
+
+def test_answers_share_items_but_projections_leave_the_table_as_it_was(dynamodb):
+    """A Query's or Scan's items are answered uncopied; a projection, of the request or of
+    a KEYS_ONLY index, makes new items, and the stored ones keep every attribute."""
+    name = f"shared-{uuid.uuid4().hex[:8]}"
+    dynamodb.create_table(
+        TableName=name,
+        KeySchema=[
+            {"AttributeName": "pk", "KeyType": "HASH"},
+            {"AttributeName": "sk", "KeyType": "RANGE"},
+        ],
+        AttributeDefinitions=[
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "sk", "AttributeType": "S"},
+            {"AttributeName": "g", "AttributeType": "S"},
+        ],
+        GlobalSecondaryIndexes=[
+            {
+                "IndexName": "by_g",
+                "KeySchema": [{"AttributeName": "g", "KeyType": "HASH"}],
+                "Projection": {"ProjectionType": "KEYS_ONLY"},
+            }
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    whole = {
+        "pk": {"S": "p"},
+        "sk": {"S": "1"},
+        "g": {"S": "x"},
+        "nested": {"M": {"a": {"L": [{"N": "1"}]}}},
+    }
+    dynamodb.put_item(TableName=name, Item=whole)
+    key = {":p": {"S": "p"}}
+    projected = dynamodb.query(
+        TableName=name,
+        KeyConditionExpression="pk = :p",
+        ExpressionAttributeValues=key,
+        ProjectionExpression="nested.a[0]",
+    )["Items"]
+    assert projected == [{"nested": {"M": {"a": {"L": [{"N": "1"}]}}}}]
+    by_index = dynamodb.query(
+        TableName=name,
+        IndexName="by_g",
+        KeyConditionExpression="g = :g",
+        ExpressionAttributeValues={":g": {"S": "x"}},
+    )["Items"]
+    assert by_index == [{"pk": {"S": "p"}, "sk": {"S": "1"}, "g": {"S": "x"}}]
+    assert dynamodb.scan(TableName=name, ProjectionExpression="g")["Items"] == [{"g": {"S": "x"}}]
+    dynamodb.update_item(
+        TableName=name,
+        Key={"pk": {"S": "p"}, "sk": {"S": "1"}},
+        UpdateExpression="SET nested.a[0] = :two",
+        ExpressionAttributeValues={":two": {"N": "2"}},
+    )
+    assert whole["nested"]["M"]["a"]["L"][0] == {"N": "1"}  # what was sent is untouched
+    after = dynamodb.query(
+        TableName=name, KeyConditionExpression="pk = :p", ExpressionAttributeValues=key
+    )
+    assert after["Items"] == [{**whole, "nested": {"M": {"a": {"L": [{"N": "2"}]}}}}]
