@@ -160,11 +160,24 @@ def _refuse(value: Any) -> Any:
     raise TypeError(type(value).__name__)
 
 
-def _as_json(value: Any) -> str | None:
+def _epoch(value: Any) -> Any:
+    """A stream record's time as moto's serializer writes it for the JSON protocol: Unix
+    seconds, to the millisecond."""
+    import calendar
+    import datetime
+
+    if not isinstance(value, datetime.datetime):
+        return _refuse(value)
+    seconds = calendar.timegm(value.utctimetuple())
+    return seconds + (value.microsecond // 1000) / 1000.0 if value.microsecond else seconds
+
+
+def _as_json(value: Any, default: Any = _refuse) -> str | None:
     """`value` as JSON text if it is JSON as it stands: no None, bytes, dates, sets or
-    other objects (those go through moto's serializer, which knows their shapes)."""
+    other objects (those go through moto's serializer, which knows their shapes), except
+    what `default` writes."""
     try:
-        text = json.dumps(value, default=_refuse, allow_nan=False)
+        text = json.dumps(value, default=default, allow_nan=False)
     except (TypeError, ValueError):
         return None
     # A None (or a string holding "null": rare, and only slower) takes moto's way.
@@ -178,8 +191,9 @@ def quick_answers() -> None:
     - it draws a request id one random character at a time, and searches every body,
       JSON ones too, for an XML `<RequestId>` to put it in;
     - its Flask apps run in debug mode, which wraps each request's form data;
-    - it serializes DynamoDB's item results by walking botocore's output shape, where
-      they are already the JSON to send: those that are plain JSON go out as they are.
+    - it serializes DynamoDB's item results, and DynamoDB Streams' records, by walking
+      botocore's output shape, attribute by attribute, where they are already the JSON to
+      send: those that are plain JSON (and a record's time) go out as they are.
     """
     import base64
     import functools
@@ -232,6 +246,26 @@ def quick_answers() -> None:
 
     execute_result.quick = True
     DynamoResult.execute_result = execute_result
+    quick_stream_records()
+
+
+def quick_stream_records() -> None:
+    """GetRecords answers its records as JSON text, not through moto's serializer (half
+    of moto's work while a deployment runs, every record's images walked by shape)."""
+    from moto.core.responses import ActionResult
+    from moto.dynamodbstreams.responses import DynamoDBStreamsHandler
+
+    def get_records(self):
+        limit = self._get_param("Limit")
+        result = self.backend.get_records(
+            self._get_param("ShardIterator"), 1000 if limit is None else limit
+        )
+        text = _as_json(result, default=_epoch)
+        if text is None:
+            return ActionResult(result)
+        return text, {"Content-Type": "application/x-amz-json-1.0"}
+
+    DynamoDBStreamsHandler.get_records = get_records
 
 
 def parse_once() -> None:

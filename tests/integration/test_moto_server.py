@@ -360,3 +360,43 @@ def test_answers_share_items_but_projections_leave_the_table_as_it_was(dynamodb)
         TableName=name, KeyConditionExpression="pk = :p", ExpressionAttributeValues=key
     )
     assert after["Items"] == [{**whole, "nested": {"M": {"a": {"L": [{"N": "2"}]}}}}]
+
+
+def test_stream_records_carry_each_image_as_it_was_written(dynamodb, moto_server_port):
+    """GetRecords, answered as JSON text: every attribute type, old and new images, the
+    record's time, the limit and the next iterator, as botocore reads them."""
+    import datetime
+
+    table = new_table(dynamodb, "S")
+    arn = dynamodb.update_table(
+        TableName=table,
+        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
+    )["TableDescription"]["LatestStreamArn"]
+    streams = aws_client("dynamodbstreams", moto_server_port)
+    every_type = {
+        "pk": {"S": "p"},
+        "sk": {"S": "1"},
+        "n": {"N": "12.5"},
+        "b": {"B": b"\x00\xffbytes"},
+        "flag": {"BOOL": False},
+        "nothing": {"NULL": True},
+        "tags": {"SS": ["a", "b"]},
+        "nested": {"M": {"list": {"L": [{"N": "1"}, {"S": "null"}]}}},
+    }
+    before = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(seconds=5)
+    dynamodb.put_item(TableName=table, Item=every_type)
+    dynamodb.put_item(TableName=table, Item={"pk": {"S": "p"}, "sk": {"S": "1"}, "n": {"N": "2"}})
+    shard = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"][0]
+    iterator = streams.get_shard_iterator(
+        StreamArn=arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
+    )["ShardIterator"]
+    first = streams.get_records(ShardIterator=iterator, Limit=1)
+    inserted = first["Records"][0]
+    assert inserted["eventName"] == "INSERT"
+    assert inserted["dynamodb"]["NewImage"] == every_type
+    assert inserted["dynamodb"]["Keys"] == {"pk": {"S": "p"}, "sk": {"S": "1"}}
+    assert inserted["dynamodb"]["ApproximateCreationDateTime"] > before
+    rest = streams.get_records(ShardIterator=first["NextShardIterator"])["Records"]
+    assert [r["eventName"] for r in rest] == ["MODIFY"]
+    assert rest[0]["dynamodb"]["OldImage"] == every_type
+    assert rest[0]["dynamodb"]["NewImage"] == {"pk": {"S": "p"}, "sk": {"S": "1"}, "n": {"N": "2"}}
