@@ -180,8 +180,19 @@ def _as_json(value: Any, default: Any = _refuse) -> str | None:
         text = json.dumps(value, default=default, allow_nan=False)
     except (TypeError, ValueError):
         return None
-    # A None (or a string holding "null": rare, and only slower) takes moto's way.
-    return None if "null" in text else text
+    # A None takes moto's way (its serializer leaves it out); a string that holds "null"
+    # (a stored JSON document, say) does not.
+    return None if "null" in text and _holds_none(value) else text
+
+
+def _holds_none(value: Any) -> bool:
+    if value is None:
+        return True
+    if isinstance(value, dict):
+        return any(_holds_none(each) for each in value.values())
+    if isinstance(value, list):
+        return any(_holds_none(each) for each in value)
+    return False
 
 
 def quick_answers() -> None:

@@ -383,7 +383,7 @@ def test_stream_records_carry_each_image_as_it_was_written(dynamodb, moto_server
         "tags": {"SS": ["a", "b"]},
         "nested": {"M": {"list": {"L": [{"N": "1"}, {"S": "null"}]}}},
     }
-    before = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(seconds=5)
+    before = datetime.datetime.now(datetime.UTC) - datetime.timedelta(seconds=5)
     dynamodb.put_item(TableName=table, Item=every_type)
     dynamodb.put_item(TableName=table, Item={"pk": {"S": "p"}, "sk": {"S": "1"}, "n": {"N": "2"}})
     shard = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"][0]
@@ -400,3 +400,27 @@ def test_stream_records_carry_each_image_as_it_was_written(dynamodb, moto_server
     assert [r["eventName"] for r in rest] == ["MODIFY"]
     assert rest[0]["dynamodb"]["OldImage"] == every_type
     assert rest[0]["dynamodb"]["NewImage"] == {"pk": {"S": "p"}, "sk": {"S": "1"}, "n": {"N": "2"}}
+
+
+def test_items_holding_json_text_come_back_whole(dynamodb):
+    """A stored JSON document (an idempotent request's answer, an event) holds "null" in
+    its text: it is answered like any string, by every item operation."""
+    table = new_table(dynamodb, "S")
+    document = {"S": '{"description": null, "items": [null]}'}
+    key = {"pk": {"S": "p"}, "sk": {"S": "1"}}
+    dynamodb.put_item(TableName=table, Item={**key, "doc": document})
+    assert dynamodb.get_item(TableName=table, Key=key)["Item"]["doc"] == document
+    updated = dynamodb.update_item(
+        TableName=table,
+        Key=key,
+        UpdateExpression="SET copied = :d",
+        ExpressionAttributeValues={":d": document},
+        ReturnValues="ALL_NEW",
+    )["Attributes"]
+    assert updated == {**key, "doc": document, "copied": document}
+    found = dynamodb.query(
+        TableName=table,
+        KeyConditionExpression="pk = :p",
+        ExpressionAttributeValues={":p": {"S": "p"}},
+    )["Items"]
+    assert found == [updated]
