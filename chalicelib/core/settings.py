@@ -6,13 +6,16 @@ import os
 from functools import cache
 from pathlib import Path
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 # The checkout: the local stack keeps its state under it unless SHIPYARD_STATE_DIR says.
 ROOT = Path(__file__).resolve().parents[2]
 
 
 class Settings(BaseModel):
+    # Built when first read, not on import, like every model (core/models.py).
+    model_config = ConfigDict(defer_build=True)
+
     stage: str = "local"
     region: str = "us-east-1"
     resource_prefix: str = "shipyard"
