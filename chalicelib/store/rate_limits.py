@@ -1,9 +1,10 @@
 """Rate-limit buckets in DynamoDB, and the API call counters that ride on them.
 
 One item per (workspace, principal): `tat`, the bucket's theoretical arrival time in
-microseconds (see identity/ratelimit.py), and a `calls#<YYYY-MM>` counter per month. A request
-costs one conditional UpdateItem that takes a token and counts the call together, so
-usage is counted without a write of its own; usage reads a workspace's items by Query.
+microseconds (see identity/ratelimit.py), and a `calls#<YYYY-MM>` counter per month. One
+conditional UpdateItem takes a request's token (or a busy process's lease of several) and
+counts the calls together, so usage is counted without a write of its own; usage reads a
+workspace's items by Query.
 """
 
 from __future__ import annotations
@@ -31,19 +32,23 @@ def take(
     interval: int,
     latest: int,
     calls_attribute: str,
+    tokens: int = 1,
+    calls: int = 1,
 ) -> Take:
-    """Take one token. `full`: the bucket is believed full (tat before `now`, or no item),
-    so tat becomes now + interval. Otherwise tat grows by one interval, which commutes with
-    concurrent takes, as long as it lies in [now, latest]. A wrong belief fails the condition
-    and returns the item as it is, for the caller to decide or try the other form."""
+    """Take `tokens` tokens and count `calls` API calls. `full`: the bucket is believed full
+    (tat before `now`, or no item), so tat becomes now + tokens x interval. Otherwise tat
+    grows by tokens x interval, which commutes with concurrent takes, as long as it lies in
+    [now, latest]. A wrong belief fails the condition and returns the item as it is, for the
+    caller to decide or try the other form."""
+    step = tokens * interval
     if full:
-        update = "SET tat = :fresh ADD #calls :one"
+        update = "SET tat = :fresh ADD #calls :calls"
         condition = "attribute_not_exists(tat) OR tat < :now"
-        values = {":fresh": now + interval, ":now": now, ":one": 1}
+        values = {":fresh": now + step, ":now": now, ":calls": calls}
     else:
-        update = "SET tat = tat + :interval ADD #calls :one"
+        update = "SET tat = tat + :step ADD #calls :calls"
         condition = "tat BETWEEN :now AND :latest"
-        values = {":interval": interval, ":now": now, ":latest": latest, ":one": 1}
+        values = {":step": step, ":now": now, ":latest": latest, ":calls": calls}
     try:
         result = buckets.ddb.update_item(
             TableName=buckets.name,

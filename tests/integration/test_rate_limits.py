@@ -117,3 +117,71 @@ def test_rate_limited_calls_are_not_counted_as_usage(client, api):
     # the admitted calls of one key, and the create and this read of the other
     assert usage["used"] == admitted + 2
     assert usage["limit"] is None
+
+
+def _rate_limit_writes():
+    """A live count of the UpdateItems on the rate-limit table."""
+    from chalicelib.aws.clients import client
+
+    writes = [0]
+
+    def record(params, **_):
+        if params.get("TableName", "").endswith("rate_limits"):
+            writes[0] += 1
+
+    client("dynamodb").meta.events.register("before-parameter-build.dynamodb.UpdateItem", record)
+    return writes, lambda: client("dynamodb").meta.events.unregister(
+        "before-parameter-build.dynamodb.UpdateItem", record
+    )
+
+
+def test_a_busy_key_takes_its_tokens_in_leases_and_every_call_is_counted(client, make_workspace):
+    """Past a few requests a second, one write takes a quarter-second's tokens; each answer
+    still has its own token's headers, and usage counts every call (and, at most, the
+    tokens of the last lease that were not handed out)."""
+    key = make_workspace("Busy", tier="enterprise")[1]
+    busy = Api(client, key)
+    writes, stop_counting = _rate_limit_writes()
+    try:
+        sent, remaining = 0, []
+        until = time.monotonic() + 2.5
+        while time.monotonic() < until:
+            response = busy.get("/v1/projects")
+            assert response.status_code == 200
+            remaining.append(int(response.headers["X-RateLimit-Remaining"]))
+            sent += 1
+    finally:
+        stop_counting()
+    assert sent >= 40, "too slow a machine to show leases"
+    assert writes[0] < sent / 2, (writes[0], sent)
+    capacity = int(response.headers["X-RateLimit-Limit"])
+    assert all(0 < r < capacity for r in remaining)
+    used = busy.get("/v1/usage").json["data"]["metrics"]["api_calls"]["used"]
+    assert sent + 1 <= used <= sent + 1 + capacity // 100
+
+
+def test_leases_never_admit_more_than_the_bucket_holds(server_aws):
+    """A bucket of 1,000 drained by a busy process: the leases shrink to single tokens as it
+    empties, and what was admitted is what the bucket held plus its refill."""
+    from chalicelib.core.errors import RateLimited
+    from chalicelib.identity import ratelimit
+    from chalicelib.identity.principal import Principal
+
+    rules = ratelimit.Policy(per_minute=1000, burst=0.0)  # 1,000 tokens, one per 60 ms
+    principal = Principal("api_key", "key_drain", (), "ws_drain", "enterprise")
+    writes, stop_counting = _rate_limit_writes()
+    admitted, refused, started = 0, 0, time.monotonic()
+    try:
+        while refused < 3:
+            try:
+                ratelimit.check(principal, rules)
+                admitted += 1
+            except RateLimited as refusal:
+                refused += 1
+                assert int(refusal.headers["Retry-After"]) >= 1
+            assert time.monotonic() - started < 60, "never refused"
+    finally:
+        stop_counting()
+    refill = int((time.monotonic() - started) * 1000 / 60) + 1
+    assert 1000 - rules.capacity // 100 <= admitted <= 1000 + refill
+    assert writes[0] < admitted / 3, (writes[0], admitted)
