@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 import socket
 import sys
 import threading
@@ -105,8 +106,7 @@ class Server:
                 + message
             )
             return False
-        self._respond(connection, environ, keep_alive)
-        return keep_alive
+        return self._respond(connection, environ, keep_alive)
 
     def _environ(self, head: bytes, address: Any) -> tuple[dict[str, Any], bool]:
         lines = head.split(b"\r\n")
@@ -154,7 +154,8 @@ class Server:
             keep_alive = "close" not in connection_header
         return environ, keep_alive
 
-    def _respond(self, connection: socket.socket, environ: dict, keep_alive: bool) -> None:
+    def _respond(self, connection: socket.socket, environ: dict, keep_alive: bool) -> bool:
+        """Run the app and send its answer; whether the connection stays open."""
         started: list[Any] = []
 
         def start_response(status: str, headers: list, exc_info: Any = None) -> Callable:
@@ -163,13 +164,20 @@ class Server:
             started[:] = [status, headers]
             return lambda data: None  # PEP 3333's write(); nothing here uses it
 
-        result: Iterable[bytes] = self.app(environ, start_response)
         try:
-            body = b"".join(result)
-        finally:
-            close = getattr(result, "close", None)
-            if close is not None:
-                close()
+            result: Iterable[bytes] = self.app(environ, start_response)
+            try:
+                body = b"".join(result)
+            finally:
+                close = getattr(result, "close", None)
+                if close is not None:
+                    close()
+        except Exception:  # the app failed: a 500, as any WSGI server answers it
+            logging.getLogger(__name__).exception(
+                "%s %s failed", environ["REQUEST_METHOD"], environ["PATH_INFO"]
+            )
+            started[:] = ["500 Internal Server Error", [("Content-Type", "text/plain")]]
+            body, keep_alive = b"Internal Server Error", False
         status, headers = started
         lines = [f"HTTP/1.1 {status}\r\n"]
         length_given = False
@@ -191,6 +199,7 @@ class Server:
         lines.append("\r\n")
         head = "".join(lines).encode("latin-1")
         connection.sendall(head if environ["REQUEST_METHOD"] == "HEAD" else head + body)
+        return keep_alive
 
 
 class _Reader:

@@ -174,3 +174,23 @@ def test_idle_and_half_sent_connections_do_not_stop_others(server):
     client.request("GET", "/other")
     assert client.getresponse().status == 200
     stuck.close()
+
+
+def test_an_app_that_fails_is_answered_500_and_the_server_goes_on(caplog):
+    def failing(environ, start_response):
+        if environ["PATH_INFO"] == "/boom":
+            raise RuntimeError("boom")
+        return echo(environ, start_response)
+
+    port = free_port()
+    running = Server(failing, "127.0.0.1", port)
+    threading.Thread(target=running.run, daemon=True).start()
+    try:
+        answer = raw_exchange(port, b"GET /boom HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert answer.startswith(b"HTTP/1.1 500 ") and b"Connection: close" in answer
+        assert "GET /boom failed" in caplog.text
+        client = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        client.request("GET", "/fine")
+        assert client.getresponse().status == 200
+    finally:
+        running.close()
