@@ -182,18 +182,22 @@ def test_a_fork_bomb_is_held_to_the_process_limit_and_stopped_whole(runtime, sta
     sampler.start()
 
     # When an app forks without end (it fails at start, or never listens), and is stopped
+    refused_at_start = False
     try:
         runtime.start("dep_bomb", "prj_1", app_dir, Plan("python", bomb), {})
         time.sleep(1)
     except DeployFailed as failure:
         assert "Cannot fork" in str(failure)
+        refused_at_start = True
     finally:
         runtime.stop("dep_bomb")
         sampling.set()
         sampler.join()
 
-    # Then its processes never passed the limit, none is left, and the machine still forks
-    assert 0 < max(peak) <= 24
+    # Then its processes never passed the limit (the sampler saw them, unless the limit
+    # stopped the bomb before its first look), none is left, and the machine still forks
+    assert max(peak) <= 24
+    assert max(peak) > 0 or refused_at_start
     assert wait_until(lambda: not sandbox_pids("dep_bomb"))
     assert subprocess.run(["true"], check=False).returncode == 0
 
