@@ -37,19 +37,33 @@ def put(table: str, pk: str, sk: str, **condition) -> dict:
 FREE = {"ConditionExpression": "attribute_not_exists(pk)"}
 
 
-def new_table(dynamodb, range_type: str) -> str:
+def new_table(dynamodb, range_type: str, keys_only_index_on: str | None = None) -> str:
+    """A table keyed (pk, sk); with a KEYS_ONLY index `by_<attribute>` hashed on a string
+    attribute if one is named."""
     name = f"query-{uuid.uuid4().hex[:8]}"
+    attributes = [
+        {"AttributeName": "pk", "AttributeType": "S"},
+        {"AttributeName": "sk", "AttributeType": range_type},
+    ]
+    indexes = {}
+    if keys_only_index_on:
+        attributes.append({"AttributeName": keys_only_index_on, "AttributeType": "S"})
+        indexes["GlobalSecondaryIndexes"] = [
+            {
+                "IndexName": f"by_{keys_only_index_on}",
+                "KeySchema": [{"AttributeName": keys_only_index_on, "KeyType": "HASH"}],
+                "Projection": {"ProjectionType": "KEYS_ONLY"},
+            }
+        ]
     dynamodb.create_table(
         TableName=name,
         KeySchema=[
             {"AttributeName": "pk", "KeyType": "HASH"},
             {"AttributeName": "sk", "KeyType": "RANGE"},
         ],
-        AttributeDefinitions=[
-            {"AttributeName": "pk", "AttributeType": "S"},
-            {"AttributeName": "sk", "AttributeType": range_type},
-        ],
+        AttributeDefinitions=attributes,
         BillingMode="PAY_PER_REQUEST",
+        **indexes,
     )
     return name
 
@@ -305,27 +319,7 @@ def test_a_refused_condition_answers_dynamodbs_error_with_the_item(dynamodb):
 def test_answers_share_items_but_projections_leave_the_table_as_it_was(dynamodb):
     """A Query's or Scan's items are answered uncopied; a projection, of the request or of
     a KEYS_ONLY index, makes new items, and the stored ones keep every attribute."""
-    name = f"shared-{uuid.uuid4().hex[:8]}"
-    dynamodb.create_table(
-        TableName=name,
-        KeySchema=[
-            {"AttributeName": "pk", "KeyType": "HASH"},
-            {"AttributeName": "sk", "KeyType": "RANGE"},
-        ],
-        AttributeDefinitions=[
-            {"AttributeName": "pk", "AttributeType": "S"},
-            {"AttributeName": "sk", "AttributeType": "S"},
-            {"AttributeName": "g", "AttributeType": "S"},
-        ],
-        GlobalSecondaryIndexes=[
-            {
-                "IndexName": "by_g",
-                "KeySchema": [{"AttributeName": "g", "KeyType": "HASH"}],
-                "Projection": {"ProjectionType": "KEYS_ONLY"},
-            }
-        ],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    name = new_table(dynamodb, "S", keys_only_index_on="g")
     whole = {
         "pk": {"S": "p"},
         "sk": {"S": "1"},
