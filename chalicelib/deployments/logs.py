@@ -204,7 +204,9 @@ def stream(project_id: str, deployment_id: str, after: int, resumed: bool) -> tu
                     found["seq"],
                 )
             )
-        if batch.status != status:
+        # A new status goes after the line its change reserved (written right after the
+        # change), so it follows the lines written before it.
+        if batch.status != status and batch.caught_up:
             status = batch.status
             frames.append(frame({"type": "status", "status": status}))
         if batch.complete:
@@ -214,8 +216,8 @@ def stream(project_id: str, deployment_id: str, after: int, resumed: bool) -> tu
         if send_by is None and (batch.lines or len(frames) > 2):
             # Something new: let the rest of a burst join it, briefly, then answer.
             send_by = now + COALESCE_S
-        # A status change reserves its own line and writes it right after: a response
-        # waits for it, or the client would show the status above the line.
+        # Nor does a response end before that line: the client would show the status
+        # (from the next response's opening frame) above it.
         if now >= deadline or (send_by is not None and now >= send_by and batch.caught_up):
             return 200, "".join(frames)
         due = deadline if send_by is None or send_by <= now else min(send_by, deadline)

@@ -56,6 +56,7 @@ class _Lease:
     taken: int = 0  # tokens this process took from the bucket in it
     pace: int = 0  # tokens taken in the whole second before it
     unspent: int = 0  # tokens that ran out of time, to take back from the call count
+    writing: bool = False  # a thread is taking a lease now
 
 
 _leases: dict[str, _Lease] = {}
@@ -115,52 +116,62 @@ def check(principal: Principal, rules: Policy | None = None) -> dict[str, str]:
     now = time.time_ns() // 1000
     partition, principal_id = bucket_key(principal)
     cache_key = f"{partition}\n{principal_id}"
-    wanted, uncounted = 1, 0
+    wanted, uncounted, writer = 1, 0, False
     if rules.capacity >= LEASE_FROM:
         handed = _from_lease(cache_key, rules, now)
         if isinstance(handed, dict):
             return handed
-        wanted, uncounted = handed
-    latest = now + (rules.capacity - wanted) * rules.interval
-    known = _known.get(cache_key, ttl=rules.refill_seconds)
-    if known is not None and known > now + (rules.capacity - 1) * rules.interval:
-        raise _refusal(rules, now, now + (rules.capacity - 1) * rules.interval, known)
-    full = known is None or known < now
-    for _ in range(_ATTEMPTS):
-        outcome = store.take(
-            partition,
-            principal_id,
-            full=full,
-            now=now,
-            interval=rules.interval,
-            latest=latest,
-            calls_attribute=calls_attribute(now / MICROS),
-            tokens=wanted,
-            calls=wanted - uncounted,
-        )
-        if outcome.tat is not None:
-            _known.put(cache_key, outcome.tat)
-        if outcome.taken:
-            assert outcome.tat is not None
+        wanted, uncounted, writer = handed
+    leased: tuple[int, int] | None = None  # (tat, tokens) of a lease taken here
+    try:
+        latest = now + (rules.capacity - wanted) * rules.interval
+        known = _known.get(cache_key, ttl=rules.refill_seconds)
+        if known is not None and known > now + (rules.capacity - 1) * rules.interval:
+            raise _refusal(rules, now, now + (rules.capacity - 1) * rules.interval, known)
+        full = known is None or known < now
+        for _ in range(_ATTEMPTS):
+            # Tokens a past lease counted but never handed out come off this write's
+            # count, as far as it counts more than this request.
+            correction = min(uncounted, wanted - 1)
+            outcome = store.take(
+                partition,
+                principal_id,
+                full=full,
+                now=now,
+                interval=rules.interval,
+                latest=latest,
+                calls_attribute=calls_attribute(now / MICROS),
+                tokens=wanted,
+                calls=wanted - correction,
+            )
+            if outcome.tat is not None:
+                _known.put(cache_key, outcome.tat)
+            if outcome.taken:
+                assert outcome.tat is not None
+                uncounted -= correction
+                if wanted > 1:
+                    leased = (outcome.tat, wanted - 1)
+                return _headers(rules, now, outcome.tat - (wanted - 1) * rules.interval)
             if wanted > 1:
-                _keep_lease(cache_key, outcome.tat, wanted - 1)
-            return _headers(rules, now, outcome.tat - (wanted - 1) * rules.interval)
-        if wanted > 1:
-            # Fewer tokens left than a lease: take this request's alone.
-            wanted = 1
-            latest = now + (rules.capacity - 1) * rules.interval
-        elif outcome.tat is not None and outcome.tat > latest:
-            raise _refusal(rules, now, latest, outcome.tat)
-        full = outcome.tat is None or outcome.tat < now
-    # Only a bucket refilled and drained by other requests between each of our attempts
-    # gets here; asking the client to come back in a second is the safe answer.
-    raise _refusal(rules, now, now, now + MICROS)
+                # Fewer tokens left than a lease: take this request's alone.
+                wanted = 1
+                latest = now + (rules.capacity - 1) * rules.interval
+            elif outcome.tat is not None and outcome.tat > latest:
+                raise _refusal(rules, now, latest, outcome.tat)
+            full = outcome.tat is None or outcome.tat < now
+        # Only a bucket refilled and drained by other requests between each of our attempts
+        # gets here; asking the client to come back in a second is the safe answer.
+        raise _refusal(rules, now, now, now + MICROS)
+    finally:
+        if writer:
+            _settle_lease(cache_key, leased, uncounted)
 
 
-def _from_lease(key: str, rules: Policy, now: int) -> dict[str, str] | tuple[int, int]:
+def _from_lease(key: str, rules: Policy, now: int) -> dict[str, str] | tuple[int, int, bool]:
     """This request's token from the process's lease on the bucket (its headers), or how
-    many tokens the write it must make should take, and the calls counted for tokens that
-    were never handed out."""
+    many tokens the write it must make should take (one while another thread is taking a
+    lease), the calls counted for tokens that were never handed out, and whether this
+    request is the one taking the lease."""
     moment = time.monotonic()
     second = int(moment)
     with _leases_lock:
@@ -178,19 +189,28 @@ def _from_lease(key: str, rules: Policy, now: int) -> dict[str, str] | tuple[int
             # Its token, as if taken now: a bucket that refilled since shows it alone.
             tat = max(lease.tat - lease.left * rules.interval, now + rules.interval)
             return _headers(rules, now, tat)
+        if lease.writing:
+            return 1, 0, False
         lease.unspent += lease.left
         lease.left = 0
         wanted = max(1, min(int(lease.pace * LEASE_SHARE), rules.capacity // 100))
+        lease.writing = True
         uncounted, lease.unspent = lease.unspent, 0
-        return wanted, uncounted
+        return wanted, uncounted, True
 
 
-def _keep_lease(key: str, tat: int, tokens: int) -> None:
+def _settle_lease(key: str, leased: tuple[int, int] | None, uncounted: int) -> None:
+    """After the write of the request taking a lease (whatever became of it): keep the
+    lease, and the count it could not correct yet."""
     with _leases_lock:
         lease = _leases.get(key)
-        if lease is not None:
-            lease.unspent += lease.left  # a lease another thread took meanwhile
-            lease.tat, lease.left, lease.until = tat, tokens, time.monotonic() + LEASE_S
+        if lease is None:
+            return
+        lease.unspent += uncounted
+        lease.writing = False
+        if leased is not None:
+            lease.tat, lease.left = leased
+            lease.until = time.monotonic() + LEASE_S
 
 
 def _headers(rules: Policy, now: int, tat: int) -> dict[str, str]:

@@ -9,8 +9,8 @@ writes the answer: one parse (a split of the head), no hand-offs, one write on a
 pools, curl or a browser uploading to a presigned URL), so it speaks what they send:
 `Content-Length` and chunked bodies, `Expect: 100-continue`, `HEAD`, `Connection: close`
 and HTTP/1.0. A malformed request is answered 400 (431 for a head over 64 KB) and the
-connection closed. Header names keep their underscores (`x-amz-meta-a_b`), which waitress
-dropped.
+connection closed. Header names with underscores (`x-amz-meta-a_b`) are kept, which waitress
+dropped, except where one would pose as a framing header (`Content_Length`).
 """
 
 from __future__ import annotations
@@ -18,9 +18,11 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import re
 import socket
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import unquote_to_bytes
@@ -28,6 +30,12 @@ from urllib.parse import unquote_to_bytes
 MAX_HEAD = 64 * 1024
 IDLE_TIMEOUT_S = 300  # a kept-alive connection nobody uses is closed after this
 _READ = 256 * 1024
+# Headers that decide how a request is read or answered: only their real (hyphenated) names.
+_FRAMING = frozenset(
+    {"CONTENT_LENGTH", "CONTENT_TYPE", "TRANSFER_ENCODING", "EXPECT", "CONNECTION", "HOST"}
+)
+_DIGITS = re.compile(rb"[0-9]+")
+_HEX = re.compile(rb"[0-9A-Fa-f]+")
 _REASONS = {400: "Bad Request", 411: "Length Required", 431: "Request Header Fields Too Large"}
 
 
@@ -54,7 +62,8 @@ class Server:
             except OSError:
                 if self._closed:
                     return
-                continue  # a connection reset before it was accepted
+                time.sleep(0.05)  # a reset before accept, or out of file descriptors
+                continue
             connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             connection.settimeout(IDLE_TIMEOUT_S)
             with self._lock:
@@ -94,9 +103,11 @@ class Server:
             if head is None:
                 return False
             environ, keep_alive = self._environ(head, address)
-            if environ.get("HTTP_EXPECT", "").lower() == "100-continue":
+            continuing = environ.get("HTTP_EXPECT", "").lower() == "100-continue"
+            if continuing and environ["SERVER_PROTOCOL"] == "HTTP/1.1":
                 connection.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
             environ["wsgi.input"] = io.BytesIO(reader.body(environ))
+            keep_alive = keep_alive and environ.get("HTTP_CONNECTION") != "close"
         except BadRequest as refused:
             reason = _REASONS.get(refused.status, "Bad Request")
             message = str(refused).encode()
@@ -122,6 +133,8 @@ class Server:
             if not colon or not name or name != name.strip():
                 raise BadRequest(400, "Malformed header line")
             key = name.decode("latin-1").upper().replace("-", "_")
+            if b"_" in name and key in _FRAMING:
+                continue  # `Content_Length` must not pass for Content-Length
             text = value.strip(b" \t").decode("latin-1")
             if key not in ("CONTENT_TYPE", "CONTENT_LENGTH"):
                 key = "HTTP_" + key
@@ -172,13 +185,32 @@ class Server:
                 close = getattr(result, "close", None)
                 if close is not None:
                     close()
-        except Exception:  # the app failed: a 500, as any WSGI server answers it
+            return self._send(connection, environ, keep_alive, *started, body)
+        except (OSError, ConnectionError):
+            raise
+        except Exception:  # the app failed (or answered what HTTP can't carry): a 500
             logging.getLogger(__name__).exception(
                 "%s %s failed", environ["REQUEST_METHOD"], environ["PATH_INFO"]
             )
-            started[:] = ["500 Internal Server Error", [("Content-Type", "text/plain")]]
-            body, keep_alive = b"Internal Server Error", False
-        status, headers = started
+            failed = [("Content-Type", "text/plain")]
+            return self._send(
+                connection,
+                environ,
+                False,
+                "500 Internal Server Error",
+                failed,
+                b"Internal Server Error",
+            )
+
+    def _send(
+        self,
+        connection: socket.socket,
+        environ: dict,
+        keep_alive: bool,
+        status: str,
+        headers: list,
+        body: bytes,
+    ) -> bool:
         lines = [f"HTTP/1.1 {status}\r\n"]
         length_given = False
         for name, value in headers:
@@ -259,15 +291,20 @@ class _Reader:
         return self._take(end, skip=2)
 
     def body(self, environ: dict[str, Any]) -> bytes:
-        if "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower():
-            del environ["HTTP_TRANSFER_ENCODING"]
+        coding = environ.pop("HTTP_TRANSFER_ENCODING", None)
+        if coding is not None:
+            if coding.strip().lower() != "chunked":
+                raise BadRequest(400, f"Unsupported Transfer-Encoding {coding}")
+            if "CONTENT_LENGTH" in environ:
+                # Both framings: read it chunked, and close after (RFC 9112, 6.1).
+                environ["HTTP_CONNECTION"] = "close"
             data = self.chunked()
             environ["CONTENT_LENGTH"] = str(len(data))
             return data
         length = environ.get("CONTENT_LENGTH", "")
         if not length:
             return b""
-        if not length.isdigit():
+        if not _DIGITS.fullmatch(length.encode("latin-1")):
             raise BadRequest(400, "Malformed Content-Length")
         return self.exactly(int(length))
 
@@ -275,10 +312,9 @@ class _Reader:
         parts = []
         while True:
             size_text = self.line().split(b";", 1)[0].strip()
-            try:
-                size = int(size_text, 16)
-            except ValueError:
-                raise BadRequest(400, "Malformed chunk size") from None
+            if not _HEX.fullmatch(size_text):
+                raise BadRequest(400, "Malformed chunk size")
+            size = int(size_text, 16)
             if size == 0:
                 while self.line():  # trailers, up to the blank line
                     pass

@@ -212,5 +212,6 @@ def test_a_response_with_a_new_status_waits_for_the_line_it_reserved(api, deploy
     writer.join()
     assert time.monotonic() - started >= 0.7  # it waited for the line ...
     data = [f["data"] for f in got if "data" in f]
-    assert [d["status"] for d in data if d["type"] == "status"] == ["pending", "building"]
+    kinds = [d.get("status") or d.get("message") for d in data if d["type"] != "done"]
+    assert kinds == ["pending", "Building", "building"]  # the status after its line
     assert [d["message"] for d in data if d["type"] == "log"] == ["Building"]  # ... and has it

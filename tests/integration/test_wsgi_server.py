@@ -131,11 +131,28 @@ def test_head_answers_headers_only(server):
     assert json.loads(client.getresponse().read())["path"] == "/after-head"
 
 
-def test_header_names_keep_underscores(server):
+def test_header_names_keep_underscores_but_none_poses_as_a_framing_header(server):
     client = http.client.HTTPConnection("127.0.0.1", server, timeout=5)
     client.request("PUT", "/o", body=b"", headers={"x-amz-meta-a_b": "1", "X-Twice": "a"})
     headers = json.loads(client.getresponse().read())["headers"]
     assert headers["HTTP_X_AMZ_META_A_B"] == "1" and headers["HTTP_X_TWICE"] == "a"
+    # `Content_Length: 5` is not a length: the body is empty and the next request is read
+    answers = raw_exchange(
+        server,
+        b"POST /a HTTP/1.1\r\nContent_Length: 5\r\n\r\n"
+        b"GET /b HTTP/1.1\r\nConnection: close\r\n\r\n",
+    ).split(b"HTTP/1.1 200 OK")[1:]
+    assert b'"path": "/a"' in answers[0] and b'"body": ""' in answers[0]
+    assert b'"path": "/b"' in answers[1]
+
+
+def test_both_framings_are_read_chunked_and_the_connection_closed(server):
+    answer = raw_exchange(
+        server,
+        b"POST /both HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"2\r\nhi\r\n0\r\n\r\n",
+    )
+    assert b'"body": "hi"' in answer and b"Connection: close" in answer
 
 
 def test_http_1_0_closes_unless_asked_to_keep_alive(server):
@@ -157,6 +174,9 @@ def test_http_1_0_closes_unless_asked_to_keep_alive(server):
         (b"GET / HTTP/1.1\r\nno colon here\r\n\r\n", b"400"),
         (b"POST / HTTP/1.1\r\nContent-Length: ten\r\n\r\n", b"400"),
         (b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", b"400"),
+        (b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n-5\r\nabcdef\r\n", b"400"),
+        (b"POST / HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n", b"400"),
+        (b"POST / HTTP/1.1\r\nContent-Length: +5\r\n\r\nabcde", b"400"),
         (b"GET / HTTP/1.1\r\nX-Big: " + b"a" * 70_000 + b"\r\n\r\n", b"431"),
     ],
 )
