@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 
 import pytest
 
@@ -71,6 +72,16 @@ def client(aws):
 
     with Client(app) as test_client:
         yield test_client
+
+
+def raw_exchange(port: int, data: bytes, host: str = "127.0.0.1", timeout: float = 30) -> bytes:
+    """Send bytes as they are to a local server; read until it closes the connection."""
+    with socket.create_connection((host, port), timeout=timeout) as connection:
+        connection.sendall(data)
+        received = b""
+        while chunk := connection.recv(65536):
+            received += chunk
+        return received
 
 
 class Api:

@@ -125,9 +125,10 @@ def check(principal: Principal, rules: Policy | None = None) -> dict[str, str]:
     leased: tuple[int, int] | None = None  # (tat, tokens) of a lease taken here
     try:
         latest = now + (rules.capacity - wanted) * rules.interval
+        latest_alone = now + (rules.capacity - 1) * rules.interval  # for one token
         known = _known.get(cache_key, ttl=rules.refill_seconds)
-        if known is not None and known > now + (rules.capacity - 1) * rules.interval:
-            raise _refusal(rules, now, now + (rules.capacity - 1) * rules.interval, known)
+        if known is not None and known > latest_alone:
+            raise _refusal(rules, now, latest_alone, known)
         full = known is None or known < now
         for _ in range(_ATTEMPTS):
             # Tokens a past lease counted but never handed out come off this write's
@@ -154,8 +155,7 @@ def check(principal: Principal, rules: Policy | None = None) -> dict[str, str]:
                 return _headers(rules, now, outcome.tat - (wanted - 1) * rules.interval)
             if wanted > 1:
                 # Fewer tokens left than a lease: take this request's alone.
-                wanted = 1
-                latest = now + (rules.capacity - 1) * rules.interval
+                wanted, latest = 1, latest_alone
             elif outcome.tat is not None and outcome.tat > latest:
                 raise _refusal(rules, now, latest, outcome.tat)
             full = outcome.tat is None or outcome.tat < now

@@ -36,7 +36,7 @@ _FRAMING = frozenset(
 )
 _DIGITS = re.compile(rb"[0-9]+")
 _HEX = re.compile(rb"[0-9A-Fa-f]+")
-_REASONS = {400: "Bad Request", 411: "Length Required", 431: "Request Header Fields Too Large"}
+_REASONS = {400: "Bad Request", 431: "Request Header Fields Too Large"}
 
 
 class BadRequest(Exception):

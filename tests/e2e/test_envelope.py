@@ -10,6 +10,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from tests.conftest import raw_exchange
+
 
 def _connection(stack) -> http.client.HTTPConnection:
     address = urlsplit(stack.url)
@@ -18,12 +20,7 @@ def _connection(stack) -> http.client.HTTPConnection:
 
 def _raw(stack, data: bytes) -> bytes:
     address = urlsplit(stack.url)
-    with socket.create_connection((address.hostname, address.port), timeout=30) as sock:
-        sock.sendall(data)
-        received = b""
-        while chunk := sock.recv(65536):
-            received += chunk
-    return received
+    return raw_exchange(address.port, data, address.hostname)
 
 
 def _envelope(body: bytes, headers) -> dict:

@@ -13,6 +13,7 @@ import pytest
 
 from chalicelib.host.processes import free_port
 from chalicelib.local.wsgi_server import Server
+from tests.conftest import raw_exchange
 
 
 def echo(environ, start_response):
@@ -41,16 +42,6 @@ def server():
     running.close()
     thread.join(5)
     assert not thread.is_alive(), "run() returns once the server is closed"
-
-
-def raw_exchange(port: int, data: bytes) -> bytes:
-    """Send bytes, read until the server closes the connection."""
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as connection:
-        connection.sendall(data)
-        received = b""
-        while chunk := connection.recv(65536):
-            received += chunk
-        return received
 
 
 def test_keep_alive_serves_requests_on_one_connection(server):
