@@ -235,7 +235,9 @@ def quick_answers() -> None:
         return headers, body
 
     responses.BaseResponse._enrich_response = staticmethod(enrich)
+    quick_items()
     parse_once()
+    parse_workflows_once()
     reuse_workflow_clients()
     make_app = werkzeug_app.create_backend_app
 
@@ -303,6 +305,94 @@ def parse_once() -> None:
 
     parse.once = True
     UpdateExpressionParser.make = classmethod(parse)
+
+
+def quick_items() -> None:
+    """moto's walks over every attribute of every item, made direct (idempotent): turning
+    an answer's items into dicts, and sizing each item a Query reads (twice) or a write
+    changes. Both checked each value with several method calls and copied map values; a
+    list page of projects spent half its time in them. Binary values, and anything
+    that is not an item's value, still go through moto's own."""
+    from moto.dynamodb import responses
+    from moto.dynamodb.models import utilities
+    from moto.dynamodb.models.dynamo_type import DynamoType, LimitedSizeDict
+
+    shaped = utilities.dynamo_to_dict
+    if getattr(shaped, "quick", False):
+        return
+    plain = (str, int, float, bool, type(None))
+
+    def to_dict(value: Any) -> Any:
+        kind = type(value)
+        if kind is DynamoType:
+            if value.type in ("B", "BS"):
+                return shaped(value)
+            return {value.type: to_dict(value.value)}
+        if kind is dict or kind is LimitedSizeDict:
+            return {key: to_dict(nested) for key, nested in value.items()}
+        if kind is list:
+            return [to_dict(nested) for nested in value]
+        if kind in plain:
+            return value
+        return shaped(value)
+
+    def size(value: DynamoType) -> int:
+        kind, content = value.type, value.value
+        if kind == "S" or kind == "B":
+            return len(content if type(content) is bytes else content.encode("utf-8"))
+        if kind == "N":
+            return len(str(content))
+        if kind == "M":
+            return sum(
+                len(key.encode("utf-8"))
+                + size(nested if type(nested) is DynamoType else DynamoType(nested))
+                for key, nested in content.items()
+            )
+        if kind == "L":
+            return sum(size(nested) for nested in content)
+        if kind in ("SS", "NS", "BS"):
+            return sum(
+                len(str(member)) if kind == "NS" else utilities.bytesize(member)
+                for member in content
+            )
+        if isinstance(content, bool):  # BOOL, NULL
+            return 1
+        return utilities.bytesize(content)
+
+    to_dict.quick = True
+    utilities.dynamo_to_dict = responses.dynamo_to_dict = to_dict
+    DynamoType.size = size
+
+
+def parse_workflows_once() -> None:
+    """Parse each state machine's definition once, not at each execution (idempotent):
+    moto's ANTLR parser takes about 50 ms of CPU for the deploy workflow, and every
+    deployment starts an execution. Each execution still gets its own program, unpickled
+    from the first parse (under a millisecond), so no state is shared between them."""
+    import pickle
+
+    from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
+
+    entrypoint = ExecutionWorker._get_evaluation_entrypoint
+    if getattr(entrypoint, "once", False):
+        return
+    parsed: dict[str, bytes] = {}
+    lock = threading.Lock()
+
+    def parsed_entrypoint(self):
+        definition = self._evaluation_details.state_machine_details.definition
+        with lock:
+            kept = parsed.get(definition)
+        if kept is None:
+            kept = pickle.dumps(entrypoint(self))  # a malformed one raises, and is not kept
+            with lock:
+                if len(parsed) >= 64:
+                    parsed.clear()
+                parsed[definition] = kept
+        return pickle.loads(kept)
+
+    parsed_entrypoint.once = True
+    ExecutionWorker._get_evaluation_entrypoint = parsed_entrypoint
 
 
 def reuse_workflow_clients() -> None:

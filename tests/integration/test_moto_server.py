@@ -418,3 +418,73 @@ def test_items_holding_json_text_come_back_whole(dynamodb):
         ExpressionAttributeValues={":p": {"S": "p"}},
     )["Items"]
     assert found == [updated]
+
+
+def test_each_workflow_execution_runs_its_own_definition_on_its_own_input():
+    """moto's parse of a state machine is kept between executions (patch above): each
+    execution still sees its own input, and an updated definition is the one that runs."""
+    import json
+    import time
+
+    from moto import mock_aws
+
+    from chalicelib.local import moto_server
+
+    moto_server.patch()
+
+    def machine(suffix: str) -> str:
+        return json.dumps(
+            {
+                "StartAt": "Pick",
+                "States": {
+                    "Pick": {
+                        "Type": "Choice",
+                        "Choices": [{"Variable": "$.n", "NumericGreaterThan": 1, "Next": "Big"}],
+                        "Default": "Small",
+                    },
+                    "Big": {
+                        "Type": "Pass",
+                        "Parameters": {"said.$": "$.n", "was": f"big{suffix}"},
+                        "End": True,
+                    },
+                    "Small": {
+                        "Type": "Pass",
+                        "Parameters": {"said.$": "$.n", "was": f"small{suffix}"},
+                        "End": True,
+                    },
+                },
+            }
+        )
+
+    def outputs(sfn, arn: str, inputs: list[int]) -> list[dict]:
+        started = [
+            sfn.start_execution(
+                stateMachineArn=arn, name=uuid.uuid4().hex, input=json.dumps({"n": n})
+            )
+            for n in inputs
+        ]
+        found = []
+        for execution in started:
+            deadline = time.monotonic() + 30
+            while (answer := sfn.describe_execution(executionArn=execution["executionArn"]))[
+                "status"
+            ] == "RUNNING":
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+            assert answer["status"] == "SUCCEEDED", answer
+            found.append(json.loads(answer["output"]))
+        return found
+
+    with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
+        sfn = boto3.client("stepfunctions", region_name="us-east-1")
+        arn = sfn.create_state_machine(
+            name="choose", definition=machine(""), roleArn="arn:aws:iam::123456789012:role/sfn"
+        )["stateMachineArn"]
+        assert outputs(sfn, arn, [1, 2, 3, 0]) == [
+            {"said": 1, "was": "small"},
+            {"said": 2, "was": "big"},
+            {"said": 3, "was": "big"},
+            {"said": 0, "was": "small"},
+        ]
+        sfn.update_state_machine(stateMachineArn=arn, definition=machine("!"))
+        assert outputs(sfn, arn, [5]) == [{"said": 5, "was": "big!"}]
