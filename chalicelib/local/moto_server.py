@@ -236,6 +236,7 @@ def quick_answers() -> None:
 
     responses.BaseResponse._enrich_response = staticmethod(enrich)
     quick_items()
+    quick_update_validation()
     parse_once()
     parse_workflows_once()
     reuse_workflow_clients()
@@ -362,6 +363,41 @@ def quick_items() -> None:
     to_dict.quick = True
     utilities.dynamo_to_dict = responses.dynamo_to_dict = to_dict
     DynamoType.size = size
+
+
+def quick_update_validation() -> None:
+    """moto validates an UpdateExpression with ten passes over its tree, and each pass
+    rebuilt its table of node types for every node it visited: a seventh of what a
+    create costs moto. Each pass now builds it once (idempotent)."""
+    from moto.dynamodb.parsing.ast_nodes import DepthFirstTraverser, Node
+
+    if getattr(DepthFirstTraverser.traverse, "quick", False):
+        return
+
+    def traverse(self, root):
+        processors = tuple(self._processing_map().items())
+        kinds = tuple(kind for kind, _ in processors)
+
+        def visit(node, child_id=-1):
+            if isinstance(node, Node):
+                parent = node.parent
+                if node.children is not None:
+                    for i, child in enumerate(node.children):
+                        self.pre_processing_of_child(node, i)
+                        visit(child, i)
+                if isinstance(node, kinds):
+                    node = next(process for kind, process in processors if isinstance(node, kind))(
+                        node
+                    )
+                    node.parent = parent
+                    if parent:
+                        parent.children[child_id] = node
+            return node
+
+        return visit(root)
+
+    traverse.quick = True
+    DepthFirstTraverser.traverse = traverse
 
 
 def parse_workflows_once() -> None:
