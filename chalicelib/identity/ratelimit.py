@@ -15,7 +15,9 @@ refused without any I/O.
 A busy process leases tokens. Where a bucket holds at least LEASE_FROM tokens (starter and
 up) and this process takes more than a few of its tokens a second, one write takes a
 quarter-second's worth (at most 1% of the bucket) and the process hands them out to the
-requests that follow, for up to LEASE_S. Each request's headers are those of its own token,
+requests that follow, for up to LEASE_S. Requests that come while that write is under way
+wait for it (up to LEASE_WAIT_S) and take from its lease, so fifty concurrent clients cost
+no more writes than one busy one. Each request's headers are those of its own token,
 as if it had written alone. The lease's tokens are counted as API calls when taken; the
 ones that were never handed out (the lease ran out of time) are taken back from the count
 at the process's next write, and leave the bucket as spent. So at most a quarter-second of a
@@ -44,6 +46,7 @@ _known = TTLCache(max_entries=10_000)
 LEASE_FROM = 1_000  # tokens a bucket holds before a busy process may lease them
 LEASE_S = 1.0  # how long a lease's tokens may be handed out
 LEASE_SHARE = 0.25  # a lease: this many seconds' worth of the process's recent rate
+LEASE_WAIT_S = 0.25  # how long a request waits for a lease being taken before writing alone
 _MAX_LEASES = 10_000
 
 
@@ -57,10 +60,13 @@ class _Lease:
     pace: int = 0  # tokens taken in the whole second before it
     unspent: int = 0  # tokens that ran out of time, to take back from the call count
     writing: bool = False  # a thread is taking a lease now
+    coming: int = 0  # tokens that lease will have for other requests
+    waiting: int = 0  # requests waiting for them
 
 
 _leases: dict[str, _Lease] = {}
 _leases_lock = threading.Lock()
+_lease_settled = threading.Condition(_leases_lock)  # a lease's write is over
 
 
 @dataclass(frozen=True)
@@ -169,9 +175,9 @@ def check(principal: Principal, rules: Policy | None = None) -> dict[str, str]:
 
 def _from_lease(key: str, rules: Policy, now: int) -> dict[str, str] | tuple[int, int, bool]:
     """This request's token from the process's lease on the bucket (its headers), or how
-    many tokens the write it must make should take (one while another thread is taking a
-    lease), the calls counted for tokens that were never handed out, and whether this
-    request is the one taking the lease."""
+    many tokens the write it must make should take (one when the lease another thread is
+    taking does not come within LEASE_WAIT_S), the calls counted for tokens that were never
+    handed out, and whether this request is the one taking the lease."""
     moment = time.monotonic()
     second = int(moment)
     with _leases_lock:
@@ -184,17 +190,28 @@ def _from_lease(key: str, rules: Policy, now: int) -> dict[str, str] | tuple[int
             lease.pace = lease.taken if lease.second == second - 1 else 0
             lease.second, lease.taken = second, 0
         lease.taken += 1
-        if lease.left > 0 and moment < lease.until:
-            lease.left -= 1
-            # Its token, as if taken now: a bucket that refilled since shows it alone.
-            tat = max(lease.tat - lease.left * rules.interval, now + rules.interval)
-            return _headers(rules, now, tat)
-        if lease.writing:
-            return 1, 0, False
+        while True:
+            if lease.left > 0 and time.monotonic() < lease.until:
+                lease.left -= 1
+                # Its token, as if taken now: a bucket that refilled since shows it alone.
+                tat = max(lease.tat - lease.left * rules.interval, now + rules.interval)
+                return _headers(rules, now, tat)
+            if not lease.writing:
+                break
+            # Another thread is taking a lease: wait for it rather than write alone, if it
+            # will have a token for this request.
+            waited = moment + LEASE_WAIT_S - time.monotonic()
+            if waited <= 0 or lease.waiting >= lease.coming or _leases.get(key) is not lease:
+                return 1, 0, False
+            lease.waiting += 1
+            try:
+                _lease_settled.wait(waited)
+            finally:
+                lease.waiting -= 1
         lease.unspent += lease.left
         lease.left = 0
         wanted = max(1, min(int(lease.pace * LEASE_SHARE), rules.capacity // 100))
-        lease.writing = True
+        lease.writing, lease.coming = True, wanted - 1
         uncounted, lease.unspent = lease.unspent, 0
         return wanted, uncounted, True
 
@@ -203,6 +220,7 @@ def _settle_lease(key: str, leased: tuple[int, int] | None, uncounted: int) -> N
     """After the write of the request taking a lease (whatever became of it): keep the
     lease, and the count it could not correct yet."""
     with _leases_lock:
+        _lease_settled.notify_all()
         lease = _leases.get(key)
         if lease is None:
             return

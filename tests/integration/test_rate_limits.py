@@ -185,3 +185,41 @@ def test_leases_never_admit_more_than_the_bucket_holds(server_aws):
     refill = int((time.monotonic() - started) * 1000 / 60) + 1
     assert 1000 - rules.capacity // 100 <= admitted <= 1000 + refill
     assert writes[0] < admitted / 3, (writes[0], admitted)
+
+
+def test_concurrent_requests_wait_for_the_lease_under_way_instead_of_writing_alone(server_aws):
+    """Twenty threads on one busy key: a request that comes while another is taking a lease
+    takes its token from that lease, so the writes stay a few a second, not one per
+    request; and every request is admitted once."""
+    import threading
+
+    from chalicelib.identity import ratelimit
+    from chalicelib.identity.principal import Principal
+
+    rules = ratelimit.Policy(per_minute=600_000, burst=0.0)
+    principal = Principal("api_key", "key_crowd", (), "ws_crowd", "enterprise")
+    writes, stop_counting = _rate_limit_writes()
+    admitted, lock = [0], threading.Lock()
+    warm_until = time.monotonic() + 1.2  # a second of pace first: leases are sized by it
+    until = warm_until + 2.5
+
+    def client() -> None:
+        while time.monotonic() < until:
+            ratelimit.check(principal, rules)
+            with lock:
+                admitted[0] += 1
+
+    threads = [threading.Thread(target=client) for _ in range(20)]
+    try:
+        for thread in threads:
+            thread.start()
+        while time.monotonic() < warm_until:
+            time.sleep(0.01)
+        written, counted = writes[0], admitted[0]
+        for thread in threads:
+            thread.join()
+    finally:
+        stop_counting()
+    sent = admitted[0] - counted
+    assert sent >= 100, "too slow a machine to show leases"
+    assert writes[0] - written < sent / 5, (writes[0] - written, sent)
