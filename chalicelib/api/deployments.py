@@ -215,10 +215,10 @@ def after_of(ctx: RequestContext) -> tuple[int, bool]:
 )
 def get_logs(ctx: RequestContext, project_id: str, deployment_id: str):
     """A deployment's log lines after a seq; JSON, or text with Accept: text/plain."""
-    deployments.item_of(ctx.workspace_id, project_id, deployment_id)
+    item = deployments.item_of(ctx.workspace_id, project_id, deployment_id)
     after, _ = after_of(ctx)
     limit = ctx.param("limit")
-    batch = logs.read(project_id, deployment_id, after, limit)
+    batch = logs.read(project_id, deployment_id, after, limit, item)
     accept = (ctx.headers.get("accept") or "").lower()
     if "text/plain" in accept and "application/json" not in accept:
         return Response(

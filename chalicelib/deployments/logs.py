@@ -125,9 +125,13 @@ class Batch:
     caught_up: bool  # every reserved line was handed out (or given up on)
 
 
-def read(project_id: str, deployment_id: str, after: int, limit: int) -> Batch:
-    """The next lines after `after`, in order and without holes still being filled."""
-    item = deployment_store.get(project_id, deployment_id)
+def read(
+    project_id: str, deployment_id: str, after: int, limit: int, item: dict | None = None
+) -> Batch:
+    """The next lines after `after`, in order and without holes still being filled.
+    `item`: the deployment as just read (before its lines, as here), to save reading it
+    again."""
+    item = item or deployment_store.get(project_id, deployment_id)
     assert item is not None
     raw = store.read_after(deployment_id, after, limit)
     grace_ms = get_settings().log_gap_grace_s * 1000

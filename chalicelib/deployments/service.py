@@ -66,8 +66,7 @@ def to_model(item: dict[str, Any]) -> Deployment:
 
 def item_of(workspace_id: str, project_id: str, deployment_id: str) -> dict[str, Any]:
     """A deployment of a project of this workspace, or 404 (never a hint of another's)."""
-    project_store.get(workspace_id, project_id)
-    item = store.get(project_id, deployment_id)
+    _, item = store.get_with_project(workspace_id, project_id, deployment_id)
     if item is None or item["workspace_id"] != workspace_id:
         raise NotFound("Deployment")
     return item

@@ -87,6 +87,18 @@ def get(project_id: str, deployment_id: str) -> dict[str, Any] | None:
     return deployments.get(_key(project_id, deployment_id))
 
 
+def get_with_project(
+    workspace_id: str, project_id: str, deployment_id: str
+) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """The project of this workspace (or Missing) and its deployment (or None), read in
+    one request."""
+    if not deployment_id.startswith("dep_"):
+        return project_store.get(workspace_id, project_id), None
+    return project_store.get_with(
+        workspace_id, project_id, (deployments, _key(project_id, deployment_id))
+    )
+
+
 def find(deployment_id: str) -> dict[str, Any] | None:
     """A deployment by id alone (events that carry only the id: CodeBuild's)."""
     found = next(

@@ -144,6 +144,28 @@ def _retrying_conflicts(call: Any, **kwargs: Any) -> Any:
             time.sleep(random.uniform(0, 0.02 * 2**attempt))
 
 
+def get_together(reads: Sequence[tuple[Table, dict[str, Any]]]) -> list[dict[str, Any] | None]:
+    """Items of one or more tables by key, read in one strongly consistent BatchGetItem
+    (each key at most once): each read's item, or None, in the order asked."""
+    request: dict[str, Any] = {}
+    for table, key in reads:
+        asked = request.setdefault(table.name, {"Keys": [], "ConsistentRead": True})
+        asked["Keys"].append(serialize(key))
+    found: dict[str, list[dict[str, Any]]] = {}
+    while request:
+        answer = client("dynamodb").batch_get_item(RequestItems=request)
+        for name, items in answer.get("Responses", {}).items():
+            found.setdefault(name, []).extend(deserialize(item) for item in items)
+        request = answer.get("UnprocessedKeys") or {}
+    return [
+        next(
+            (i for i in found.get(table.name, []) if all(i.get(k) == v for k, v in key.items())),
+            None,
+        )
+        for table, key in reads
+    ]
+
+
 class Table:
     """One DynamoDB table, by its logical name in infra/resources.json."""
 

@@ -11,6 +11,7 @@ from chalicelib.core import ids
 from chalicelib.store.dynamo import (
     Table,
     delete_op,
+    get_together,
     is_condition_failure,
     put_op,
     transact,
@@ -69,6 +70,19 @@ def get(workspace_id: str, project_id: str) -> dict[str, Any]:
     if item is None:
         raise Missing("Project")
     return item
+
+
+def get_with(
+    workspace_id: str, project_id: str, other: tuple[Table, dict[str, Any]]
+) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """The project, as get() reads it, and another item (table, key) read in the same
+    request, or None."""
+    if not ids.could_be("prj", project_id):
+        raise Missing("Project")
+    project, item = get_together([(projects, _key(workspace_id, project_id)), other])
+    if project is None:
+        raise Missing("Project")
+    return project, item
 
 
 def list_page(
