@@ -6,14 +6,16 @@ it only when a request first needs AWS. The endpoint comes from boto3's own
 connect and read timeouts and a bounded number of attempts (core/settings.py), so an AWS
 that stalls fails a request within seconds instead of hanging it.
 
-DynamoDB's and DynamoDB Streams' clients hand back attribute values as DynamoDB sends
-them (`{"S": "..."}`, binary as base64 text), as Lambda's stream events carry them:
-botocore would otherwise walk each value through its shape, a third of the CPU a list
-request takes. `store/dynamo.deserialize` reads them.
+DynamoDB's and DynamoDB Streams' clients parse attribute values without walking each one
+through botocore's shape (a third of the CPU a list request took): they come back as the
+JSON DynamoDB sent, with binary values decoded to bytes, which is exactly botocore's own
+result, so what is read can also be sent back (a LastEvaluatedKey, UnprocessedKeys).
+`store/dynamo.deserialize` reads them.
 """
 
 from __future__ import annotations
 
+import base64
 import threading
 from typing import Any
 
@@ -50,18 +52,20 @@ def client(service: str) -> Any:
 
 
 def _raw_attribute_parsers() -> Any:
-    """botocore's response parsers, but leaving each AttributeValue, and each map of them
-    (an item, a key), as the JSON it came in."""
+    """botocore's response parsers, but taking each AttributeValue, and each map of them
+    (an item, a key), as the JSON it came in, binary decoded."""
     from botocore.parsers import JSONParser, ResponseParserFactory
 
     class RawAttributes(JSONParser):
         def _handle_structure(self, shape, value):
             if shape.name == "AttributeValue":
-                return value
+                return _binary_decoded(value)
             return super()._handle_structure(shape, value)
 
         def _handle_map(self, shape, value):
             if shape.value.name == "AttributeValue":
+                for name, attribute in value.items():
+                    value[name] = _binary_decoded(attribute)
                 return value
             return super()._handle_map(shape, value)
 
@@ -72,6 +76,21 @@ def _raw_attribute_parsers() -> Any:
             return super().create_parser(protocol_name)
 
     return Factory()
+
+
+def _binary_decoded(value: dict[str, Any]) -> dict[str, Any]:
+    """An AttributeValue as sent, its binary values (at any depth) as bytes."""
+    if "B" in value:
+        return {"B": base64.b64decode(value["B"])}
+    if "BS" in value:
+        return {"BS": [base64.b64decode(member) for member in value["BS"]]}
+    if "M" in value:
+        nested = value["M"]
+        for name, attribute in nested.items():
+            nested[name] = _binary_decoded(attribute)
+    elif "L" in value:
+        value["L"] = [_binary_decoded(attribute) for attribute in value["L"]]
+    return value
 
 
 def reset_clients() -> None:

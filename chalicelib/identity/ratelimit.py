@@ -135,6 +135,9 @@ def check(principal: Principal, rules: Policy | None = None) -> dict[str, str]:
         known = _known.get(cache_key, ttl=rules.refill_seconds)
         if known is not None and known > latest_alone:
             raise _refusal(rules, now, latest_alone, known)
+        if wanted > 1 and known is not None and known > latest:
+            wanted, latest = 1, latest_alone  # fewer tokens left than a lease
+            _lease_short(cache_key)
         full = known is None or known < now
         for _ in range(_ATTEMPTS):
             # Tokens a past lease counted but never handed out come off this write's
@@ -162,6 +165,7 @@ def check(principal: Principal, rules: Policy | None = None) -> dict[str, str]:
             if wanted > 1:
                 # Fewer tokens left than a lease: take this request's alone.
                 wanted, latest = 1, latest_alone
+                _lease_short(cache_key)
             elif outcome.tat is not None and outcome.tat > latest:
                 raise _refusal(rules, now, latest, outcome.tat)
             full = outcome.tat is None or outcome.tat < now
@@ -214,6 +218,16 @@ def _from_lease(key: str, rules: Policy, now: int) -> dict[str, str] | tuple[int
         lease.writing, lease.coming = True, wanted - 1
         uncounted, lease.unspent = lease.unspent, 0
         return wanted, uncounted, True
+
+
+def _lease_short(key: str) -> None:
+    """The bucket holds less than a lease: the requests waiting for this one write alone
+    now, and no other is tried this second."""
+    with _leases_lock:
+        lease = _leases.get(key)
+        if lease is not None:
+            lease.coming, lease.pace = 0, 0
+        _lease_settled.notify_all()
 
 
 def _settle_lease(key: str, leased: tuple[int, int] | None, uncounted: int) -> None:

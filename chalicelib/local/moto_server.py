@@ -420,7 +420,11 @@ def parse_workflows_once() -> None:
         with lock:
             kept = parsed.get(definition)
         if kept is None:
-            kept = pickle.dumps(entrypoint(self))  # a malformed one raises, and is not kept
+            program = entrypoint(self)  # a malformed one raises, and is not kept
+            try:
+                kept = pickle.dumps(program)
+            except (pickle.PicklingError, TypeError, AttributeError):
+                return program  # one that can't be kept is parsed at each execution
             with lock:
                 if len(parsed) >= 64:
                     parsed.clear()

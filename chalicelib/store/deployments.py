@@ -32,6 +32,7 @@ import time
 from typing import Any
 
 from chalicelib.aws.errors import cancellation_codes
+from chalicelib.core import ids
 from chalicelib.core.clock import precise
 from chalicelib.store import projects as project_store
 from chalicelib.store import uploads as upload_store
@@ -82,7 +83,7 @@ class CounterMoved(Exception):
 
 
 def get(project_id: str, deployment_id: str) -> dict[str, Any] | None:
-    if not deployment_id.startswith("dep_"):
+    if not ids.could_be("dep", deployment_id):
         return None
     return deployments.get(_key(project_id, deployment_id))
 
@@ -92,7 +93,7 @@ def get_with_project(
 ) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """The project of this workspace (or Missing) and its deployment (or None), read in
     one request."""
-    if not deployment_id.startswith("dep_"):
+    if not ids.could_be("dep", deployment_id):
         return project_store.get(workspace_id, project_id), None
     return project_store.get_with(
         workspace_id, project_id, (deployments, _key(project_id, deployment_id))

@@ -59,8 +59,9 @@ def serialize_value(value: Any) -> dict[str, Any]:
 
 
 def deserialize(item: dict[str, Any]) -> dict[str, Any]:
-    """An item's attribute values, `{"S": "x"}` as DynamoDB sends them, as plain Python:
-    numbers as int or float, sets as sorted lists, binary as boto3's Binary."""
+    """An item's attribute values (`{"S": "x"}`, as botocore or a Lambda stream event
+    gives them) as plain Python: numbers as int or float, sets as sorted lists, binary as
+    boto3's Binary."""
     return {k: _value(v) for k, v in item.items()}
 
 
@@ -92,7 +93,7 @@ def _value(attribute: dict[str, Any]) -> Any:
 
 
 def _binary(value: str | bytes) -> Any:
-    """Base64 text as DynamoDB sends it, or bytes (a botocore client's own parse)."""
+    """Bytes (botocore), or base64 text (a Lambda stream event)."""
     from boto3.dynamodb.types import Binary
 
     return Binary(value if isinstance(value, bytes) else base64.b64decode(value))

@@ -190,36 +190,81 @@ def test_leases_never_admit_more_than_the_bucket_holds(server_aws):
 def test_concurrent_requests_wait_for_the_lease_under_way_instead_of_writing_alone(server_aws):
     """Twenty threads on one busy key: a request that comes while another is taking a lease
     takes its token from that lease, so the writes stay a few a second, not one per
-    request; and every request is admitted once."""
-    import threading
-
+    request; and every request is admitted, with headers of a token of the bucket."""
     from chalicelib.identity import ratelimit
     from chalicelib.identity.principal import Principal
 
     rules = ratelimit.Policy(per_minute=600_000, burst=0.0)
     principal = Principal("api_key", "key_crowd", (), "ws_crowd", "enterprise")
     writes, stop_counting = _rate_limit_writes()
-    admitted, lock = [0], threading.Lock()
     warm_until = time.monotonic() + 1.2  # a second of pace first: leases are sized by it
     until = warm_until + 2.5
 
-    def client() -> None:
+    def client(answers: list) -> None:
         while time.monotonic() < until:
-            ratelimit.check(principal, rules)
-            with lock:
-                admitted[0] += 1
+            answers.append(ratelimit.check(principal, rules))
 
-    threads = [threading.Thread(target=client) for _ in range(20)]
     try:
-        for thread in threads:
-            thread.start()
+        crowd = _Crowd(20, client)
         while time.monotonic() < warm_until:
             time.sleep(0.01)
-        written, counted = writes[0], admitted[0]
-        for thread in threads:
-            thread.join()
+        written, counted = writes[0], len(crowd.answers)
+        crowd.join()
     finally:
         stop_counting()
-    sent = admitted[0] - counted
+    sent = len(crowd.answers) - counted
     assert sent >= 100, "too slow a machine to show leases"
     assert writes[0] - written < sent / 5, (writes[0] - written, sent)
+    assert all(0 < int(h["X-RateLimit-Remaining"]) < rules.capacity for h in crowd.answers), (
+        "a token outside the bucket"
+    )
+
+
+def test_concurrent_requests_on_a_draining_bucket_admit_what_it_holds(server_aws):
+    """Ten threads drain a bucket of 1,000: as it empties, a lease no longer fits and the
+    requests waiting for one take single tokens; what was admitted is what the bucket held
+    plus its refill, and every thread ends on a refusal, not an error."""
+    from chalicelib.core.errors import RateLimited
+    from chalicelib.identity import ratelimit
+    from chalicelib.identity.principal import Principal
+
+    rules = ratelimit.Policy(per_minute=1000, burst=0.0)  # 1,000 tokens, one per 60 ms
+    principal = Principal("api_key", "key_drained", (), "ws_drained", "enterprise")
+    started = time.monotonic()
+
+    def client(answers: list) -> None:
+        while time.monotonic() - started < 60:
+            try:
+                answers.append(ratelimit.check(principal, rules))
+            except RateLimited:
+                return
+        raise AssertionError("never refused")
+
+    crowd = _Crowd(10, client)
+    crowd.join()
+    refill = int((time.monotonic() - started) * 1000 / 60) + 1
+    assert 1000 - rules.capacity // 100 <= len(crowd.answers) <= 1000 + refill
+
+
+class _Crowd:
+    """`size` threads running client(answers) at once; join() re-raises what one raised."""
+
+    def __init__(self, size: int, client) -> None:
+        import threading
+
+        self.answers: list = []
+        self.failures: list[BaseException] = []
+        self.threads = [threading.Thread(target=self._run, args=(client,)) for _ in range(size)]
+        for thread in self.threads:
+            thread.start()
+
+    def _run(self, client) -> None:
+        try:
+            client(self.answers)
+        except BaseException as failure:  # reported by join()
+            self.failures.append(failure)
+
+    def join(self) -> None:
+        for thread in self.threads:
+            thread.join()
+        assert not self.failures, self.failures
