@@ -14,10 +14,11 @@ refused without any I/O.
 
 A busy process leases tokens. Where a bucket holds at least LEASE_FROM tokens (starter and
 up) and this process takes more than a few of its tokens a second, one write takes a
-quarter-second's worth (at most 1% of the bucket) and the process hands them out to the
-requests that follow, for up to LEASE_S. Requests that come while that write is under way
-wait for it (up to LEASE_WAIT_S) and take from its lease, so fifty concurrent clients cost
-no more writes than one busy one. Each request's headers are those of its own token,
+quarter-second's worth, or a token for each request waiting for it if that is more (at
+most 1% of the bucket), and the process hands them out to the requests that follow, for up
+to LEASE_S. Requests that come while that write is under way wait for it (up to
+LEASE_WAIT_S) and take from its lease, so fifty concurrent clients cost no more writes than
+one busy one. Each request's headers are those of its own token,
 as if it had written alone. The lease's tokens are counted as API calls when taken; the
 ones that were never handed out (the lease ran out of time) are taken back from the count
 at the process's next write, and leave the bucket as spent. So at most a quarter-second of a
@@ -46,7 +47,7 @@ _known = TTLCache(max_entries=10_000)
 LEASE_FROM = 1_000  # tokens a bucket holds before a busy process may lease them
 LEASE_S = 1.0  # how long a lease's tokens may be handed out
 LEASE_SHARE = 0.25  # a lease: this many seconds' worth of the process's recent rate
-LEASE_WAIT_S = 0.25  # how long a request waits for a lease being taken before writing alone
+LEASE_WAIT_S = 1.0  # how long a request waits for a lease being taken before writing alone
 _MAX_LEASES = 10_000
 
 
@@ -60,8 +61,8 @@ class _Lease:
     pace: int = 0  # tokens taken in the whole second before it
     unspent: int = 0  # tokens that ran out of time, to take back from the call count
     writing: bool = False  # a thread is taking a lease now
-    coming: int = 0  # tokens that lease will have for other requests
-    waiting: int = 0  # requests waiting for them
+    waiting: int = 0  # requests waiting for that lease
+    short: bool = False  # this second, the bucket held less than a lease: no waiting
 
 
 _leases: dict[str, _Lease] = {}
@@ -192,7 +193,7 @@ def _from_lease(key: str, rules: Policy, now: int) -> dict[str, str] | tuple[int
             lease = _leases[key] = _Lease(tat=0, left=0, until=0.0, second=second)
         if lease.second != second:
             lease.pace = lease.taken if lease.second == second - 1 else 0
-            lease.second, lease.taken = second, 0
+            lease.second, lease.taken, lease.short = second, 0, False
         lease.taken += 1
         while True:
             if lease.left > 0 and time.monotonic() < lease.until:
@@ -202,10 +203,10 @@ def _from_lease(key: str, rules: Policy, now: int) -> dict[str, str] | tuple[int
                 return _headers(rules, now, tat)
             if not lease.writing:
                 break
-            # Another thread is taking a lease: wait for it rather than write alone, if it
-            # will have a token for this request.
+            # Another thread is taking a lease: wait for it rather than write alone (the
+            # next lease is sized for the requests waiting, if this one runs out).
             waited = moment + LEASE_WAIT_S - time.monotonic()
-            if waited <= 0 or lease.waiting >= lease.coming or _leases.get(key) is not lease:
+            if waited <= 0 or lease.short or _leases.get(key) is not lease:
                 return 1, 0, False
             lease.waiting += 1
             try:
@@ -214,8 +215,11 @@ def _from_lease(key: str, rules: Policy, now: int) -> dict[str, str] | tuple[int
                 lease.waiting -= 1
         lease.unspent += lease.left
         lease.left = 0
-        wanted = max(1, min(int(lease.pace * LEASE_SHARE), rules.capacity // 100))
-        lease.writing, lease.coming = True, wanted - 1
+        wanted = 1
+        if not lease.short:
+            share = max(int(lease.pace * LEASE_SHARE), lease.waiting + 1)
+            wanted = max(1, min(share, rules.capacity // 100))
+        lease.writing = True
         uncounted, lease.unspent = lease.unspent, 0
         return wanted, uncounted, True
 
@@ -226,7 +230,7 @@ def _lease_short(key: str) -> None:
     with _leases_lock:
         lease = _leases.get(key)
         if lease is not None:
-            lease.coming, lease.pace = 0, 0
+            lease.short = True
         _lease_settled.notify_all()
 
 
