@@ -12,15 +12,30 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from chalicelib.aws import kms, objects
-from chalicelib.deployments.masking import NO_SECRETS, Masker, MaskerCache
+from chalicelib.deployments.masking import NO_SECRETS, Masker, RecentCache
 from chalicelib.projects.service import resolved_env
 from chalicelib.store import deployments as store
 
 SNAPSHOT_VERSION = 2
-_maskers = MaskerCache()
+
+
+@dataclass(frozen=True)
+class _Opened:
+    """A deployment's snapshot, decrypted, and the masker of its secrets."""
+
+    env: dict[str, str]
+    secret_keys: list[str]
+    masker: Masker
+
+
+_NOTHING = _Opened({}, [], NO_SECRETS)
+# Per deployment id, in this process: the snapshot just sealed, or the first one opened
+# (the build, the app's start and every log writer of one deployment read the same one).
+_opened: RecentCache[_Opened] = RecentCache()
 
 
 def snapshot_env(
@@ -36,16 +51,30 @@ def snapshot_env(
     payload = {"version": SNAPSHOT_VERSION, "env": env, "secret_keys": secret_keys}
     sealed = kms.seal(json.dumps(payload).encode(), {"project_id": project["id"]})
     objects.put_bytes(key, sealed.encode())
+    _opened.put(deployment_id, _open(env, secret_keys))
     return key
 
 
 def snapshot_of(item: dict[str, Any]) -> tuple[dict[str, str], list[str]]:
     """The deployment's env, decrypted, and which of its keys are secret."""
+    opened = _opened.get(item["id"], lambda: _read(item)) or _NOTHING
+    return opened.env, opened.secret_keys
+
+
+def _read(item: dict[str, Any] | None) -> _Opened | None:
+    """None for a deployment without a snapshot (or none at all): not kept, as it may
+    be read again once it has one."""
+    if item is None or not item.get("env_key"):
+        return None
     sealed = objects.get_bytes(item["env_key"]).decode()
     payload = json.loads(kms.unseal(sealed, {"project_id": item["project_id"]}))
     if payload.get("version") == SNAPSHOT_VERSION and isinstance(payload.get("env"), dict):
-        return payload["env"], payload["secret_keys"]
-    return payload, []
+        return _open(payload["env"], payload["secret_keys"])
+    return _open(payload, [])
+
+
+def _open(env: dict[str, str], secret_keys: list[str]) -> _Opened:
+    return _Opened(env, secret_keys, Masker(env[key] for key in secret_keys if key in env))
 
 
 def env_of(item: dict[str, Any]) -> dict[str, str]:
@@ -57,11 +86,10 @@ def masker_of(item: dict[str, Any]) -> Masker:
     """The masker of a deployment's secrets, built once per process. A partial item
     (`{"id", "project_id"}`) is completed from the table the first time."""
 
-    def build() -> Masker:
-        found = item if "env_key" in item else store.get(item["project_id"], item["id"])
-        return _masker(found)
+    def read() -> _Opened | None:
+        return _read(item if "env_key" in item else store.get(item["project_id"], item["id"]))
 
-    return _maskers.get(item["id"], build)
+    return (_opened.get(item["id"], read) or _NOTHING).masker
 
 
 def mask_for_deployment(deployment: str | dict[str, Any]) -> Callable[[str], str]:
@@ -70,11 +98,4 @@ def mask_for_deployment(deployment: str | dict[str, Any]) -> Callable[[str], str
     exist has nothing to mask."""
     if isinstance(deployment, dict):
         return masker_of(deployment)
-    return _maskers.get(deployment, lambda: _masker(store.find(deployment)))
-
-
-def _masker(item: dict[str, Any] | None) -> Masker:
-    if item is None or not item.get("env_key"):
-        return NO_SECRETS
-    env, secret_keys = snapshot_of(item)
-    return Masker(env[key] for key in secret_keys if key in env)
+    return (_opened.get(deployment, lambda: _read(store.find(deployment))) or _NOTHING).masker

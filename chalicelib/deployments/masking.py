@@ -2,11 +2,11 @@
 longer) becomes `***` in whatever Shipyard writes about it (log lines, `error_message`,
 webhook payloads), also in the value's base64, base64url and URL-encoded forms.
 
-A `Masker` is built from the secret values of the deployment's env snapshot (service.py)
-and kept in memory per deployment, so the write path decrypts a snapshot once per process,
-not once per line. Masking works on whole lines: the writers assemble a line from the
-chunks a process writes before they hand it over, so a value that arrives in two writes
-is masked like any other.
+A `Masker` is built from the secret values of the deployment's env snapshot (env.py)
+and kept in memory per deployment with the snapshot, so a process decrypts a snapshot
+once, not once per line or per pipeline step. Masking works on whole lines: the writers
+assemble a line from the chunks a process writes before they hand it over, so a value
+that arrives in two writes is masked like any other.
 """
 
 from __future__ import annotations
@@ -16,7 +16,10 @@ import re
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
+from typing import Generic, TypeVar
 from urllib.parse import quote, quote_plus
+
+T = TypeVar("T")
 
 MASK = "***"
 MIN_SECRET_CHARS = 4
@@ -78,24 +81,28 @@ def _aligned_core(encode: Callable[[bytes], bytes], raw: bytes, offset: int) -> 
     return text[4:] if offset else text
 
 
-class MaskerCache:
-    """Maskers per deployment id, the most recently used kept (a deployment's secrets never
-    change: its env is a snapshot)."""
+class RecentCache(Generic[T]):
+    """Values per deployment id, the most recently used kept: what is derived from its env
+    snapshot, which never changes."""
 
     def __init__(self, size: int = _CACHE_SIZE) -> None:
         self._size = size
-        self._maskers: OrderedDict[str, Masker] = OrderedDict()
+        self._values: OrderedDict[str, T] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, deployment_id: str, build: Callable[[], Masker]) -> Masker:
+    def get(self, deployment_id: str, build: Callable[[], T | None]) -> T | None:
+        """The value kept, or build()'s (kept unless None)."""
         with self._lock:
-            found = self._maskers.get(deployment_id)
+            found = self._values.get(deployment_id)
             if found is not None:
-                self._maskers.move_to_end(deployment_id)
+                self._values.move_to_end(deployment_id)
                 return found
-        masker = build()
+        built = build()
+        return built if built is None else self.put(deployment_id, built)
+
+    def put(self, deployment_id: str, value: T) -> T:
         with self._lock:
-            self._maskers[deployment_id] = masker
-            while len(self._maskers) > self._size:
-                self._maskers.popitem(last=False)
-        return masker
+            self._values[deployment_id] = value
+            while len(self._values) > self._size:
+                self._values.popitem(last=False)
+        return value

@@ -26,6 +26,7 @@ from chalicelib.deployments.status import ENDED, INDEXED, NAMED_ONLY, TRANSITION
 from chalicelib.store import deployments as store
 from chalicelib.store import logs as log_store
 from chalicelib.store import projects as project_store
+from chalicelib.store.errors import Missing
 
 LIST_NAME = "deployments"
 
@@ -151,9 +152,11 @@ def new_item(
 def create(
     project: dict[str, Any], item: dict[str, Any], message: str, upload_id: str | None = None
 ) -> dict[str, Any]:
-    """Number and store a new deployment (with the single use of its upload, if any)."""
+    """Number and store a new deployment (with the single use of its upload, if any).
+    The number comes from `project` as the caller read it; if its counter has moved since,
+    the project is read again."""
+    fresh = project
     while True:
-        fresh = project_store.get(project["workspace_id"], project["id"])
         count = fresh.get("deployment_count", 0)
         item["number"] = count + 1
         item["log_seq"] = 1
@@ -162,7 +165,7 @@ def create(
             store.create(item, upload_id, count)
             break
         except store.CounterMoved:
-            continue
+            fresh = project_store.get(project["workspace_id"], project["id"])
     _transition_line(item, "system", f"Deployment #{item['number']} created ({message})")
     reactions.publish(StatusChanged(None, item))
     return item
@@ -255,10 +258,16 @@ def promote(item: dict[str, Any], project_url: str | None = None) -> tuple[bool,
     the project's URL `project_url` (default: the deployment's own): (True, the id of the
     one it replaced) once it is running, (False, None) if it can no longer be."""
     while True:
-        current = store.get(item["project_id"], item["id"])
+        try:
+            project, current = store.get_with_project(
+                item["workspace_id"], item["project_id"], item["id"]
+            )
+        except Missing:
+            project, current = None, store.get(item["project_id"], item["id"])
         if current is None or current["status"] != "deploying":
             return current is not None and current["status"] == "running", None
-        project = project_store.get(current["workspace_id"], current["project_id"])
+        if project is None:
+            raise Missing("Project")
         previous_id = project.get("current_deployment_id")
         previous = store.get(current["project_id"], previous_id) if previous_id else None
         if previous is not None and previous["status"] != "running":

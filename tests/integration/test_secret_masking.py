@@ -116,3 +116,38 @@ def test_mask_for_deployment_masks_by_id_for_writers_outside_the_log(api, projec
     payload = f'{{"error_message": "failed with {TOKEN}"}}'
     assert mask(payload) == '{"error_message": "failed with ***"}'
     assert mask_for_deployment("dep_unknown")(TOKEN) == TOKEN
+
+
+def test_a_deployment_snapshot_is_opened_once_per_process_and_read_again_by_another(
+    api, project, pump, monkeypatch
+):
+    """The process that seals a deployment's env keeps it opened: its build and its log
+    writers decrypt nothing more. Another process (here: the cache dropped) reads the
+    sealed snapshot from S3 and KMS, to the same env and the same masking."""
+    from chalicelib.aws.clients import client
+    from chalicelib.deployments import env as deployment_env
+    from chalicelib.deployments.masking import RecentCache
+    from chalicelib.store import deployments as store
+
+    set_env(api, project, API_TOKEN={"value": TOKEN, "secret": True}, PLAIN={"value": "p"})
+    decrypts = []
+
+    def count(**_):
+        decrypts.append(1)
+
+    kms = client("kms")
+    kms.meta.events.register("before-call.kms.Decrypt", count)
+    try:
+        deployment, built = build_with(api, project, "echo $API_TOKEN $PLAIN")
+    finally:
+        kms.meta.events.unregister("before-call.kms.Decrypt", count)
+    assert built["status"] == "built", built
+    assert "*** p" in [line["message"] for line in log_lines(api, deployment)]
+    # The project's secret is decrypted once, to seal the deployment's snapshot.
+    assert len(decrypts) == 1
+
+    monkeypatch.setattr(deployment_env, "_opened", RecentCache())
+    item = {"id": deployment["id"], "project_id": project["id"]}
+    assert deployment_env.masker_of(item)(f"x {TOKEN} y") == "x *** y"
+    stored = store.get(project["id"], deployment["id"])
+    assert deployment_env.snapshot_of(stored) == ({"API_TOKEN": TOKEN, "PLAIN": "p"}, ["API_TOKEN"])
