@@ -25,17 +25,21 @@ SNAPSHOT_VERSION = 2
 
 @dataclass(frozen=True)
 class _Opened:
-    """A deployment's snapshot, decrypted, and the masker of its secrets."""
+    """A deployment's snapshot, decrypted."""
 
     env: dict[str, str]
     secret_keys: list[str]
-    masker: Masker
+
+    @property
+    def masker(self) -> Masker:
+        return Masker(self.env[key] for key in self.secret_keys if key in self.env)
 
 
-_NOTHING = _Opened({}, [], NO_SECRETS)
-# Per deployment id, in this process: the snapshot just sealed, or the first one opened
-# (the build, the app's start and every log writer of one deployment read the same one).
-_opened: RecentCache[_Opened] = RecentCache()
+# Per deployment id, in this process: the snapshot just sealed, or the first one opened,
+# for its build and its app's start (a few kept: an env can be 256 KiB), and the masker
+# of its secrets, for every writer of its logs and errors (many kept: they are small).
+_opened: RecentCache[_Opened] = RecentCache(size=32)
+_maskers: RecentCache[Masker] = RecentCache()
 
 
 def snapshot_env(
@@ -51,14 +55,17 @@ def snapshot_env(
     payload = {"version": SNAPSHOT_VERSION, "env": env, "secret_keys": secret_keys}
     sealed = kms.seal(json.dumps(payload).encode(), {"project_id": project["id"]})
     objects.put_bytes(key, sealed.encode())
-    _opened.put(deployment_id, _open(env, secret_keys))
+    opened = _opened.put(deployment_id, _Opened(env, secret_keys))
+    _maskers.put(deployment_id, opened.masker)
     return key
 
 
 def snapshot_of(item: dict[str, Any]) -> tuple[dict[str, str], list[str]]:
-    """The deployment's env, decrypted, and which of its keys are secret."""
-    opened = _opened.get(item["id"], lambda: _read(item)) or _NOTHING
-    return opened.env, opened.secret_keys
+    """The deployment's env, decrypted (a copy), and which of its keys are secret."""
+    opened = _opened.get(item["id"], lambda: _read(item))
+    if opened is None:
+        raise ValueError(f"Deployment {item['id']} has no environment snapshot")
+    return dict(opened.env), list(opened.secret_keys)
 
 
 def _read(item: dict[str, Any] | None) -> _Opened | None:
@@ -69,12 +76,18 @@ def _read(item: dict[str, Any] | None) -> _Opened | None:
     sealed = objects.get_bytes(item["env_key"]).decode()
     payload = json.loads(kms.unseal(sealed, {"project_id": item["project_id"]}))
     if payload.get("version") == SNAPSHOT_VERSION and isinstance(payload.get("env"), dict):
-        return _open(payload["env"], payload["secret_keys"])
-    return _open(payload, [])
+        return _Opened(payload["env"], payload["secret_keys"])
+    return _Opened(payload, [])
 
 
-def _open(env: dict[str, str], secret_keys: list[str]) -> _Opened:
-    return _Opened(env, secret_keys, Masker(env[key] for key in secret_keys if key in env))
+def _masker(deployment_id: str, item: Callable[[], dict[str, Any] | None]) -> Masker:
+    """The kept masker, or one made from the kept snapshot, or from the item's."""
+
+    def build() -> Masker | None:
+        opened = _opened.get(deployment_id, lambda: _read(item()))
+        return opened.masker if opened is not None else None
+
+    return _maskers.get(deployment_id, build) or NO_SECRETS
 
 
 def env_of(item: dict[str, Any]) -> dict[str, str]:
@@ -85,11 +98,10 @@ def env_of(item: dict[str, Any]) -> dict[str, str]:
 def masker_of(item: dict[str, Any]) -> Masker:
     """The masker of a deployment's secrets, built once per process. A partial item
     (`{"id", "project_id"}`) is completed from the table the first time."""
-
-    def read() -> _Opened | None:
-        return _read(item if "env_key" in item else store.get(item["project_id"], item["id"]))
-
-    return (_opened.get(item["id"], read) or _NOTHING).masker
+    return _masker(
+        item["id"],
+        lambda: item if "env_key" in item else store.get(item["project_id"], item["id"]),
+    )
 
 
 def mask_for_deployment(deployment: str | dict[str, Any]) -> Callable[[str], str]:
@@ -98,4 +110,4 @@ def mask_for_deployment(deployment: str | dict[str, Any]) -> Callable[[str], str
     exist has nothing to mask."""
     if isinstance(deployment, dict):
         return masker_of(deployment)
-    return (_opened.get(deployment, lambda: _read(store.find(deployment))) or _NOTHING).masker
+    return _masker(deployment, lambda: store.find(deployment))

@@ -147,6 +147,7 @@ def test_a_deployment_snapshot_is_opened_once_per_process_and_read_again_by_anot
     assert len(decrypts) == 1
 
     monkeypatch.setattr(deployment_env, "_opened", RecentCache())
+    monkeypatch.setattr(deployment_env, "_maskers", RecentCache())
     item = {"id": deployment["id"], "project_id": project["id"]}
     assert deployment_env.masker_of(item)(f"x {TOKEN} y") == "x *** y"
     stored = store.get(project["id"], deployment["id"])
