@@ -33,6 +33,7 @@ def client(service: str) -> Any:
     with _lock:
         if service not in _clients:
             import boto3
+            import botocore.session
             from botocore.config import Config
 
             settings = get_settings()
@@ -42,11 +43,10 @@ def client(service: str) -> Any:
                 read_timeout=settings.aws_read_timeout_s,
                 max_pool_connections=50,
             )
-            session = boto3.session.Session()
+            core = botocore.session.get_session()
             if service in _RAW_ATTRIBUTES:
-                session._session.register_component(
-                    "response_parser_factory", _raw_attribute_parsers()
-                )
+                core.register_component("response_parser_factory", _raw_attribute_parsers())
+            session = boto3.session.Session(botocore_session=core)
             _clients[service] = session.client(service, region_name=settings.region, config=config)
         return _clients[service]
 

@@ -18,10 +18,10 @@ quarter-second's worth, or a token for each request waiting for it if that is mo
 most 1% of the bucket), and the process hands them out to the requests that follow, for up
 to LEASE_S. Requests that come while that write is under way wait for it (up to
 LEASE_WAIT_S) and take from its lease, so fifty concurrent clients cost no more writes than
-one busy one. Each request's headers are those of its own token,
-as if it had written alone. The lease's tokens are counted as API calls when taken; the
-ones that were never handed out (the lease ran out of time) are taken back from the count
-at the process's next write, and leave the bucket as spent. So at most a quarter-second of a
+one busy one. Each request's headers are those of its own token, as if it had written
+alone. The lease's tokens are counted as API calls when taken; the ones that were never
+handed out (the lease ran out of time) are taken back from the count at the process's next
+write, and leave the bucket as spent. So at most a quarter-second of a
 busy client's requests per process is charged to the bucket without being made, and a
 quiet bucket (or one under LEASE_FROM, like the free tier's 60) still costs one write per
 request, exactly as above. On AWS, where each write is a write capacity unit, a client at

@@ -340,7 +340,7 @@ def quick_items() -> None:
     def size(value: DynamoType) -> int:
         kind, content = value.type, value.value
         if kind == "S" or kind == "B":
-            return len(content if type(content) is bytes else content.encode("utf-8"))
+            return utilities.bytesize(content)
         if kind == "N":
             return len(str(content))
         if kind == "M":

@@ -159,10 +159,7 @@ def get_together(reads: Sequence[tuple[Table, dict[str, Any]]]) -> list[dict[str
             found.setdefault(name, []).extend(deserialize(item) for item in items)
         request = answer.get("UnprocessedKeys") or {}
     return [
-        next(
-            (i for i in found.get(table.name, []) if all(i.get(k) == v for k, v in key.items())),
-            None,
-        )
+        next((i for i in found.get(table.name, []) if key.items() <= i.items()), None)
         for table, key in reads
     ]
 

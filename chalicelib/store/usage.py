@@ -14,6 +14,7 @@ from chalicelib.aws.errors import cancellation_reasons, refused_item
 from chalicelib.store.dynamo import (
     Table,
     deserialize,
+    get_together,
     is_condition_failure,
     serialize,
     serialize_value,
@@ -111,18 +112,5 @@ def add(workspace_id: str, metric: str, amount: float, expires_at: int) -> None:
 
 def counts(workspace_id: str, metrics: list[str]) -> dict[str, float]:
     """The counters of several metrics, in one read (0 for a counter never written)."""
-    table = usage.name
-    values: dict[str, float] = {metric: 0 for metric in metrics}
-    request = {
-        table: {
-            "Keys": [serialize(_key(workspace_id, metric)) for metric in metrics],
-            "ConsistentRead": True,
-        }
-    }
-    while request:
-        found = usage.ddb.batch_get_item(RequestItems=request)
-        for raw in found.get("Responses", {}).get(table, []):
-            item = deserialize(raw)
-            values[item["metric"]] = item.get(COUNT, 0)
-        request = found.get("UnprocessedKeys") or {}
-    return values
+    found = get_together([(usage, _key(workspace_id, metric)) for metric in metrics])
+    return {metric: (item or {}).get(COUNT, 0) for metric, item in zip(metrics, found, strict=True)}

@@ -9,14 +9,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from chalicelib.aws.clients import client
 from chalicelib.core import ids
 from chalicelib.store.dynamo import (
     Table,
-    deserialize,
+    get_together,
     is_condition_failure,
     put_op,
-    serialize,
     transact,
 )
 from chalicelib.store.errors import Missing
@@ -56,21 +54,9 @@ def get_workspaces(workspace_ids: list[str]) -> dict[str, dict[str, Any]]:
     """The live workspaces among `workspace_ids` (at most 100), by id."""
     if not workspace_ids:
         return {}
-    found: dict[str, dict[str, Any]] = {}
-    request = {
-        workspaces.name: {
-            "Keys": [serialize({"id": wid}) for wid in workspace_ids],
-            "ConsistentRead": True,
-        }
-    }
-    while request:
-        answer = client("dynamodb").batch_get_item(RequestItems=request)
-        for raw in answer.get("Responses", {}).get(workspaces.name, []):
-            item = deserialize(raw)
-            if not item.get("deleted_at"):
-                found[item["id"]] = item
-        request = answer.get("UnprocessedKeys") or {}
-    return found
+    unique = list(dict.fromkeys(workspace_ids))
+    found = get_together([(workspaces, {"id": wid}) for wid in unique])
+    return {item["id"]: item for item in found if item and not item.get("deleted_at")}
 
 
 def list_by_partner(
