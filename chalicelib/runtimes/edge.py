@@ -67,40 +67,73 @@ class CaddyEdge:
         self.dir = Path(state_dir) / "edge"
         self.dir.mkdir(parents=True, exist_ok=True)
         (self.dir / "access").mkdir(exist_ok=True)
+        self.ports_dir, self.projects_dir = self.dir / "ports", self.dir / "projects"
+        self.ports_dir.mkdir(exist_ok=True)
+        self.projects_dir.mkdir(exist_ok=True)
         self.binary = binary or shutil.which("caddy")
         self._lock = threading.RLock()
         self._process: subprocess.Popen | None = None
+        self._migrate_ports()
 
     # The ports of projects.
 
     def reserve(self, project_id: str) -> int:
-        """The project's port: handed out once, kept across restarts."""
+        """The project's port: handed out once, kept across restarts.
+
+        Each handout is two small files, so it costs the same with 10 projects as with
+        10,000 (one file of every port, rewritten at each create, cost a create more the
+        more projects there were): `ports/<port>`, created exclusively, claims the port,
+        and `projects/<project_id>` (written whole, then renamed) says which is the
+        project's. A crash between the two leaves one port unused, never one port twice."""
         with self._lock:
-            ports = self._read("ports.json", {})
-            if project_id in ports:
-                return ports[project_id]
-            taken = set(ports.values())
-            # A random start, so that stacks sharing this machine rarely pick the same.
+            known = self._port_of(project_id)
+            if known is not None:
+                return known
             low, high = PORT_RANGE
             for _ in range(high - low + 1):
+                # A random start, so that stacks sharing this machine rarely pick the same.
                 port = random.randint(low, high)
-                if port not in taken and port_free(port):
-                    ports[project_id] = port
-                    self._write("ports.json", ports)
-                    return port
+                if not port_free(port) or not self._claim(port, project_id):
+                    continue
+                self._write_text(self.projects_dir / project_id, str(port))
+                return port
             raise DeployFailed("no port is left for the project's URL")
 
     def release(self, project_id: str) -> None:
         """Forget a deleted project: its route and its port."""
         with self._lock:
-            ports = self._read("ports.json", {})
-            ports.pop(project_id, None)
-            self._write("ports.json", ports)
+            port = self._port_of(project_id)
+            (self.projects_dir / project_id).unlink(missing_ok=True)
+            if port is not None:
+                (self.ports_dir / str(port)).unlink(missing_ok=True)
             routes = self._read("routes.json", {})
             if routes.pop(project_id, None) is not None:
                 self._write("routes.json", routes)
                 if self.alive():
                     self._load(routes)
+
+    def _port_of(self, project_id: str) -> int | None:
+        try:
+            return int((self.projects_dir / project_id).read_text())
+        except (OSError, ValueError):
+            return None
+
+    def _claim(self, port: int, project_id: str) -> bool:
+        try:
+            claim = os.open(self.ports_dir / str(port), os.O_WRONLY | os.O_CREAT | os.O_EXCL)
+        except FileExistsError:
+            return False
+        with os.fdopen(claim, "w") as file:
+            file.write(project_id)
+        return True
+
+    def _migrate_ports(self) -> None:
+        """A state directory from before `ports/`: its one file of ports, split."""
+        old = self.dir / "ports.json"
+        for project_id, port in self._read("ports.json", {}).items():
+            if self._port_of(project_id) is None and self._claim(port, project_id):
+                self._write_text(self.projects_dir / project_id, str(port))
+        old.unlink(missing_ok=True)
 
     # Routes.
 
@@ -243,9 +276,12 @@ class CaddyEdge:
             return default
 
     def _write(self, name: str, value: Any) -> None:
-        path = self.dir / name
-        partial = path.with_name(name + ".partial")
-        partial.write_text(json.dumps(value, indent=1))
+        self._write_text(self.dir / name, json.dumps(value, indent=1))
+
+    @staticmethod
+    def _write_text(path: Path, text: str) -> None:
+        partial = path.with_name(path.name + ".partial")
+        partial.write_text(text)
         os.replace(partial, path)
 
 
