@@ -114,6 +114,7 @@ def _load(url: str, key: str, servers: list[int]) -> None:
 
     lock = threading.Lock()
     latencies: list[float] = []
+    by_kind: dict[str, list[float]] = {}
     statuses: dict[int, int] = {}
     created: list[str] = []
     deployments = [0]
@@ -125,12 +126,14 @@ def _load(url: str, key: str, servers: list[int]) -> None:
         me = Client(url, key)
         while time.monotonic() < deadline:
             pick = chooser.random()
-            kind, method, path, data, headers = "read", "GET", "/v1/projects?limit=20", None, {}
+            kind, method, path = "projects page", "GET", "/v1/projects?limit=20"
+            data, headers = None, {}
             if pick < 0.2:
-                kind, method, path = "create", "POST", "/v1/projects"
+                kind, method, path = "project create", "POST", "/v1/projects"
                 data = json.dumps({"name": f"load {uuid.uuid4().hex[:12]}"}).encode()
                 headers = {"Idempotency-Key": uuid.uuid4().hex}
             elif pick < 0.3:
+                kind = "log page"
                 path = f"/v1/projects/{project_id}/deployments/{deployment_id}/logs?limit=100"
             elif pick < 0.32:
                 with lock:
@@ -140,6 +143,7 @@ def _load(url: str, key: str, servers: list[int]) -> None:
                     kind, method, path = "deploy", "POST", f"/v1/projects/{project_id}/deploy"
                     data, headers = archive, {"Content-Type": content_type}
             elif pick < 0.5:
+                kind = "deployments page"
                 path = f"/v1/projects/{project_id}/deployments?limit=20"
             started = time.perf_counter()
             try:
@@ -151,8 +155,9 @@ def _load(url: str, key: str, servers: list[int]) -> None:
             elapsed = time.perf_counter() - started
             with lock:
                 latencies.append(elapsed)
+                by_kind.setdefault(kind, []).append(elapsed)
                 statuses[status] = statuses.get(status, 0) + 1
-                if kind == "create" and status == 201:
+                if kind == "project create" and status == 201:
                     created.append(json.loads(answer)["data"]["id"])
 
     started, cpu = time.monotonic(), [_cpu_seconds([pid]) for pid in servers]
@@ -174,6 +179,12 @@ def _load(url: str, key: str, servers: list[int]) -> None:
     show("requests/s   [target >= 100]", f"{len(latencies) / wall:.0f}")
     show("p50   [target: -]", f"{p50:.0f} ms")
     show("p99   [target < 500 ms]", f"{p99:.0f} ms")
+    for kind, times in sorted(by_kind.items()):
+        times.sort()
+        show(
+            f"  {kind} ({len(times)}): p50 / p99",
+            f"{times[len(times) // 2] * 1000:.0f} / {times[int(len(times) * 0.99)] * 1000:.0f} ms",
+        )
     per_request = [seconds / max(len(latencies), 1) * 1000 for seconds in cpu]
     show(
         "  CPU of the API and moto per request (2 cores: 20 ms = 100/s)",

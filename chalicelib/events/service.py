@@ -44,6 +44,12 @@ def record(event: dict[str, Any]) -> bool:
     return store.put(event)
 
 
+def record_all(made: list[dict[str, Any]]) -> None:
+    """Store events made from stream records, together. One made again (a batch handed
+    over again) is the same item, so writing it again changes nothing."""
+    store.put_all(made)
+
+
 def _horizon() -> str:
     """The smallest id of an event that is still kept: ids sort by time, so the key
     condition leaves out what TTL has not deleted yet."""

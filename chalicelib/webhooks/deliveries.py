@@ -80,10 +80,16 @@ def _message(item: dict[str, Any]) -> dict[str, Any]:
     return {"webhook_id": item["webhook_id"], "delivery_id": item["id"], "attempt": item["attempt"]}
 
 
-def fan_out(event: dict[str, Any]) -> int:
-    """Deliveries of `event` to the endpoints that want it; how many were made now."""
+def endpoints_of(workspace_id: str) -> list[dict[str, Any]]:
+    """The workspace's webhooks, for `fan_out`."""
+    return store.endpoints_of(workspace_id)
+
+
+def fan_out(event: dict[str, Any], endpoints: list[dict[str, Any]]) -> int:
+    """Deliveries of `event` to those of its workspace's `endpoints` that want it; how
+    many were made now."""
     made = 0
-    for endpoint in store.endpoints_of(event["workspace_id"]):
+    for endpoint in endpoints:
         if not endpoint.get("is_active", True) or not matches(endpoint["events"], event["type"]):
             continue
         if endpoint.get("created_ms", 0) > event["at_ms"]:

@@ -13,12 +13,22 @@ from chalicelib.workers.sqs import each_message
 
 def on_change(table: str, event: Any) -> None:
     """The records of one batch of `table`'s stream, in order. Every step is idempotent
-    (the event and each delivery are written once, by ids derived from the record), so a
-    batch that fails part-way is handed over again whole and makes nothing twice."""
-    for record in event:
-        for item in derive.from_record(table, record.to_dict()):
-            events.record(item)
-            deliveries.fan_out(item)
+    (an event and each delivery have ids derived from the record, and writing an event
+    again writes the same item), so a batch that fails part-way is handed over again whole
+    and makes nothing twice.
+
+    A batch's events are written together (25 to a request) and each workspace's webhooks
+    are read once for the batch, not once an event: every event of the batch was made
+    before the batch was read, so a webhook created after that read (which the event's own
+    read would have found) is one that event is too old for anyway."""
+    made = [item for record in event for item in derive.from_record(table, record.to_dict())]
+    events.record_all(made)
+    endpoints: dict[str, list[dict[str, Any]]] = {}
+    for item in made:
+        workspace_id = item["workspace_id"]
+        if workspace_id not in endpoints:
+            endpoints[workspace_id] = deliveries.endpoints_of(workspace_id)
+        deliveries.fan_out(item, endpoints[workspace_id])
 
 
 def on_webhook_delivery(event: Any) -> None:

@@ -13,6 +13,7 @@ import pytest
 from standardwebhooks import Webhook as Verifier
 
 from chalicelib.local.pump import scheduled_event
+from tests.conftest import Api
 from tests.integration.conftest import deploy_archive, wait_for
 from tests.pipeline_support import targz
 from tests.webhook_support import Receiver, Reply
@@ -142,6 +143,36 @@ def test_a_handler_run_twice_makes_one_event_and_one_delivery(server_api, receiv
     assert [e["type"] for e in first] == ["project.created"]
     deliveries = api.get(f"/v1/webhooks/{hook['id']}/deliveries").json["data"]
     assert len(deliveries) == 1 and deliveries[0]["event_id"] == first[0]["id"]
+
+
+def test_one_batch_of_two_workspaces_changes_makes_each_event_once_for_its_own_webhooks(
+    server_api, server_client, receiver
+):
+    """More changes than one write request holds (25), of two tenants, in one batch."""
+    from chalicelib.accounts.workspaces import create_with_key
+
+    _, other_key = create_with_key("Other", "pro")
+    other, elsewhere = Api(server_client, other_key), Receiver()
+    try:
+        ours, theirs = hook_on(server_api, receiver.url), hook_on(other, elsewhere.url)
+        for n in range(30):
+            api = server_api if n % 3 else other
+            assert api.post("/v1/projects", {"name": f"P{n}"}).status_code == 201
+        # When the handler gets every change in one batch, then the same batch again
+        for _ in range(2):
+            hand_over("projects")
+            # Then each workspace has an event per project of its own, made once
+            our_events = server_api.get("/v1/events?limit=100").json["data"]
+            their_events = other.get("/v1/events?limit=100").json["data"]
+            assert [e["type"] for e in our_events] == ["project.created"] * 20
+            assert [e["type"] for e in their_events] == ["project.created"] * 10
+            # And a delivery of each to its own workspace's webhook only
+            sides = ((server_api, ours, our_events), (other, theirs, their_events))
+            for api, hook, listed in sides:
+                made = api.get(f"/v1/webhooks/{hook['id']}/deliveries?limit=100").json["data"]
+                assert sorted(d["event_id"] for d in made) == sorted(e["id"] for e in listed)
+    finally:
+        elsewhere.close()
 
 
 def test_a_change_that_was_not_committed_makes_no_event(server_api):
