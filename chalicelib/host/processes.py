@@ -26,15 +26,23 @@ _POLL_S = 0.05
 # Ports.
 
 
+# The ports handed to projects for their stable URLs (runtimes/edge.py): a project keeps
+# its port while nothing listens on it (no deployment runs), so free_port never draws one.
+PROJECT_PORTS = (20000, 29999)
+
+
 def free_port() -> int:
     """A port of 127.0.0.1 that nothing is bound to now, for a server to bind next.
 
     It is drawn below the kernel's range of ephemeral ports: a port from that range (what
     binding port 0 gives) can be taken, before the server binds it, by any outgoing
-    connection of this machine, which gets its local port from the same range."""
+    connection of this machine, which gets its local port from the same range. Nor is it
+    one of PROJECT_PORTS."""
     ephemeral_low = _ephemeral_low()
     for _ in range(50 if ephemeral_low > 2048 else 0):
         port = random.randrange(max(1024, ephemeral_low - 16384), ephemeral_low)
+        if PROJECT_PORTS[0] <= port <= PROJECT_PORTS[1]:
+            continue
         if port_free(port):
             return port
     with socket.socket() as sock:

@@ -17,8 +17,10 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import shutil
 import subprocess
+import tempfile
 import threading
 import time
 import urllib.error
@@ -27,7 +29,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from chalicelib.core.log import logger
 from chalicelib.host.processes import (
+    PROJECT_PORTS,
     accepts,
     free_port,
     group_still_ours,
@@ -38,9 +42,9 @@ from chalicelib.host.processes import (
 )
 from chalicelib.ports import DeployFailed
 
-# Project ports come from a range below Linux's ephemeral ports (32768-60999), so a port
-# the OS hands an app (free_port) is never a project's.
-PORT_RANGE = (20000, 29999)
+# Project ports come from a range below Linux's ephemeral ports (32768-60999) that
+# free_port never draws from, so a port handed to an app or to Caddy is never a project's.
+PORT_RANGE = PROJECT_PORTS
 DEPLOYMENT_HEADER = "X-Shipyard-Deployment"
 # How long Caddy keeps retrying an upstream that refuses (an app restarting) before a 502.
 _TRY_DURATION = "5s"
@@ -62,6 +66,15 @@ def port_of(url: str) -> int | None:
     return urlsplit(url).port if url else None
 
 
+_PROJECT_ID = re.compile(r"prj_[0-9A-Za-z_-]{1,60}")
+
+
+def _check(project_id: str) -> None:
+    """A project id names files of the state directory: nothing else may."""
+    if not _PROJECT_ID.fullmatch(project_id):
+        raise ValueError(f"not a project id: {project_id!r}")
+
+
 class CaddyEdge:
     def __init__(self, state_dir: Path, binary: str | None = None) -> None:
         self.dir = Path(state_dir) / "edge"
@@ -80,11 +93,13 @@ class CaddyEdge:
     def reserve(self, project_id: str) -> int:
         """The project's port: handed out once, kept across restarts.
 
-        Each handout is two small files, so it costs the same with 10 projects as with
-        10,000 (one file of every port, rewritten at each create, cost a create more the
-        more projects there were): `ports/<port>`, created exclusively, claims the port,
-        and `projects/<project_id>` (written whole, then renamed) says which is the
-        project's. A crash between the two leaves one port unused, never one port twice."""
+        Each handout is two small files, so its cost does not grow with the number of
+        projects (one file of every port, rewritten at each create, made a create cost more
+        the more projects there were): `ports/<port>`, created exclusively and naming the
+        project, claims the port, and `projects/<project_id>` (written whole, then renamed)
+        says which is the project's. A crash between the two leaves one port unused, never
+        one port twice."""
+        _check(project_id)
         with self._lock:
             known = self._port_of(project_id)
             if known is not None:
@@ -100,12 +115,14 @@ class CaddyEdge:
             raise DeployFailed("no port is left for the project's URL")
 
     def release(self, project_id: str) -> None:
-        """Forget a deleted project: its route and its port."""
+        """Forget a deleted project: its route and its port (the claim first, and only if
+        it is this project's, so a release run again never frees another's)."""
+        _check(project_id)
         with self._lock:
             port = self._port_of(project_id)
-            (self.projects_dir / project_id).unlink(missing_ok=True)
-            if port is not None:
+            if port is not None and self._claimant(port) == project_id:
                 (self.ports_dir / str(port)).unlink(missing_ok=True)
+            (self.projects_dir / project_id).unlink(missing_ok=True)
             routes = self._read("routes.json", {})
             if routes.pop(project_id, None) is not None:
                 self._write("routes.json", routes)
@@ -118,22 +135,48 @@ class CaddyEdge:
         except (OSError, ValueError):
             return None
 
+    def _claimant(self, port: int) -> str | None:
+        try:
+            return (self.ports_dir / str(port)).read_text()
+        except OSError:
+            return None
+
     def _claim(self, port: int, project_id: str) -> bool:
+        """Whether `port` is now the project's: claimed here, or by an earlier try of the
+        same project that stopped before its project file."""
         try:
             claim = os.open(self.ports_dir / str(port), os.O_WRONLY | os.O_CREAT | os.O_EXCL)
         except FileExistsError:
-            return False
+            return self._claimant(port) == project_id
         with os.fdopen(claim, "w") as file:
             file.write(project_id)
         return True
 
     def _migrate_ports(self) -> None:
-        """A state directory from before `ports/`: its one file of ports, split."""
+        """A state directory from before `ports/`: its one file of ports, split. A file
+        that can't be read is left where it is; a port two projects claim stays its
+        first claimant's (logged)."""
         old = self.dir / "ports.json"
-        for project_id, port in self._read("ports.json", {}).items():
-            if self._port_of(project_id) is None and self._claim(port, project_id):
+        try:
+            ports = json.loads(old.read_text())
+        except FileNotFoundError:
+            return
+        except (OSError, ValueError):
+            logger().warning("edge/ports.json could not be read; its ports are not kept")
+            return
+        for project_id, port in ports.items():
+            if self._port_of(project_id) is not None:
+                continue
+            if self._claim(port, project_id):
                 self._write_text(self.projects_dir / project_id, str(port))
-        old.unlink(missing_ok=True)
+            else:
+                logger().warning(
+                    "port %s of %s in edge/ports.json is %s's",
+                    port,
+                    project_id,
+                    self._claimant(port),
+                )
+        old.unlink()
 
     # Routes.
 
@@ -280,9 +323,16 @@ class CaddyEdge:
 
     @staticmethod
     def _write_text(path: Path, text: str) -> None:
-        partial = path.with_name(path.name + ".partial")
-        partial.write_text(text)
-        os.replace(partial, path)
+        """Write whole, then rename: a reader sees the old file or the new one. The
+        partial file's name is this writer's own."""
+        descriptor, partial = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".")
+        try:
+            with os.fdopen(descriptor, "w") as file:
+                file.write(text)
+            os.replace(partial, path)
+        except BaseException:
+            Path(partial).unlink(missing_ok=True)
+            raise
 
 
 # Caddy's log encoder for every file it writes: no query string, no credential header.

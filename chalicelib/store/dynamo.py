@@ -16,6 +16,7 @@ from chalicelib.core.settings import get_settings
 
 _serializer = None
 _CONFLICT_ATTEMPTS = 5
+UNPROCESSED_TRIES = 8  # BatchWriteItem requests for a chunk DynamoDB keeps throttling
 
 
 def _type_serializer():
@@ -228,14 +229,20 @@ class Table:
         self, puts: Sequence[dict[str, Any]] = (), deletes: Sequence[dict[str, Any]] = ()
     ) -> None:
         """Put `puts` (items) and delete `deletes` (keys), 25 per BatchWriteItem, sending
-        again whatever DynamoDB leaves unprocessed. Not conditional and not atomic."""
+        again whatever DynamoDB leaves unprocessed (throttled), after a growing pause, up
+        to UNPROCESSED_TRIES times. Not conditional and not atomic."""
         requests = [{"PutRequest": {"Item": serialize(item)}} for item in puts]
         requests += [{"DeleteRequest": {"Key": serialize(key)}} for key in deletes]
         for start in range(0, len(requests), 25):
             pending = {self.name: requests[start : start + 25]}
-            while pending:
-                answer = self.ddb.batch_write_item(RequestItems=pending)
-                pending = answer.get("UnprocessedItems") or {}
+            for tried in range(UNPROCESSED_TRIES):
+                if tried:
+                    time.sleep(min(0.05 * 2**tried, 2.0))
+                pending = self.ddb.batch_write_item(RequestItems=pending).get("UnprocessedItems")
+                if not pending:
+                    break
+            else:
+                raise RuntimeError(f"{self.name}: writes still unprocessed (throttled)")
 
     def query_page(
         self,

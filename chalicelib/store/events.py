@@ -23,9 +23,10 @@ def put(item: dict[str, Any]) -> bool:
 
 
 def put_all(items: list[dict[str, Any]]) -> None:
-    """Write events whatever is stored (25 to a request); an id given twice is written
+    """Write events whatever is stored (25 to a request); an event given twice is written
     once, since a request may not name one item twice."""
-    events.batch_write(puts=list({item["id"]: item for item in items}.values()))
+    once = {(item["workspace_id"], item["id"]): item for item in items}
+    events.batch_write(puts=list(once.values()))
 
 
 def get(workspace_id: str, event_id: str) -> dict[str, Any] | None:

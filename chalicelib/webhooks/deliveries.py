@@ -90,6 +90,8 @@ def fan_out(event: dict[str, Any], endpoints: list[dict[str, Any]]) -> int:
     many were made now."""
     made = 0
     for endpoint in endpoints:
+        if endpoint["workspace_id"] != event["workspace_id"]:
+            continue  # never another tenant's, whatever list a caller hands over
         if not endpoint.get("is_active", True) or not matches(endpoint["events"], event["type"]):
             continue
         if endpoint.get("created_ms", 0) > event["at_ms"]:

@@ -20,7 +20,10 @@ def on_change(table: str, event: Any) -> None:
     A batch's events are written together (25 to a request) and each workspace's webhooks
     are read once for the batch, not once an event: every event of the batch was made
     before the batch was read, so a webhook created after that read (which the event's own
-    read would have found) is one that event is too old for anyway."""
+    read would have found) is one that event is too old for anyway. A webhook deleted
+    while the batch is handled may still get its deliveries made, as one deleted between
+    an event's read and its delivery always could: a delivery whose webhook is gone is
+    never sent (`attempt` finds no endpoint)."""
     made = [item for record in event for item in derive.from_record(table, record.to_dict())]
     events.record_all(made)
     endpoints: dict[str, list[dict[str, Any]]] = {}

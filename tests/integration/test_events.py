@@ -73,12 +73,13 @@ def stream_records(table: str) -> list[dict]:
     return records
 
 
-def hand_over(table: str) -> None:
-    """Run the app's stream handler of `table` on its whole stream, as a retried batch."""
+def hand_over(table: str, times: int = 1) -> None:
+    """Run the app's stream handler of `table` on its whole stream, as a retried batch
+    (each of its records `times` over, in the one batch)."""
     import app as handlers
     from chalicelib.local.pump import stream_event
 
-    records = stream_records(table)
+    records = [record for record in stream_records(table) for _ in range(times)]
     arn = records[0]["eventSourceARN"] if records and "eventSourceARN" in records[0] else "x"
     getattr(handlers, f"on_{table}_change")(stream_event(records, arn), None)
 
@@ -158,9 +159,9 @@ def test_one_batch_of_two_workspaces_changes_makes_each_event_once_for_its_own_w
         for n in range(30):
             api = server_api if n % 3 else other
             assert api.post("/v1/projects", {"name": f"P{n}"}).status_code == 201
-        # When the handler gets every change in one batch, then the same batch again
-        for _ in range(2):
-            hand_over("projects")
+        # When the handler gets every change in one batch, then a batch of them all twice
+        for times in (1, 2):
+            hand_over("projects", times)
             # Then each workspace has an event per project of its own, made once
             our_events = server_api.get("/v1/events?limit=100").json["data"]
             their_events = other.get("/v1/events?limit=100").json["data"]
