@@ -146,6 +146,17 @@ def _retrying_conflicts(call: Any, **kwargs: Any) -> Any:
             time.sleep(random.uniform(0, 0.02 * 2**attempt))
 
 
+def _throttled_tries(operation: str) -> Iterator[int]:
+    """The tries of a batch request whose unprocessed part (what DynamoDB throttled) is
+    sent again: a growing pause before each try after the first, and an error once
+    UNPROCESSED_TRIES have left some unprocessed. The caller breaks out when all is done."""
+    for tried in range(UNPROCESSED_TRIES):
+        if tried:
+            time.sleep(min(0.05 * 2**tried, 2.0))
+        yield tried
+    raise RuntimeError(f"{operation}: still unprocessed after {UNPROCESSED_TRIES} tries")
+
+
 def get_together(reads: Sequence[tuple[Table, dict[str, Any]]]) -> list[dict[str, Any] | None]:
     """Items of one or more tables by key, read in one strongly consistent BatchGetItem
     (each key at most once): each read's item, or None, in the order asked."""
@@ -154,11 +165,13 @@ def get_together(reads: Sequence[tuple[Table, dict[str, Any]]]) -> list[dict[str
         asked = request.setdefault(table.name, {"Keys": [], "ConsistentRead": True})
         asked["Keys"].append(serialize(key))
     found: dict[str, list[dict[str, Any]]] = {}
-    while request:
+    for _ in _throttled_tries("BatchGetItem"):
         answer = client("dynamodb").batch_get_item(RequestItems=request)
         for name, items in answer.get("Responses", {}).items():
             found.setdefault(name, []).extend(deserialize(item) for item in items)
         request = answer.get("UnprocessedKeys") or {}
+        if not request:
+            break
     return [
         next((i for i in found.get(table.name, []) if key.items() <= i.items()), None)
         for table, key in reads
@@ -229,20 +242,16 @@ class Table:
         self, puts: Sequence[dict[str, Any]] = (), deletes: Sequence[dict[str, Any]] = ()
     ) -> None:
         """Put `puts` (items) and delete `deletes` (keys), 25 per BatchWriteItem, sending
-        again whatever DynamoDB leaves unprocessed (throttled), after a growing pause, up
-        to UNPROCESSED_TRIES times. Not conditional and not atomic."""
+        again whatever DynamoDB leaves unprocessed (`_throttled_tries`). Not conditional
+        and not atomic."""
         requests = [{"PutRequest": {"Item": serialize(item)}} for item in puts]
         requests += [{"DeleteRequest": {"Key": serialize(key)}} for key in deletes]
         for start in range(0, len(requests), 25):
             pending = {self.name: requests[start : start + 25]}
-            for tried in range(UNPROCESSED_TRIES):
-                if tried:
-                    time.sleep(min(0.05 * 2**tried, 2.0))
+            for _ in _throttled_tries("BatchWriteItem"):
                 pending = self.ddb.batch_write_item(RequestItems=pending).get("UnprocessedItems")
                 if not pending:
                     break
-            else:
-                raise RuntimeError(f"{self.name}: writes still unprocessed (throttled)")
 
     def query_page(
         self,

@@ -100,3 +100,56 @@ def test_binary_as_sent_is_decoded():
         "b": Binary(b"\x01\x02"),
         "bs": [Binary(b"\x01\x02")],
     }
+
+
+class Throttling:
+    """DynamoDB leaving part of each batch request unprocessed for `times` requests (what
+    it does when it throttles), then answering as moto does; `times=None`: always."""
+
+    def __init__(self, monkeypatch, operation: str, times: int | None) -> None:
+        ddb = client("dynamodb")
+        self.calls, real = 0, getattr(ddb, operation)
+        unprocessed = "UnprocessedItems" if operation == "batch_write_item" else "UnprocessedKeys"
+
+        def throttled(RequestItems):  # botocore's parameter name
+            self.calls += 1
+            if times is not None and self.calls > times:
+                return real(RequestItems=RequestItems)
+            # The first request of each table's is done; the rest is handed back.
+            done, back = {}, {}
+            for table, asked in RequestItems.items():
+                requests = asked if isinstance(asked, list) else asked["Keys"]
+                first, rest = requests[:1], requests[1:]
+                done[table] = first if isinstance(asked, list) else {**asked, "Keys": first}
+                if rest:
+                    back[table] = rest if isinstance(asked, list) else {**asked, "Keys": rest}
+            answer = real(RequestItems=done)
+            answer[unprocessed] = back
+            return answer
+
+        monkeypatch.setattr(ddb, operation, throttled)
+        monkeypatch.setattr("chalicelib.store.dynamo.time.sleep", lambda seconds: None)
+
+
+def test_batch_writes_and_reads_left_unprocessed_are_sent_again_until_done(aws, monkeypatch):
+    from chalicelib.store.dynamo import Table, get_together
+
+    events = Table("events")
+    items = [{"workspace_id": "ws_a", "id": f"evt_{n}", "type": "t"} for n in range(4)]
+    throttling = Throttling(monkeypatch, "batch_write_item", times=3)
+    events.batch_write(puts=items)
+    assert throttling.calls == 4  # one item done by each throttled request, then the rest
+    throttling = Throttling(monkeypatch, "batch_get_item", times=2)
+    keys = [(events, {"workspace_id": "ws_a", "id": item["id"]}) for item in items]
+    assert get_together(keys) == items
+    assert throttling.calls == 3
+
+
+def test_a_batch_write_dynamodb_keeps_throttling_fails_instead_of_spinning(aws, monkeypatch):
+    from chalicelib.store.dynamo import UNPROCESSED_TRIES, Table
+
+    items = [{"workspace_id": "ws_a", "id": f"evt_{n}", "type": "t"} for n in range(30)]
+    throttling = Throttling(monkeypatch, "batch_write_item", times=None)
+    with pytest.raises(RuntimeError, match="still unprocessed"):
+        Table("events").batch_write(puts=items)
+    assert throttling.calls == UNPROCESSED_TRIES
