@@ -42,9 +42,6 @@ from chalicelib.host.processes import (
 )
 from chalicelib.ports import DeployFailed
 
-# Project ports come from a range below Linux's ephemeral ports (32768-60999) that
-# free_port never draws from, so a port handed to an app or to Caddy is never a project's.
-PORT_RANGE = PROJECT_PORTS
 DEPLOYMENT_HEADER = "X-Shipyard-Deployment"
 # How long Caddy keeps retrying an upstream that refuses (an app restarting) before a 502.
 _TRY_DURATION = "5s"
@@ -104,7 +101,8 @@ class CaddyEdge:
             known = self._port_of(project_id)
             if known is not None:
                 return known
-            low, high = PORT_RANGE
+            # PROJECT_PORTS: below Linux's ephemeral ports, and never drawn by free_port.
+            low, high = PROJECT_PORTS
             for _ in range(high - low + 1):
                 # A random start, so that stacks sharing this machine rarely pick the same.
                 port = random.randint(low, high)

@@ -16,7 +16,7 @@ from chalicelib.core.settings import get_settings
 
 _serializer = None
 _CONFLICT_ATTEMPTS = 5
-UNPROCESSED_TRIES = 8  # BatchWriteItem requests for a chunk DynamoDB keeps throttling
+UNPROCESSED_TRIES = 8  # batch requests sent for what DynamoDB keeps leaving unprocessed
 
 
 def _type_serializer():

@@ -29,12 +29,12 @@ def test_free_ports_are_bindable_and_outside_the_ephemeral_range():
 
 
 def test_a_project_keeps_its_port_across_restarts_and_projects_never_share_one(tmp_path):
-    from chalicelib.runtimes.edge import PORT_RANGE, CaddyEdge
+    from chalicelib.runtimes.edge import CaddyEdge
 
     edge = CaddyEdge(tmp_path)
     first, second = edge.reserve("prj_a"), edge.reserve("prj_b")
     assert first != second
-    assert all(PORT_RANGE[0] <= port <= PORT_RANGE[1] for port in (first, second))
+    assert all(PROJECT_PORTS[0] <= port <= PROJECT_PORTS[1] for port in (first, second))
     assert edge.reserve("prj_a") == first
 
     restarted = CaddyEdge(tmp_path)
