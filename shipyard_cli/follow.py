@@ -18,6 +18,9 @@ from shipyard_cli.sse import Event, Parser
 FINAL_STATUSES = frozenset({"running", "failed", "stopped", "canceled"})
 DEFAULT_RETRY_MS = 1000
 POLL_INTERVAL_S = 1.0
+# `has_more` with no lines: a line is numbered but still being written (for a moment).
+LINE_WAIT_S = 0.2
+LINE_WAITS = 25
 MAX_FAILED_CONNECTIONS = 5
 # Answers that mean "no stream here" (an older server or a proxy), not "no deployment".
 NO_STREAM_STATUS = frozenset({404, 405, 406, 501})
@@ -157,9 +160,12 @@ class Follower:
                 self._line(item)
             status = page.get("status")
             self._status(status)
-            self._show_statuses()
             if page.get("pagination", {}).get("has_more"):
+                # The status is shown below the lines before it, once they are read.
+                if not page.get("data"):
+                    self.sleep(LINE_WAIT_S)
                 continue
+            self._show_statuses()
             if status in FINAL_STATUSES:
                 return status
             self.sleep(POLL_INTERVAL_S)
@@ -172,6 +178,7 @@ def read_all(
     path = f"/v1/projects/{project_id}/deployments/{deployment_id}/{kind}"
     lines: list[LogLine] = []
     after = None
+    waits = 0
     while True:
         page = client.get(path, {"after": after, "limit": 1000})
         for item in page.get("data", []):
@@ -179,5 +186,10 @@ def read_all(
                 LogLine(item["seq"], item["phase"], item["message"], item.get("timestamp"))
             )
             after = item["seq"]
-        if not page.get("pagination", {}).get("has_more") or not page.get("data"):
+        if not page.get("pagination", {}).get("has_more"):
             return lines
+        if not page.get("data"):
+            waits += 1
+            if waits > LINE_WAITS:
+                return lines
+            time.sleep(LINE_WAIT_S)

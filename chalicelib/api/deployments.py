@@ -234,7 +234,9 @@ def get_logs(ctx: RequestContext, project_id: str, deployment_id: str):
         "data": [logs.to_model(line).model_dump(mode="json") for line in batch.lines],
         "pagination": {
             "next_cursor": str(batch.cursor),
-            "has_more": len(batch.lines) == limit,
+            # More to read now: a full page, or lines already numbered (a status
+            # change's own line among them) still being written.
+            "has_more": len(batch.lines) == limit or not batch.caught_up,
         },
         "status": batch.status,
     }

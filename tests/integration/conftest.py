@@ -254,8 +254,20 @@ def wait_for(api, deployment, statuses, timeout_s=60):
 
 
 def log_lines(api, deployment):
+    """The whole log as a client reads it: page after page while `has_more` (which also
+    holds while a numbered line, such as a status change's own, is still being written)."""
     path = f"/v1/projects/{deployment['project_id']}/deployments/{deployment['id']}/logs"
-    return api.get(path + "?limit=1000").json["data"]
+    lines: list[dict] = []
+    deadline = time.monotonic() + 10
+    while True:
+        after = f"&after={lines[-1]['seq']}" if lines else ""
+        page = api.get(f"{path}?limit=1000{after}").json
+        lines += page["data"]
+        if not page["pagination"]["has_more"]:
+            return lines
+        assert time.monotonic() < deadline, "the log never caught up"
+        if not page["data"]:
+            time.sleep(0.05)
 
 
 def deploy_archive(api, project_id, archive: bytes, note=None):

@@ -98,15 +98,22 @@ def test_a_line_still_being_written_holds_back_the_ones_after_it(api, deployment
     # A writer reserved seq 2 and has not written it yet; another wrote seq 3.
     reserved = store.reserve(deployment["project_id"], deployment["id"], 1, ENDED)
     write(deployment, "later line")
-    assert api.get(path(deployment, "?after=1")).json["data"] == []
+    held = api.get(path(deployment, "?after=1")).json
+    assert held["data"] == []
+    # ... and the page says there is more to read: a client reads again, not stops.
+    assert held["pagination"] == {"next_cursor": "1", "has_more": True}
 
-    # Once written, both arrive in order.
+    # Once written, both arrive in order, and that is all.
     store.put_line(
         deployment["id"],
         {"seq": reserved, "timestamp": "2026-01-01T00:00:00Z", "phase": "build", "message": "x"},
     )
-    lines = api.get(path(deployment, "?after=1")).json["data"]
-    assert [(line["seq"], line["message"]) for line in lines] == [(2, "x"), (3, "later line")]
+    page = api.get(path(deployment, "?after=1")).json
+    assert [(line["seq"], line["message"]) for line in page["data"]] == [
+        (2, "x"),
+        (3, "later line"),
+    ]
+    assert page["pagination"] == {"next_cursor": "3", "has_more": False}
 
 
 def test_a_hole_left_by_a_dead_writer_is_stepped_over_after_the_grace(api, deployment):

@@ -235,3 +235,49 @@ def test_polls_the_log_when_no_stream_is_served(answer):
     assert statuses == ["building", "deploying", "running"]
     assert [query["after"] for _, query in api.get_requests] == [None, 1, 1, 2]
     assert sleeps == [1.0, 1.0]
+
+
+def test_polling_reads_on_while_a_final_status_line_is_still_being_written():
+    # Given: the page that first says "failed" holds back the line of that change
+    line = {"phase": "system", "timestamp": "2026-01-01T00:00:00Z"}
+    api = ScriptedApi(
+        streams=[ApiError("No route matches", "not_found", 404)],
+        pages=[
+            {"data": [], "pagination": {"has_more": True}, "status": "failed"},
+            {
+                "data": [{**line, "seq": 1, "message": "Failed (build_failed): boom"}],
+                "pagination": {"has_more": False},
+                "status": "failed",
+            },
+        ],
+    )
+    shown: list[str] = []
+    follow, _, _, sleeps = follower(api)
+    follow.on_line = lambda line: shown.append(line.message)
+    follow.on_status = shown.append
+
+    # When
+    final = follow.follow()
+
+    # Then: the line is shown, then the status, after a short wait for the line
+    assert final == "failed"
+    assert shown == ["Failed (build_failed): boom", "failed"]
+    assert sleeps == [0.2]
+
+
+def test_reading_a_whole_log_waits_for_a_line_still_being_written():
+    from shipyard_cli.follow import read_all
+
+    line = {"phase": "system", "timestamp": "2026-01-01T00:00:00Z"}
+    api = ScriptedApi(
+        pages=[
+            {"data": [{**line, "seq": 1, "message": "a"}], "pagination": {"has_more": True}},
+            {"data": [], "pagination": {"has_more": True}},
+            {"data": [{**line, "seq": 2, "message": "b"}], "pagination": {"has_more": False}},
+        ]
+    )
+
+    lines = read_all(api, "prj_1", "dep_1")
+
+    assert [(line.seq, line.message) for line in lines] == [(1, "a"), (2, "b")]
+    assert [query["after"] for _, query in api.get_requests] == [None, 1, 1]
