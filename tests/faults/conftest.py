@@ -47,8 +47,13 @@ class FaultStack:
         return self.stack
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def fault_stack(tmp_path_factory) -> Iterator[FaultStack]:
+    # Package scope: the stack and its proxy stop once the fault tier's tests are done, not
+    # at the end of the session. Left running, the stack kept calling AWS through the
+    # proxy while later tests ran in the same worker: the unit tests' network guard
+    # refused the proxy's calls, and the tracebacks it printed (which parse source, in
+    # Python 3.11, with the ast module's shared state) broke a unit test's ast.parse.
     with external_moto() as moto_port:
         proxy = FaultProxy(moto_port).start()
         tmp_path = tmp_path_factory.mktemp("fault-stack")
