@@ -41,6 +41,11 @@ STREAM_TABLE = re.compile(r":table/([^/]+)/stream/")
 # (another process on the same moto).
 STREAM_IDLE_S = 0.5
 STREAM_MIN_S = 0.02  # between two reads of a stream, so a burst of writes is read in batches
+# After a read that found records (but not a full batch), the next waits this long, as
+# Lambda polls a shard four times a second: under a steady flow of writes each read takes
+# a batch of them, where reading after every write took them one at a time (three AWS
+# calls per record: the read, the events' write, the webhooks' query).
+STREAM_BUSY_S = 0.25
 WRITES = {"PutItem", "UpdateItem", "DeleteItem", "TransactWriteItems", "BatchWriteItem"}
 STREAM_DESCRIBE_S = 10.0
 STREAM_BATCH = 100
@@ -242,6 +247,12 @@ class Pump:
             if (written := self._written.get(name)) is not None:
                 written.set()
 
+    def _hooks(self) -> tuple[tuple[str, Any], ...]:
+        return (
+            ("before-parameter-build.dynamodb", self._tables),
+            ("after-call.dynamodb", self._wrote),
+        )
+
     def _hook(self, ddb: Any) -> None:
         """Have this DynamoDB client (the process's, remade after reset_clients) tell the
         stream readers of its writes (idempotent)."""
@@ -249,16 +260,18 @@ class Pump:
             return
         self._hooked[id(ddb)] = ddb
         events = ddb.meta.events
-        events.register("before-parameter-build.dynamodb", self._tables, unique_id=self._hook_id)
-        events.register("after-call.dynamodb", self._wrote, unique_id=self._hook_id)
+        # One unique_id per handler: botocore keeps a unique_id once, whatever the event,
+        # so a second handler under the same id would be dropped without a word.
+        for event, handler in self._hooks():
+            events.register(event, handler, unique_id=f"{self._hook_id}-{event}")
 
     def stop(self) -> None:
         self._stopping.set()
         for written in self._written.values():
             written.set()
         for ddb in self._hooked.values():
-            for event in ("before-parameter-build.dynamodb", "after-call.dynamodb"):
-                ddb.meta.events.unregister(event, unique_id=self._hook_id)
+            for event, _ in self._hooks():
+                ddb.meta.events.unregister(event, unique_id=f"{self._hook_id}-{event}")
         for thread in self._threads:
             thread.join(self.poll_wait_s + 5)
         self._pool.shutdown(wait=True, cancel_futures=True)
@@ -339,7 +352,7 @@ class Pump:
                     shards = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"]
                     described_at = time.monotonic()
                 self._hook(client("dynamodb"))
-                busy = False
+                busy = full = False
                 written.clear()
                 for shard in shards:
                     key = f"{arn}|{shard['ShardId']}"
@@ -351,6 +364,7 @@ class Pump:
                     records = found.get("Records", [])
                     if records:
                         busy = True
+                        full = full or len(records) >= STREAM_BATCH
                         try:
                             handler(stream_event(records, arn), None)
                         except Exception:
@@ -374,6 +388,8 @@ class Pump:
             if not busy:
                 written.wait(STREAM_IDLE_S)
                 self._stopping.wait(STREAM_MIN_S)
+            elif not full:
+                self._stopping.wait(STREAM_BUSY_S)
 
     @staticmethod
     def _iterator(streams: Any, arn: str, shard: dict[str, Any], after: str | None) -> str | None:

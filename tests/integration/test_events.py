@@ -471,3 +471,70 @@ def test_a_worker_killed_between_send_and_record_sends_again_under_the_same_id(
     assert hits[0].headers["webhook-id"] == hits[1].headers["webhook-id"] == event["id"]
     done = api.get(f"/v1/webhooks/{hook['id']}/deliveries").json["data"][0]
     assert done["status"] == "success" and done["attempt"] == 1
+
+
+class CountingReads:
+    """The app's handlers, counting the records of each read of the projects stream."""
+
+    def __init__(self) -> None:
+        import app as handlers
+
+        self.handlers = handlers
+        self.batches: list[tuple[float, int]] = []  # (when, how many records)
+
+    def __getattr__(self, name):
+        return getattr(self.handlers, name)
+
+    def on_projects_change(self, event, context):
+        self.batches.append((time.monotonic(), len(event["Records"])))
+        self.handlers.on_projects_change(event, context)
+
+
+@pytest.fixture
+def projects_pump(monkeypatch):
+    """The pump on the projects stream alone, where a stream with nothing new is read again
+    only when this process writes to its table (the idle re-read is put off by a minute)."""
+    import app as handlers
+    from chalicelib.local import pump as module
+
+    monkeypatch.setattr(module, "STREAM_IDLE_S", 60.0)
+    counting = CountingReads()
+    pump = module.Pump(handlers.app, counting, workers=4, only=("on_projects_change",))
+    pump.start()
+    yield counting
+    pump.stop()
+
+
+def test_a_change_is_read_at_once_after_a_quiet_spell(server_api, projects_pump):
+    api = server_api
+    time.sleep(0.5)  # the stream was read, and found nothing
+
+    written = time.monotonic()
+    api.post("/v1/projects", {"name": "Quiet"})
+
+    deadline = written + 5
+    while not projects_pump.batches:
+        assert time.monotonic() < deadline, "the write did not wake the stream's reader"
+        time.sleep(0.02)
+    assert projects_pump.batches[0][0] - written < 1.0
+
+
+def test_a_steady_flow_of_changes_is_read_in_batches_and_every_event_is_made(
+    server_api, projects_pump
+):
+    """A project created every 100 ms for 2 s: the pump reads the stream at once after a
+    quiet spell, then a batch at a time (every STREAM_BUSY_S while records keep coming), not
+    each change as it comes; and every creation becomes its event."""
+    api = server_api
+    created = []
+    for n in range(20):
+        created.append(api.post("/v1/projects", {"name": f"p{n}"}).json["data"])
+        time.sleep(0.1)
+    events = events_of(api, "?type=project.created&limit=100", wanted=len(created))
+
+    assert {e["data"]["project_id"] for e in events} == {p["id"] for p in created}
+    # Two records a change (the project and its slug's claim); 2 s of changes at 4 reads
+    # a second, with the first read of the quiet stream: not a read per change.
+    batches = [count for _, count in projects_pump.batches]
+    assert sum(batches) >= len(created)
+    assert len(batches) <= 12, batches
