@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import base64
 import dataclasses
 import getpass
 import json
@@ -546,7 +547,8 @@ def cmd_files_list(client: Client, out: Output, args: argparse.Namespace) -> Non
 
 
 def cmd_files_get(client: Client, out: Output, args: argparse.Namespace) -> None:
-    """One file of the artifact to stdout (or -o FILE), or without PATH the whole artifact."""
+    """One file of the artifact to stdout (or -o FILE), or without PATH the whole artifact.
+    With --json and no -o, a file comes as JSON: its path, size and base64 content."""
     project = resolve_project(client, out, require_project(args))
     base = paths(project["id"], args.deployment)
     if args.path:
@@ -554,6 +556,9 @@ def cmd_files_get(client: Client, out: Output, args: argparse.Namespace) -> None
     else:
         body = download(client, f"{base}/artifact", {"format": args.format})
     target = args.output or (None if args.path else f"{args.deployment}.{args.format}")
+    if target is None and args.json:
+        content = base64.b64encode(body).decode()
+        return out.json({"path": args.path, "bytes": len(body), "content_base64": content})
     if target is None:
         sys.stdout.buffer.write(body)
         sys.stdout.flush()

@@ -5,6 +5,7 @@ status, logs, redeploy, promote/rollback, cancel, env pull, keys, webhooks, file
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import os
@@ -192,6 +193,11 @@ def test_files_list_get_and_artifact(cli_stack, tmp_path):
     assert "index.html" in paths
     one = run_cli(cli_stack, "files", "get", deployment["id"], "index.html", "-p", "cli-files")
     assert one.returncode == 0 and "<" in one.stdout
+    # With --json, the file comes as JSON (a script reads one format), its bytes intact.
+    as_json = cli_json(cli_stack, "files", "get", deployment["id"], "index.html", "-p", "cli-files")
+    assert as_json["path"] == "index.html"
+    assert base64.b64decode(as_json["content_base64"]).decode() == one.stdout
+    assert as_json["bytes"] == len(one.stdout.encode())
     escaped = run_cli(
         cli_stack, "files", "get", deployment["id"], "../etc/passwd", "-p", "cli-files"
     )
