@@ -18,9 +18,11 @@ from shipyard_cli.sse import Event, Parser
 FINAL_STATUSES = frozenset({"running", "failed", "stopped", "canceled"})
 DEFAULT_RETRY_MS = 1000
 POLL_INTERVAL_S = 1.0
-# `has_more` with no lines: a line is numbered but still being written (for a moment).
+# `has_more` with no lines: a line is numbered but still being written (for a moment; the
+# server steps over one whose writer died after its grace, 5 s by default). `read_all`
+# gives up after LINE_WAITS such pages; following a log waits as long as the server says.
 LINE_WAIT_S = 0.2
-LINE_WAITS = 25
+LINE_WAITS = 50
 MAX_FAILED_CONNECTIONS = 5
 # Answers that mean "no stream here" (an older server or a proxy), not "no deployment".
 NO_STREAM_STATUS = frozenset({404, 405, 406, 501})
@@ -172,7 +174,11 @@ class Follower:
 
 
 def read_all(
-    client: Client, project_id: str, deployment_id: str, kind: str = "logs"
+    client: Client,
+    project_id: str,
+    deployment_id: str,
+    kind: str = "logs",
+    sleep: Callable[[float], None] = time.sleep,
 ) -> list[LogLine]:
     """The whole log (`logs` or `runtime-logs`) as it is now, page by page."""
     path = f"/v1/projects/{project_id}/deployments/{deployment_id}/{kind}"
@@ -192,4 +198,4 @@ def read_all(
             waits += 1
             if waits > LINE_WAITS:
                 return lines
-            time.sleep(LINE_WAIT_S)
+            sleep(LINE_WAIT_S)

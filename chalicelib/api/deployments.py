@@ -219,6 +219,9 @@ def get_logs(ctx: RequestContext, project_id: str, deployment_id: str):
     after, _ = after_of(ctx)
     limit = ctx.param("limit")
     batch = logs.read(project_id, deployment_id, after, limit, item)
+    # More to read now: a full page, or lines already numbered (a status change's own line
+    # among them) still being written.
+    has_more = len(batch.lines) == limit or not batch.caught_up
     accept = (ctx.headers.get("accept") or "").lower()
     if "text/plain" in accept and "application/json" not in accept:
         return Response(
@@ -227,6 +230,7 @@ def get_logs(ctx: RequestContext, project_id: str, deployment_id: str):
             headers={
                 "Content-Type": "text/plain; charset=utf-8",
                 "X-Next-Cursor": str(batch.cursor),
+                "X-Has-More": "true" if has_more else "false",
                 "X-Deployment-Status": batch.status,
             },
         )
@@ -234,9 +238,7 @@ def get_logs(ctx: RequestContext, project_id: str, deployment_id: str):
         "data": [logs.to_model(line).model_dump(mode="json") for line in batch.lines],
         "pagination": {
             "next_cursor": str(batch.cursor),
-            # More to read now: a full page, or lines already numbered (a status
-            # change's own line among them) still being written.
-            "has_more": len(batch.lines) == limit or not batch.caught_up,
+            "has_more": has_more,
         },
         "status": batch.status,
     }

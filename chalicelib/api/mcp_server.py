@@ -216,7 +216,8 @@ TOOLS = {
         Tool(
             "get_logs",
             "A deployment's build and deploy log lines after a seq, with the deployment's "
-            "status. Continue from pagination.next_cursor.",
+            "status. Continue from pagination.next_cursor; while pagination.has_more is "
+            "true there is more to read now (with no lines yet, call again shortly).",
             "GET",
             DEPLOYMENT + "/logs",
             GetLogs,

@@ -102,6 +102,8 @@ def test_a_line_still_being_written_holds_back_the_ones_after_it(api, deployment
     assert held["data"] == []
     # ... and the page says there is more to read: a client reads again, not stops.
     assert held["pagination"] == {"next_cursor": "1", "has_more": True}
+    as_text = raw(api, path(deployment, "?after=1"), {"Accept": "text/plain"})
+    assert (as_text.body, as_text.headers["X-Has-More"]) == (b"", "true")
 
     # Once written, both arrive in order, and that is all.
     store.put_line(
@@ -114,6 +116,8 @@ def test_a_line_still_being_written_holds_back_the_ones_after_it(api, deployment
         (3, "later line"),
     ]
     assert page["pagination"] == {"next_cursor": "3", "has_more": False}
+    as_text = raw(api, path(deployment, "?after=1"), {"Accept": "text/plain"})
+    assert as_text.headers["X-Has-More"] == "false"
 
 
 def test_a_hole_left_by_a_dead_writer_is_stepped_over_after_the_grace(api, deployment):

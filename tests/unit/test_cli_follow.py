@@ -277,7 +277,9 @@ def test_reading_a_whole_log_waits_for_a_line_still_being_written():
         ]
     )
 
-    lines = read_all(api, "prj_1", "dep_1")
+    sleeps: list[float] = []
+    lines = read_all(api, "prj_1", "dep_1", sleep=sleeps.append)
 
     assert [(line.seq, line.message) for line in lines] == [(1, "a"), (2, "b")]
+    assert sleeps == [0.2]
     assert [query["after"] for _, query in api.get_requests] == [None, 1, 1]
