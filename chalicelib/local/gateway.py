@@ -7,12 +7,22 @@ no CORS preflight answers of its own.
 
 Each response leaves in one write on a TCP_NODELAY socket: headers and body written apart
 meet the client's delayed ACK under Nagle's algorithm, about 40 ms per keep-alive request.
+
+Requests take turns (`Turns`), as Lambda runs a function's invocations on a bounded number
+of instances: a few run the app at once, in the order they arrived, and the rest wait in
+line. Without it every request's thread contends for the process's GIL at once, and
+CPython hands the GIL to whichever waiting thread the OS wakes, so a request that needs it
+back after each AWS call could lose that draw again and again: under load, a request's
+latency was a lottery (p99 three times the mean; docs/reliability.md).
 """
 
 from __future__ import annotations
 
+import collections
 import json
 import secrets
+import threading
+import time
 from http import HTTPStatus
 from typing import Any
 
@@ -43,13 +53,75 @@ def not_found_response(path: str) -> dict[str, Any]:
     return error_response(404, "not_found", f"No route matches {path.split('?')[0]}")
 
 
+class Turns:
+    """At most `slots` requests run at once, let in in the order they arrived.
+
+    A request that has run `overtime_s` stops holding its slot: it is most likely waiting
+    (a long-poll, an event stream, a lease of the rate limit), and a few of those must not
+    hold up every request behind them. Its slot goes to the next in line.
+    """
+
+    def __init__(self, slots: int, overtime_s: float) -> None:
+        self._slots, self._overtime_s = slots, overtime_s
+        self._lock = threading.Lock()
+        self._running: dict[object, float] = {}  # turn -> when it began, oldest first
+        self._line: collections.deque[tuple[object, threading.Event]] = collections.deque()
+
+    def take(self) -> object:
+        """Wait for a turn; hand it back with `give_back`."""
+        turn, called = object(), threading.Event()
+        with self._lock:
+            self._line.append((turn, called))
+            self._let_in()
+        while not called.is_set():
+            # Woken when let in, or when the oldest turn runs into overtime.
+            called.wait(self._overtime_in())
+            with self._lock:
+                self._let_in()
+        return turn
+
+    def give_back(self, turn: object) -> None:
+        with self._lock:
+            self._running.pop(turn, None)  # an overtime turn has already made room
+            self._let_in()
+
+    def _let_in(self) -> None:
+        now = time.monotonic()
+        while self._running:
+            oldest, began = next(iter(self._running.items()))
+            if now - began < self._overtime_s:
+                break
+            del self._running[oldest]
+        while self._line and len(self._running) < self._slots:
+            turn, called = self._line.popleft()
+            self._running[turn] = now
+            called.set()
+
+    def _overtime_in(self) -> float | None:
+        with self._lock:
+            if not self._running:
+                return None
+            began = next(iter(self._running.values()))
+        return max(0.0, began + self._overtime_s - time.monotonic()) + 0.001
+
+
 class ShipyardGateway(LocalGateway):
+    def __init__(self, app: Any, config: Config, turns: Turns | None = None) -> None:
+        super().__init__(app, config)
+        self._turns = turns
+
     def handle_request(self, method: str, path: str, headers: Any, body: Any) -> Any:
         try:
             self.event_converter._route_matcher.match_route(path)
         except ValueError:
             return not_found_response(path)
-        return super().handle_request(method, path, headers, body)
+        if self._turns is None:
+            return super().handle_request(method, path, headers, body)
+        turn = self._turns.take()
+        try:
+            return super().handle_request(method, path, headers, body)
+        finally:
+            self._turns.give_back(turn)
 
     def _has_user_defined_options_method(self, lambda_event: Any) -> bool:
         # Shipyard configures no CORS, so an OPTIONS goes to the app like any method it
@@ -106,8 +178,10 @@ class ShipyardRequestHandler(ChaliceRequestHandler):
         """The app logs each request itself, as JSON."""
 
 
-def handler_class(app: Any, config: Config) -> type[ShipyardRequestHandler]:
-    gateway = ShipyardGateway(app, config)
+def handler_class(
+    app: Any, config: Config, turns: Turns | None = None
+) -> type[ShipyardRequestHandler]:
+    gateway = ShipyardGateway(app, config, turns)
 
     class Handler(ShipyardRequestHandler):
         def __init__(self, request, client_address, server, app_object=None, config=None):

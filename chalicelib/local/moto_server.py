@@ -727,6 +727,9 @@ def main(argv: list[str] | None = None) -> None:
     # moto writes its own address into what it answers (presigned URLs, queue URLs).
     os.environ.setdefault("MOTO_PORT", str(args.port))
     server = wsgi_server(args.host, args.port)
+    from chalicelib.local import collector
+
+    collector.freeze_survivors()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         server.run()

@@ -24,9 +24,14 @@ import urllib.request
 from chalicelib.core.settings import state_dir
 from chalicelib.host import sandbox
 from chalicelib.host.processes import accepts, stop_process
-from chalicelib.local import env
+from chalicelib.local import collector, env
 
 _PROBE_S = 0.2  # how long a probe of a port on this machine waits to connect
+# Requests that run the app at once (local/gateway.Turns): enough to keep the API's process
+# and moto's busy on two cores (8 measured best; 16 and none had longer tails), few enough
+# that each one gets the GIL back promptly. One running this long stops counting.
+CONCURRENCY = int(os.environ.get("SHIPYARD_LOCAL_CONCURRENCY", 8))
+OVERTIME_S = 0.5
 
 
 def start_moto(port: int) -> subprocess.Popen | None:
@@ -80,13 +85,13 @@ def serve(host: str, port: int):
     from chalice.local import CustomLocalChalice, LocalChalice, LocalDevServer
 
     from app import app
-    from chalicelib.local.gateway import ShipyardServer, handler_class
+    from chalicelib.local.gateway import ShipyardServer, Turns, handler_class
 
     # Thread-local current_request, as `chalice local` does, for the threaded server.
     CustomLocalChalice.__bases__ = (LocalChalice, app.__class__)
     app.__class__ = CustomLocalChalice
     config = Config.create(chalice_app=app, app_name="shipyard", chalice_stage="local")
-    handler = handler_class(app, config)
+    handler = handler_class(app, config, Turns(CONCURRENCY, OVERTIME_S))
     return LocalDevServer(app, config, host, port, handler_cls=handler, server_cls=ShipyardServer)
 
 
@@ -125,6 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     env.private_state_dir()
+    collector.freeze_survivors()
     moto_port = env.moto_port()
     os.environ.setdefault("SHIPYARD_PUBLIC_URL", f"http://{args.host}:{args.port}")
     env.apply(moto_port)

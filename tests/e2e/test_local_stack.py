@@ -88,3 +88,54 @@ def test_state_survives_an_api_restart_while_moto_keeps_running(tmp_path):
             assert status == 200 and got["data"]["name"] == "Kept"
         finally:
             stop_stack(second.process)
+
+
+def test_requests_that_wait_hold_no_turn_and_let_the_next_ones_run(tmp_path):
+    """The local gateway runs a few requests at once, in turn (local/gateway.Turns); one
+    that waits (a long-poll here) gives up its turn after half a second."""
+    import json
+    import threading
+    import time
+
+    from bench.load import Client
+    from tests.pipeline_support import multipart, targz
+
+    # Given: a stack that runs one request at a time, and a deployment whose build takes
+    # a minute
+    stack = start_stack(tmp_path, {"SHIPYARD_LOCAL_CONCURRENCY": "1"})
+    try:
+        status, _, body = stack.request(
+            "POST", "/v1/projects", {"name": "slow", "build": {"build_command": "sleep 60"}}
+        )
+        assert status == 201, body
+        project_id = body["data"]["id"]
+        content_type, archive = multipart(
+            {"archive": ("site.tar.gz", targz({"index.html": "<h1>slow</h1>"}))}
+        )
+        status, answer = Client(stack.url, stack.key).call(
+            "POST", f"/v1/projects/{project_id}/deploy", archive, {"Content-Type": content_type}
+        )
+        assert status == 202, answer
+        waited = f"/v1/projects/{project_id}/deployments/{json.loads(answer)['data']['id']}/wait"
+
+        # When: three clients long-poll it, each for 10 s
+        answers: list[int] = []
+
+        def long_poll() -> None:
+            answers.append(stack.request("GET", waited + "?timeout_s=10")[0])
+
+        polls = [threading.Thread(target=long_poll) for _ in range(3)]
+        for poll in polls:
+            poll.start()
+        time.sleep(1)
+
+        # Then: a request after them is answered at once, not after 10 s (or 30)
+        started = time.monotonic()
+        status, _, body = stack.request("GET", f"/v1/projects/{project_id}")
+        assert status == 200 and body["data"]["id"] == project_id
+        assert time.monotonic() - started < 5
+        for poll in polls:
+            poll.join(30)
+        assert answers == [200, 200, 200]
+    finally:
+        stop_stack(stack.process)
