@@ -53,32 +53,61 @@ def not_found_response(path: str) -> dict[str, Any]:
     return error_response(404, "not_found", f"No route matches {path.split('?')[0]}")
 
 
+class _Waiter:
+    """One request in line: `woken` is set when it is let in, and when it becomes the head
+    of the line (which watches the clock for the oldest turn's overtime)."""
+
+    __slots__ = ("let_in", "woken")
+
+    def __init__(self) -> None:
+        self.let_in = False
+        self.woken = threading.Event()
+
+
 class Turns:
     """At most `slots` requests run at once, let in in the order they arrived.
 
-    A request that has run `overtime_s` stops holding its slot: it is most likely waiting
-    (a long-poll, an event stream, a lease of the rate limit), and a few of those must not
-    hold up every request behind them. Its slot goes to the next in line.
+    A request that has run `overtime_s` stops holding its slot: it is waiting (a long-poll,
+    an event stream) or long (a deployment's upload), and a few of those must not hold up
+    every request behind them. Its slot goes to the next in line.
     """
 
     def __init__(self, slots: int, overtime_s: float) -> None:
+        if slots < 1:
+            raise ValueError(f"at least one request must run at a time, not {slots}")
         self._slots, self._overtime_s = slots, overtime_s
         self._lock = threading.Lock()
-        self._running: dict[object, float] = {}  # turn -> when it began, oldest first
-        self._line: collections.deque[tuple[object, threading.Event]] = collections.deque()
+        self._running: dict[_Waiter, float] = {}  # when each turn began, oldest first
+        self._line: collections.deque[_Waiter] = collections.deque()
+        self._head: _Waiter | None = None  # the head of the line last woken as such
 
     def take(self) -> object:
         """Wait for a turn; hand it back with `give_back`."""
-        turn, called = object(), threading.Event()
+        waiter = _Waiter()
         with self._lock:
-            self._line.append((turn, called))
+            self._line.append(waiter)
             self._let_in()
-        while not called.is_set():
-            # Woken when let in, or when the oldest turn runs into overtime.
-            called.wait(self._overtime_in())
+        try:
+            while True:
+                with self._lock:
+                    if waiter.let_in:
+                        return waiter
+                    # Only the head of the line waits with a timeout: the oldest turn's
+                    # overtime, which may make room for it. The rest wait to be woken.
+                    head = self._line[0] is waiter
+                    timeout = self._overtime_in() if head else None
+                    waiter.woken.clear()
+                waiter.woken.wait(timeout)
+                with self._lock:
+                    self._let_in()
+        except BaseException:
             with self._lock:
+                if waiter.let_in:
+                    self._running.pop(waiter, None)
+                else:
+                    self._line.remove(waiter)
                 self._let_in()
-        return turn
+            raise
 
     def give_back(self, turn: object) -> None:
         with self._lock:
@@ -93,15 +122,19 @@ class Turns:
                 break
             del self._running[oldest]
         while self._line and len(self._running) < self._slots:
-            turn, called = self._line.popleft()
-            self._running[turn] = now
-            called.set()
+            waiter = self._line.popleft()
+            waiter.let_in = True
+            self._running[waiter] = now
+            waiter.woken.set()
+        head = self._line[0] if self._line else None
+        if head is not None and head is not self._head:
+            head.woken.set()  # a new head: it now watches the clock
+        self._head = head
 
     def _overtime_in(self) -> float | None:
-        with self._lock:
-            if not self._running:
-                return None
-            began = next(iter(self._running.values()))
+        if not self._running:
+            return None
+        began = next(iter(self._running.values()))
         return max(0.0, began + self._overtime_s - time.monotonic()) + 0.001
 
 

@@ -18,7 +18,9 @@ Other changes make it answer at a speed closer to what it stands in for:
 - a transaction notes the items it touches to undo them, instead of deep-copying its
   tables;
 - requests are routed without listing moto's package directory, and item results that are
-  plain JSON are sent as they are.
+  plain JSON are sent as they are;
+- what each full garbage collection leaves is frozen (local/collector.py), so a collection
+  walks what came since, not all of moto's data.
 
     python -m chalicelib.local.moto_server -H 127.0.0.1 -p PORT
 """
@@ -36,6 +38,8 @@ import signal
 import sys
 import threading
 from typing import Any
+
+from chalicelib.local import collector
 
 _lock = threading.RLock()
 _versions = itertools.count(1)  # a partition's version: a new one at each of its changes
@@ -727,8 +731,6 @@ def main(argv: list[str] | None = None) -> None:
     # moto writes its own address into what it answers (presigned URLs, queue URLs).
     os.environ.setdefault("MOTO_PORT", str(args.port))
     server = wsgi_server(args.host, args.port)
-    from chalicelib.local import collector
-
     collector.freeze_survivors()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:

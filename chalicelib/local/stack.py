@@ -28,9 +28,10 @@ from chalicelib.local import collector, env
 
 _PROBE_S = 0.2  # how long a probe of a port on this machine waits to connect
 # Requests that run the app at once (local/gateway.Turns): enough to keep the API's process
-# and moto's busy on two cores (8 measured best; 16 and none had longer tails), few enough
-# that each one gets the GIL back promptly. One running this long stops counting.
-CONCURRENCY = int(os.environ.get("SHIPYARD_LOCAL_CONCURRENCY", 8))
+# and moto's busy on two cores (6, 12 and 16 measured the same as 8; no turns at all had a
+# longer tail), few enough that each one gets the GIL back promptly. One that has run
+# OVERTIME_S stops counting.
+DEFAULT_CONCURRENCY = 8
 OVERTIME_S = 0.5
 
 
@@ -80,7 +81,21 @@ def first_workspace() -> tuple[str, str]:
     return workspace["id"], key
 
 
-def serve(host: str, port: int):
+def concurrency() -> int:
+    """SHIPYARD_LOCAL_CONCURRENCY, checked: a whole number of at least 1."""
+    raw = os.environ.get("SHIPYARD_LOCAL_CONCURRENCY", str(DEFAULT_CONCURRENCY))
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise SystemExit(
+            f"error: SHIPYARD_LOCAL_CONCURRENCY must be a whole number of at least 1, not {raw!r}"
+        )
+    return value
+
+
+def serve(host: str, port: int, turns: int = DEFAULT_CONCURRENCY):
     from chalice.config import Config
     from chalice.local import CustomLocalChalice, LocalChalice, LocalDevServer
 
@@ -91,7 +106,7 @@ def serve(host: str, port: int):
     CustomLocalChalice.__bases__ = (LocalChalice, app.__class__)
     app.__class__ = CustomLocalChalice
     config = Config.create(chalice_app=app, app_name="shipyard", chalice_stage="local")
-    handler = handler_class(app, config, Turns(CONCURRENCY, OVERTIME_S))
+    handler = handler_class(app, config, Turns(turns, OVERTIME_S))
     return LocalDevServer(app, config, host, port, handler_cls=handler, server_cls=ShipyardServer)
 
 
@@ -129,6 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", 8000)))
     args = parser.parse_args(argv)
 
+    turns = concurrency()
     env.private_state_dir()
     collector.freeze_survivors()
     moto_port = env.moto_port()
@@ -160,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
 
         provision(os.environ.get("SHIPYARD_RESOURCE_PREFIX", "shipyard"))
         workspace_id, key = first_workspace()
-        server = serve(args.host, args.port)
+        server = serve(args.host, args.port, turns)
         threading.Thread(target=server.serve_forever, daemon=True).start()
         from chalicelib.local.supervision import SupervisorLoop
 

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
+import threading
+import time
 import urllib.request
 
+from bench.load import Client
 from tests.e2e.conftest import ROOT, external_moto, start_stack, stop_stack
+from tests.pipeline_support import multipart, targz
 
 
 def _alive(pid: int) -> bool:
@@ -93,13 +98,6 @@ def test_state_survives_an_api_restart_while_moto_keeps_running(tmp_path):
 def test_requests_that_wait_hold_no_turn_and_let_the_next_ones_run(tmp_path):
     """The local gateway runs a few requests at once, in turn (local/gateway.Turns); one
     that waits (a long-poll here) gives up its turn after half a second."""
-    import json
-    import threading
-    import time
-
-    from bench.load import Client
-    from tests.pipeline_support import multipart, targz
-
     # Given: a stack that runs one request at a time, and a deployment whose build takes
     # a minute
     stack = start_stack(tmp_path, {"SHIPYARD_LOCAL_CONCURRENCY": "1"})
@@ -116,26 +114,31 @@ def test_requests_that_wait_hold_no_turn_and_let_the_next_ones_run(tmp_path):
             "POST", f"/v1/projects/{project_id}/deploy", archive, {"Content-Type": content_type}
         )
         assert status == 202, answer
-        waited = f"/v1/projects/{project_id}/deployments/{json.loads(answer)['data']['id']}/wait"
+        deployment = f"/v1/projects/{project_id}/deployments/{json.loads(answer)['data']['id']}"
 
         # When: three clients long-poll it, each for 10 s
-        answers: list[int] = []
+        polls: list[tuple[int, str, float]] = []
 
         def long_poll() -> None:
-            answers.append(stack.request("GET", waited + "?timeout_s=10")[0])
+            started = time.monotonic()
+            status, _, body = stack.request("GET", deployment + "/wait?timeout_s=10")
+            polls.append((status, body["data"]["status"], time.monotonic() - started))
 
-        polls = [threading.Thread(target=long_poll) for _ in range(3)]
-        for poll in polls:
-            poll.start()
-        time.sleep(1)
+        threads = [threading.Thread(target=long_poll) for _ in range(3)]
+        for thread in threads:
+            thread.start()
+        time.sleep(2)
 
         # Then: a request after them is answered at once, not after 10 s (or 30)
         started = time.monotonic()
         status, _, body = stack.request("GET", f"/v1/projects/{project_id}")
         assert status == 200 and body["data"]["id"] == project_id
         assert time.monotonic() - started < 5
-        for poll in polls:
-            poll.join(30)
-        assert answers == [200, 200, 200]
+        for thread in threads:
+            thread.join(60)
+        # ... while each long-poll did wait its 10 s, on a deployment still building
+        assert [status for status, _, _ in polls] == [200, 200, 200]
+        assert all(state in ("queued", "building") for _, state, _ in polls), polls
+        assert all(waited >= 9 for _, _, waited in polls), polls
     finally:
         stop_stack(stack.process)
