@@ -260,9 +260,12 @@ class Router:
         return decorator
 
 
-def _handle(spec: RouteSpec, request: Any, params: dict[str, str]) -> Response:
+def _handle(
+    spec: RouteSpec, request: Any, params: dict[str, str], counted: bool = True
+) -> Response:
     """401 authentication, 429 rate limit, 403 scope, 400/413/422 body, then idempotency
-    and the route: each check answers before the next one costs anything."""
+    and the route: each check answers before the next one costs anything. `counted=False`
+    for a route run within a request that the rate limit has already counted."""
     ctx = RequestContext(request=request, spec=spec)
 
     def route() -> Response:
@@ -272,7 +275,8 @@ def _handle(spec: RouteSpec, request: Any, params: dict[str, str]) -> Response:
         if spec.auth:
             alternative = spec.credential(request, params) if spec.credential else None
             ctx.principal = alternative or _authenticated(request.headers)
-            add_response_headers(ratelimit.check(ctx.principal))
+            if counted:
+                add_response_headers(ratelimit.check(ctx.principal))
             if spec.workspace and ctx.principal.workspace_id is None:
                 raise BadRequest(
                     "This route acts in one workspace: name it with the X-Workspace-ID header"
@@ -306,9 +310,11 @@ def route_spec(method: str, path: str) -> RouteSpec:
 
 def invoke(spec: RouteSpec, request: Any, params: dict[str, str]) -> Response:
     """Run a declared route on a request built in-process (the MCP server's tool calls):
-    the same authentication, scopes, rate limit, validation and error envelope as over HTTP.
-    `request` needs `headers` (case-insensitive), `query_params` and `raw_body`."""
-    return _handle(spec, request, params)
+    the same authentication, scopes, validation and error envelope as over HTTP.
+    `request` needs `headers` (case-insensitive), `query_params` and `raw_body`. It is
+    not counted against the rate limit again: the HTTP request that carries it (one
+    JSON-RPC message, batches being refused) already was."""
+    return _handle(spec, request, params, counted=False)
 
 
 def _authenticated(headers: Any) -> Principal:

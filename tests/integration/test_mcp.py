@@ -285,3 +285,14 @@ def test_an_idempotency_key_answers_a_retried_tool_call_from_the_first(api):
     assert names.count("Once") == 1 and "Twice" not in names
     assert other.status_code == 422
     assert other.json["error"]["code"] == "idempotency_key_reused"
+
+
+def test_a_tool_call_counts_once_against_the_rate_limit(api):
+    # Given a free workspace's fresh key (60 requests a minute, no burst)
+    # When it calls a tool, then makes a REST request
+    called = rpc(api, "tools/call", {"name": "list_projects", "arguments": {}})
+    listed = api.get("/v1/projects")
+    # Then the tool call took one token, not one for the MCP request and one for its route
+    assert called.status_code == 200 and called.json["result"]["isError"] is False
+    assert called.headers["X-RateLimit-Remaining"] == "59"
+    assert listed.headers["X-RateLimit-Remaining"] in ("57", "58")  # 58 unless a second passed
