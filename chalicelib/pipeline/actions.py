@@ -323,6 +323,14 @@ def rollback(workspace_id: str, tier: str, project_id: str, body: RollbackReques
         raise InvalidState(
             f"Deployment #{target['number']} was never built, so there is nothing to roll back to"
         )
+    if target.get("environment") == "preview":
+        # Its env snapshot holds the preview's variables, not production's.
+        raise InvalidState(
+            f"Deployment #{target['number']} is a preview: a rollback returns to an earlier "
+            "production deployment. To put its code in production, deploy its commit "
+            "(git.ref) or merge its branch",
+            {"environment": "preview"},
+        )
     _admit(workspace_id, tier, needs_build=False)
     return rollback_to(project, target, body.note)
 

@@ -151,6 +151,13 @@ def test_pushes_deploy_production_and_previews_with_their_own_env(api, git_proje
     assert [d["id"] for d in productions] == [production["id"]]
     assert api.get(base + "?environment=staging").status_code == 400
 
+    # A rollback returns to production deployments only: a preview's artifact would run
+    # with its preview env snapshot.
+    refused = api.post(f"/v1/projects/{git_project['id']}/rollback", {"deployment_id": first["id"]})
+    assert refused.status_code == 409, refused.json
+    assert refused.json["error"]["code"] == "invalid_state"
+    assert "is a preview" in refused.json["error"]["message"]
+
     # Deleting the branch stops its preview; production keeps running.
     deleted = push(api, repo, "refs/heads/feature/x", "0" * 40, "delivery-4", deleted=True)
     assert deleted.status_code == 202
