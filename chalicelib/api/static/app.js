@@ -122,7 +122,7 @@ function renderDeployments(deployments) {
     cell(row, d.created_at);
     cell(row, d.finished_at || "");
     rows.appendChild(row);
-    if (d.status === "stopped") {
+    if (d.status === "stopped" && d.environment !== "preview") {  // a preview is no rollback target
       const option = document.createElement("option");
       option.value = d.id;
       option.textContent = `#${d.number} (${d.status})`;
