@@ -184,7 +184,7 @@ def cmd_deploy(client: Client, out: Output, args: argparse.Namespace) -> None:
 def cmd_rollback(client: Client, out: Output, args: argparse.Namespace) -> None:
     """`rollback --to DEP` and `promote DEP`: both run an earlier build again, no rebuild."""
     project = resolve_project(client, out, require_project(args))
-    target = args.to or newest(client, project["id"], "stopped")["id"]
+    target = args.to or newest(client, project["id"], "stopped", "production")["id"]
     deployment = client.post(f"{paths(project['id'])}/rollback", {"deployment_id": target})["data"]
     out.info(f"{'Promoting' if args.command == 'promote' else 'Rolling back to'} {target}")
     finish(client, out, args, project["id"], deployment, project.get("url"))
@@ -208,10 +208,13 @@ def finish(
     report(out, follow_to_end(client, out, project_id, deployment), args.json, project_url)
 
 
-def newest(client: Client, project_id: str, status: str | None = None) -> dict:
-    page = client.get(f"{paths(project_id)}/deployments", {"limit": 1, "status": status})
+def newest(
+    client: Client, project_id: str, status: str | None = None, environment: str | None = None
+) -> dict:
+    query = {"limit": 1, "status": status, "environment": environment}
+    page = client.get(f"{paths(project_id)}/deployments", query)
     if not page["data"]:
-        which = f"{status} deployment" if status else "deployment"
+        which = " ".join(filter(None, (status, environment, "deployment")))
         raise ApiError(f"the project has no {which}", "not_found")
     return page["data"][0]
 

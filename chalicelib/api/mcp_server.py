@@ -3,7 +3,8 @@ streamable HTTP transport, stateless, answering each message with one JSON respo
 
 Its tools are REST routes: a tool call is turned into the route's request (path ids, query
 fields, JSON body) and run through the route registry (`http.invoke`), so it is authenticated,
-scoped, rate-limited and validated exactly as the REST call is, and answers the same data.
+scoped and validated exactly as the REST call is, and answers the same data; the rate limit
+counts the MCP request once, its tool call included.
 A REST error becomes a tool error (`isError`) carrying the contract's error envelope.
 
 The protocol messages are the official SDK's pydantic types (`mcp_types`, the SDK's wire
@@ -246,7 +247,8 @@ TOOLS = {
         ),
         Tool(
             "rollback",
-            "Run an earlier deployment's artifact and env again, without rebuilding.",
+            "Run an earlier production deployment's artifact and env again, without "
+            "rebuilding (not a preview's: deploy its commit instead).",
             "POST",
             PROJECT + "/rollback",
             Rollback,

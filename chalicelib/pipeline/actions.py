@@ -325,11 +325,13 @@ def rollback(workspace_id: str, tier: str, project_id: str, body: RollbackReques
         )
     if target.get("environment") == "preview":
         # Its env snapshot holds the preview's variables, not production's.
+        sha = (target.get("source") or {}).get("sha")
+        commit = f'its commit ({{"git": {{"ref": "{sha}"}}}})' if sha else "its commit"
         raise InvalidState(
             f"Deployment #{target['number']} is a preview: a rollback returns to an earlier "
-            "production deployment. To put its code in production, deploy its commit "
-            "(git.ref) or merge its branch",
-            {"environment": "preview"},
+            f"production deployment. To put its code in production, deploy {commit} or "
+            "merge its branch",
+            {"environment": "preview", "git_sha": sha},
         )
     _admit(workspace_id, tier, needs_build=False)
     return rollback_to(project, target, body.note)

@@ -178,6 +178,10 @@ class Supervisor:
         apps.stop(item)
         if failed is None:
             return
+        if item.get("environment") == "preview":
+            # Production never ran it: it stays as it is.
+            deployments.log(item, "system", "A preview is not rolled back: production is unchanged")
+            return
         before = _ran_before(item)
         if before is None:
             deployments.log(item, "system", "No earlier deployment to roll back to")

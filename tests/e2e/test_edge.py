@@ -474,3 +474,63 @@ def test_two_promotes_racing_end_with_the_edge_on_the_running_deployment(stack):
         d["id"] for d in created if deployment(stack, project, d["id"])["status"] == "running"
     ] == [current]
     assert eventually(lambda: get(project["url"])[2] == current, 10, "the edge's switch")
+
+
+def test_a_crash_looping_preview_fails_and_production_is_not_rolled_back(stack, tmp_path):
+    from tests.git_support import commit, make_repo
+
+    # Given: a git project that rolls back on crashes, production running from main and a
+    # preview of a branch
+    repo = make_repo(tmp_path / "repo", {"app.py": APP, "requirements.txt": ""}, "App")
+    commit(repo, {"notes.txt": "a feature"}, "Feature", branch="feature")
+    body = {
+        "name": "Previews crash",
+        "runtime": "python",
+        "git": {"repository": f"file://{repo}", "branch": "main"},
+        "run": {
+            "start_command": "python app.py",
+            "health_check_interval_s": 1,
+            "auto_rollback": True,
+        },
+    }
+    status, _, created = stack.request("POST", "/v1/projects", body)
+    assert status == 201, created
+    project = created["data"]
+    deployments_path = f"/v1/projects/{project['id']}/deployments"
+
+    def deploy_ref(ref: str) -> dict:
+        status, _, made = stack.request("POST", deployments_path, {"git": {"ref": ref}})
+        assert status == 202, made
+        running = wait(stack, made["data"])
+        assert running["status"] == "running", running
+        return running
+
+    production = deploy_ref("main")
+    preview = deploy_ref("feature")
+    assert preview["environment"] == "preview"
+
+    # When: the preview crashes three times within its first minutes
+    for restarts in range(3):
+        eventually(lambda: _answers(preview["url"]) is not None, what="the preview's start")
+        with pytest.raises(OSError):
+            urllib.request.urlopen(preview["url"] + "/crash", timeout=5)
+        if restarts < 2:
+            eventually(
+                lambda n=restarts: (
+                    (deployment(stack, project, preview["id"])["runtime"] or {}).get("restarts")
+                    == n + 1
+                ),
+                what="a restart",
+            )
+
+    # Then: it fails, and production keeps running, with no rollback made
+    failed = eventually(
+        lambda: (d := deployment(stack, project, preview["id"]))["status"] == "failed" and d
+    )
+    assert failed["error_code"] == "crashed"
+    time.sleep(2)  # a rollback, had one started, would be listed by now
+    _, _, listed = stack.request("GET", deployments_path)
+    assert [d["source"]["type"] for d in listed["data"]] == ["git", "git"]
+    assert deployment(stack, project, production["id"])["status"] == "running"
+    _, _, now = stack.request("GET", f"/v1/projects/{project['id']}")
+    assert now["data"]["current_deployment_id"] == production["id"]
