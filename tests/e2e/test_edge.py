@@ -367,6 +367,9 @@ def test_the_cli_opens_shows_status_and_follows_the_runtime_log(stack):
     running = ship(stack, project, "9")
     opened = run_cli(stack, "open", "--print", "--project", project["id"])
     assert opened.returncode == 0 and opened.stdout.strip() == project["url"]
+    # `runtime` is recorded at the supervisor's first look after going live
+    # (docs/runtimes.md); until then `status` has no runtime row.
+    eventually(lambda: deployment(stack, project, running["id"])["runtime"], what="the first look")
     status = run_cli(stack, "status", "--project", project["slug"])
     assert status.returncode == 0, status.stderr
     assert project["url"] in status.stdout and running["id"] in status.stdout
