@@ -303,25 +303,31 @@ def test_the_edge_killed_comes_back_with_its_routes(stack):
     assert again["pid"] != state["pid"]
 
 
-def test_auto_rollback_after_three_crashes_brings_back_the_previous_deployment(stack):
-    project = new_project(stack, "Rollback", auto_rollback=True)
-    good = ship(stack, project, "1")
-    bad = ship(stack, project, "2")
+def crash_three_times(stack, project: dict, running: dict) -> dict:
+    """Crash a running deployment's app three times (each after its restart answers); the
+    deployment once it is `failed`."""
     for restarts in range(3):
-        eventually(lambda: _answers(bad["url"]) == "version 2", what="the bad app's start")
+        eventually(lambda: _answers(running["url"]) is not None, what="the app's start")
         with pytest.raises(OSError):
-            urllib.request.urlopen(bad["url"] + "/crash", timeout=5)
+            urllib.request.urlopen(running["url"] + "/crash", timeout=5)
         if restarts < 2:
             eventually(
                 lambda n=restarts: (
-                    (deployment(stack, project, bad["id"])["runtime"] or {}).get("restarts")
+                    (deployment(stack, project, running["id"])["runtime"] or {}).get("restarts")
                     == n + 1
                 ),
                 what="a restart",
             )
-    failed = eventually(
-        lambda: (d := deployment(stack, project, bad["id"]))["status"] == "failed" and d
+    return eventually(
+        lambda: (d := deployment(stack, project, running["id"]))["status"] == "failed" and d
     )
+
+
+def test_auto_rollback_after_three_crashes_brings_back_the_previous_deployment(stack):
+    project = new_project(stack, "Rollback", auto_rollback=True)
+    good = ship(stack, project, "1")
+    bad = ship(stack, project, "2")
+    failed = crash_three_times(stack, project, bad)
     assert failed["error_code"] == "crashed" and failed["runtime"]["state"] == "crashed"
 
     def rolled_back():
@@ -513,23 +519,9 @@ def test_a_crash_looping_preview_fails_and_production_is_not_rolled_back(stack, 
     assert preview["environment"] == "preview"
 
     # When: the preview crashes three times within its first minutes
-    for restarts in range(3):
-        eventually(lambda: _answers(preview["url"]) is not None, what="the preview's start")
-        with pytest.raises(OSError):
-            urllib.request.urlopen(preview["url"] + "/crash", timeout=5)
-        if restarts < 2:
-            eventually(
-                lambda n=restarts: (
-                    (deployment(stack, project, preview["id"])["runtime"] or {}).get("restarts")
-                    == n + 1
-                ),
-                what="a restart",
-            )
+    failed = crash_three_times(stack, project, preview)
 
     # Then: it fails, and production keeps running, with no rollback made
-    failed = eventually(
-        lambda: (d := deployment(stack, project, preview["id"]))["status"] == "failed" and d
-    )
     assert failed["error_code"] == "crashed"
     time.sleep(2)  # a rollback, had one started, would be listed by now
     _, _, listed = stack.request("GET", deployments_path)
