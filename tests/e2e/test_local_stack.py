@@ -10,9 +10,9 @@ import threading
 import time
 import urllib.request
 
-from bench.load import Client
 from tests.e2e.conftest import ROOT, external_moto, start_stack, stop_stack
-from tests.pipeline_support import multipart, targz
+from tests.e2e.test_pipeline import deploy
+from tests.pipeline_support import targz
 
 
 def _alive(pid: int) -> bool:
@@ -68,8 +68,6 @@ def test_ctrl_c_leaves_no_orphan_and_admin_command_works(tmp_path):
         text=True,
         check=True,
     )
-    import json
-
     created = json.loads(admin.stdout)
     assert created["workspace_id"].startswith("ws_") and created["api_key"].startswith("sk_live_")
     status, _, _ = stack.request("GET", "/v1/projects", key=created["api_key"])
@@ -107,14 +105,8 @@ def test_requests_that_wait_hold_no_turn_and_let_the_next_ones_run(tmp_path):
         )
         assert status == 201, body
         project_id = body["data"]["id"]
-        content_type, archive = multipart(
-            {"archive": ("site.tar.gz", targz({"index.html": "<h1>slow</h1>"}))}
-        )
-        status, answer = Client(stack.url, stack.key).call(
-            "POST", f"/v1/projects/{project_id}/deploy", archive, {"Content-Type": content_type}
-        )
-        assert status == 202, answer
-        deployment = f"/v1/projects/{project_id}/deployments/{json.loads(answer)['data']['id']}"
+        made = deploy(stack, project_id, targz({"index.html": "<h1>slow</h1>"}))
+        deployment = f"/v1/projects/{project_id}/deployments/{made['id']}"
 
         # When: three clients long-poll it, each for 10 s
         polls: list[tuple[int, str, float]] = []
